@@ -1,0 +1,43 @@
+package chunkstore
+
+import (
+	"encoding/hex"
+	"fmt"
+)
+
+// ChunkID names a chunk: the BLAKE3-256 hash of its uncompressed bytes.
+type ChunkID [32]byte
+
+// ManifestID names a manifest: the BLAKE3-256 hash of its encoding.
+type ManifestID [32]byte
+
+// String renders the id as lowercase hex.
+func (id ChunkID) String() string { return hex.EncodeToString(id[:]) }
+
+// String renders the id as lowercase hex.
+func (id ManifestID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether the id is unset.
+func (id ManifestID) IsZero() bool { return id == ManifestID{} }
+
+// ParseManifestID parses the hex form written by ManifestID.String.
+func ParseManifestID(s string) (ManifestID, error) {
+	var id ManifestID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("chunkstore: invalid manifest id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// ParseChunkID parses the hex form written by ChunkID.String.
+func ParseChunkID(s string) (ChunkID, error) {
+	var id ChunkID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("chunkstore: invalid chunk id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}

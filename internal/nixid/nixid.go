@@ -1,0 +1,122 @@
+package nixid
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+)
+
+// Sentinel errors returned by the parsers; wrap-checked with errors.Is.
+var (
+	ErrInvalidCacheName     = errors.New("nixid: invalid cache name")
+	ErrInvalidStorePathHash = errors.New("nixid: invalid store path hash")
+	ErrInvalidNarHash       = errors.New("nixid: invalid NAR hash")
+	ErrInvalidStorePath     = errors.New("nixid: invalid store path")
+)
+
+var (
+	cacheNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$`)
+	pathHashRE  = regexp.MustCompile(`^[0123456789abcdfghijklmnpqrsvwxyz]{32}$`)
+	// Store path names: Nix allows [A-Za-z0-9+\-._?=] and must not start with '.'.
+	pathNameRE = regexp.MustCompile(`^[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}$`)
+)
+
+// CacheName is a validated Attic cache name: ^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$.
+type CacheName string
+
+// ParseCacheName validates s as a cache name.
+func ParseCacheName(s string) (CacheName, error) {
+	if !cacheNameRE.MatchString(s) {
+		return "", fmt.Errorf("%w: %q (want 1-50 of [A-Za-z0-9-_+], starting alphanumeric)", ErrInvalidCacheName, s)
+	}
+	return CacheName(s), nil
+}
+
+// String returns the name.
+func (c CacheName) String() string { return string(c) }
+
+// StorePathHash is the 32-character nix-base32 hash part of a store path.
+type StorePathHash string
+
+// ParseStorePathHash validates s as a store-path hash.
+func ParseStorePathHash(s string) (StorePathHash, error) {
+	if !pathHashRE.MatchString(s) {
+		return "", fmt.Errorf("%w: %q (want 32 nix-base32 characters)", ErrInvalidStorePathHash, s)
+	}
+	return StorePathHash(s), nil
+}
+
+// String returns the hash.
+func (h StorePathHash) String() string { return string(h) }
+
+// SplitStorePath splits "/nix/store/<hash>-<name>" into store dir, hash and name.
+// It also accepts a base name "<hash>-<name>" (storeDir is then "").
+func SplitStorePath(p string) (storeDir string, hash StorePathHash, name string, err error) {
+	base := p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		storeDir, base = p[:i], p[i+1:]
+		if storeDir == "" || !strings.HasPrefix(storeDir, "/") {
+			return "", "", "", fmt.Errorf("%w: %q", ErrInvalidStorePath, p)
+		}
+	}
+	if len(base) < 34 || base[32] != '-' {
+		return "", "", "", fmt.Errorf("%w: %q", ErrInvalidStorePath, p)
+	}
+	hash, err = ParseStorePathHash(base[:32])
+	if err != nil {
+		return "", "", "", fmt.Errorf("%w: %q", ErrInvalidStorePath, p)
+	}
+	name = base[33:]
+	if !pathNameRE.MatchString(name) {
+		return "", "", "", fmt.Errorf("%w: %q: bad name", ErrInvalidStorePath, p)
+	}
+	return storeDir, hash, name, nil
+}
+
+// NarHash is the SHA-256 of an uncompressed NAR.
+type NarHash [32]byte
+
+// ParseNarHash accepts "sha256:<64 hex>", "sha256:<52 nix-base32>" and SRI "sha256-<base64>".
+func ParseNarHash(s string) (NarHash, error) {
+	var h NarHash
+	var raw []byte
+	var err error
+	switch {
+	case strings.HasPrefix(s, "sha256:"):
+		v := s[len("sha256:"):]
+		switch len(v) {
+		case 64:
+			raw, err = hex.DecodeString(v)
+		case 52:
+			raw, err = nixbase32.DecodeString(v)
+		default:
+			err = errors.New("wrong length")
+		}
+	case strings.HasPrefix(s, "sha256-"):
+		raw, err = base64.StdEncoding.DecodeString(s[len("sha256-"):])
+	default:
+		err = errors.New("want sha256:<hex|nix32> or sha256-<base64>")
+	}
+	if err == nil && len(raw) != 32 {
+		err = errors.New("wrong length")
+	}
+	if err != nil {
+		return h, fmt.Errorf("%w: %q: %v", ErrInvalidNarHash, s, err)
+	}
+	copy(h[:], raw)
+	return h, nil
+}
+
+// String renders the hash the way Nix writes it in narinfo files: "sha256:<nix32>".
+func (h NarHash) String() string { return "sha256:" + nixbase32.EncodeToString(h[:]) }
+
+// Hex renders "sha256:<hex>", the form Attic's API uses.
+func (h NarHash) Hex() string { return "sha256:" + hex.EncodeToString(h[:]) }
+
+// IsZero reports whether h is unset.
+func (h NarHash) IsZero() bool { return h == NarHash{} }

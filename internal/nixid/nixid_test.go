@@ -1,0 +1,67 @@
+package nixid
+
+import (
+	"crypto/sha256"
+	"errors"
+	"testing"
+)
+
+func TestParseCacheName(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"hello", true}, {"alice+dev", true}, {"a", true}, {"A-b_c", true},
+		{"", false}, {"_api", false}, {"-x", false}, {"a/b", false}, {"a b", false},
+		{"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij", true},
+		{"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijk", false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			_, err := ParseCacheName(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseCacheName(%q) err=%v, want ok=%v", tc.in, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidCacheName) {
+				t.Fatalf("error %v is not ErrInvalidCacheName", err)
+			}
+		})
+	}
+}
+
+func TestParseStorePathHash(t *testing.T) {
+	if _, err := ParseStorePathHash("xcp9cav49dmsjbwdjlmkjxj10gkpx553"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "xcp9cav49dmsjbwdjlmkjxj10gkpx55", "xcp9cav49dmsjbwdjlmkjxj10gkpx55e", "XCP9CAV49DMSJBWDJLMKJXJ10GKPX553"} {
+		if _, err := ParseStorePathHash(bad); !errors.Is(err, ErrInvalidStorePathHash) {
+			t.Errorf("ParseStorePathHash(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestSplitStorePath(t *testing.T) {
+	dir, h, name, err := SplitStorePath("/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10")
+	if err != nil || dir != "/nix/store" || h != "xcp9cav49dmsjbwdjlmkjxj10gkpx553" || name != "hello-2.10" {
+		t.Fatalf("got %q %q %q %v", dir, h, name, err)
+	}
+	for _, bad := range []string{"/nix/store/short", "nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a", "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-.x", "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a/b"} {
+		if _, _, _, err := SplitStorePath(bad); err == nil {
+			t.Errorf("SplitStorePath(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseNarHash_Forms(t *testing.T) {
+	sum := NarHash(sha256.Sum256([]byte("nar")))
+	for _, s := range []string{sum.String(), sum.Hex()} {
+		got, err := ParseNarHash(s)
+		if err != nil || got != sum {
+			t.Fatalf("ParseNarHash(%q) = %x, %v", s, got, err)
+		}
+	}
+	for _, bad := range []string{"", "sha1:abcd", "sha256:zz", "md5-AAAA"} {
+		if _, err := ParseNarHash(bad); !errors.Is(err, ErrInvalidNarHash) {
+			t.Errorf("ParseNarHash(%q) = %v", bad, err)
+		}
+	}
+}

@@ -1,0 +1,43 @@
+# Garret: `make run` starts a node with no config (one is generated on first
+# start); `make test` installs what the tests need and runs all of them.
+GO        ?= go
+BIN       := bin
+# pebble v2 uses klauspost zstd (not cgo DataDog/zstd) with CGO_ENABLED=0 or
+# the pebblegozstd tag; -race needs cgo, so tests use the tag.
+GOFLAGS_BUILD := -trimpath
+TEST_TAGS := pebblegozstd
+
+.PHONY: all build run test test-unit test-e2e test-deps bench lint demo-clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/...
+
+run: build
+	$(BIN)/garretd
+
+# test-deps installs the real Nix client (Debian's nix-bin) when it is missing.
+test-deps:
+	@command -v nix-store >/dev/null 2>&1 || { \
+	  echo ">> installing nix-bin (Debian) for the e2e tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nix-bin >/dev/null; }
+	@nix-store --version
+
+test: test-deps
+	$(GO) vet -tags $(TEST_TAGS) ./...
+	CGO_ENABLED=1 $(GO) test -race -tags $(TEST_TAGS) -timeout 25m ./...
+
+test-unit:
+	CGO_ENABLED=1 $(GO) test -race -tags $(TEST_TAGS) -short ./...
+
+test-e2e: test-deps
+	CGO_ENABLED=1 $(GO) test -tags $(TEST_TAGS) -count=1 -v ./test/e2e/
+
+bench: build
+	$(GO) run ./bench/serve
+
+lint:
+	$(GO) vet -tags $(TEST_TAGS) ./...
+	@command -v golangci-lint >/dev/null 2>&1 && golangci-lint run ./... || echo "golangci-lint not installed; ran go vet only"

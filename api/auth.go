@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/garret-cache/garret/api/token"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// caller is who made the request: verified claims, or anonymous with the
+// reason a presented token was refused (named in a 401's message).
+type caller struct {
+	claims *token.Claims
+	fault  error
+}
+
+// authenticate reads the token from Authorization (Bearer, or the Basic
+// password Nix sends from netrc). An invalid or revoked token makes the caller
+// anonymous, as in Attic.
+func (s *Server) authenticate(r *http.Request) caller {
+	raw, ok := token.FromRequest(r)
+	if !ok {
+		return caller{}
+	}
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return caller{fault: err}
+	}
+	if claims.ID != "" && s.catalog.IsRevoked(claims.ID) {
+		return caller{fault: errors.New("token has been revoked")}
+	}
+	return caller{claims: claims}
+}
+
+func callerOf(r *http.Request) caller {
+	c, _ := r.Context().Value(ctxCaller).(caller)
+	return c
+}
+
+// subject is the token's sub claim, recorded as the uploader.
+func (c caller) subject() string {
+	if c.claims == nil {
+		return ""
+	}
+	return c.claims.Subject
+}
+
+// permission is the caller's permission on a cache name, before visibility.
+func (c caller) permission(name nixid.CacheName) token.Permission {
+	if c.claims == nil {
+		return token.Permission{}
+	}
+	return c.claims.PermissionFor(name)
+}
+
+// unauthorized is a 401 that names why a presented token did not count.
+func (c caller) unauthorized() *Error {
+	if c.fault != nil {
+		return withMessage(errUnauthorized, "Unauthorized: %v.", c.fault)
+	}
+	return errUnauthorized
+}
+
+// need selects one permission bit.
+type need func(token.Permission) bool
+
+var (
+	needPull      need = func(p token.Permission) bool { return p.Pull }
+	needPush      need = func(p token.Permission) bool { return p.Push }
+	needDelete    need = func(p token.Permission) bool { return p.Delete }
+	needConfigure need = func(p token.Permission) bool { return p.ConfigureCache }
+	needRetention need = func(p token.Permission) bool { return p.ConfigureCacheRetention }
+	needDestroy   need = func(p token.Permission) bool { return p.DestroyCache }
+)
+
+// authorize loads a cache and checks the caller's permission on it, with
+// Attic's discovery rule: a caller that has any permission on the name (or
+// the cache is public) learns whether it exists (404) or what is missing
+// (403); anyone else gets 401 whether the cache exists or not. Unlike Attic,
+// callers are checked before any object lookup, so a private cache never
+// reveals which paths it holds.
+func (s *Server) authorize(r *http.Request, name nixid.CacheName, needs ...need) (catalog.Cache, error) {
+	c := callerOf(r)
+	perm := c.permission(name)
+	cache, err := s.catalog.Cache(name)
+	switch {
+	case errors.Is(err, catalog.ErrNoSuchCache):
+		if perm.Any() {
+			return cache, errNoSuchCache
+		}
+		return cache, c.unauthorized()
+	case err != nil:
+		return cache, err
+	}
+	if cache.IsPublic {
+		perm.Pull = true
+	}
+	for _, n := range needs {
+		if !n(perm) {
+			if perm.Any() {
+				return cache, errAccess
+			}
+			return cache, c.unauthorized()
+		}
+	}
+	return cache, nil
+}
+
+// parseCacheName validates the {cache} path segment.
+func parseCacheName(r *http.Request) (nixid.CacheName, error) {
+	name, err := nixid.ParseCacheName(r.PathValue("cache"))
+	if err != nil {
+		return "", requestError("%v", err)
+	}
+	return name, nil
+}
+
+// catalogError maps catalog write errors to API errors.
+func catalogError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, catalog.ErrNoSuchCache):
+		return errNoSuchCache
+	case errors.Is(err, catalog.ErrCacheExists):
+		return errCacheExists
+	case errors.Is(err, catalog.ErrNoSuchObject):
+		return errNoSuchObject
+	case errors.Is(err, catalog.ErrNotLeader):
+		return unavailable(err)
+	}
+	return err
+}

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/narinfo"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// Content types of the Nix binary-cache protocol.
+const (
+	mimeNixCacheInfo = "text/x-nix-cache-info"
+	mimeNarInfo      = "text/x-nix-narinfo"
+	mimeNar          = "application/x-nix-nar"
+)
+
+func setVisibility(w http.ResponseWriter, c catalog.Cache) {
+	if c.IsPublic {
+		w.Header().Set(v1.HeaderCacheVisibility, "public")
+	}
+}
+
+func (s *Server) getNixCacheInfo(w http.ResponseWriter, r *http.Request) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	cache, err := s.authorize(r, name, needPull)
+	if err != nil {
+		return err
+	}
+	setVisibility(w, cache)
+	w.Header().Set("Content-Type", mimeNixCacheInfo)
+	_, err = fmt.Fprintf(w, "WantMassQuery: 1\nStoreDir: %s\nPriority: %d\n", cache.StoreDir, cache.Priority)
+	return err
+}
+
+// getCacheFile serves /{cache}/<hash>.narinfo and /{cache}/<hash>.ls.
+func (s *Server) getCacheFile(w http.ResponseWriter, r *http.Request) error {
+	file := r.PathValue("file")
+	switch {
+	case strings.HasSuffix(file, ".narinfo"):
+		return s.getNarInfo(w, r, strings.TrimSuffix(file, ".narinfo"))
+	case strings.HasSuffix(file, ".ls"):
+		if _, err := nixid.ParseStorePathHash(strings.TrimSuffix(file, ".ls")); err != nil {
+			return requestError("%v", err)
+		}
+		return s.serveAuxFile(w, r, file)
+	}
+	return errNotFound
+}
+
+func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart string) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	h, err := nixid.ParseStorePathHash(hashPart)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	cache, err := s.authorize(r, name, needPull)
+	if err != nil {
+		return err
+	}
+	obj, err := s.catalog.Object(name, h)
+	if errors.Is(err, catalog.ErrNoSuchObject) {
+		return errNoSuchObject
+	} else if err != nil {
+		return err
+	}
+	body, err := s.renderNarInfo(cache, obj)
+	if err != nil {
+		return err
+	}
+	setVisibility(w, cache)
+	w.Header().Set("Content-Type", mimeNarInfo)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, err = io.WriteString(w, body)
+	return err
+}
+
+// renderNarInfo builds the narinfo with a relative URL and the cache's
+// signature first, followed by the signatures the uploader supplied.
+func (s *Server) renderNarInfo(cache catalog.Cache, o catalog.Object) (string, error) {
+	key, err := s.keys.get(cache.Keypair)
+	if err != nil {
+		return "", fmt.Errorf("cache %s: signing key: %w", cache.Name, err)
+	}
+	ni := narinfo.NarInfo{
+		StorePath:   o.StorePath,
+		URL:         "nar/" + string(o.StorePathHash) + ".nar",
+		Compression: "zstd",
+		NarHash:     o.NarHash,
+		NarSize:     uint64(o.NarSize),
+		References:  o.References,
+		Deriver:     o.Deriver,
+		System:      o.System,
+		CA:          o.CA,
+	}
+	sig := key.Sign(narinfo.Fingerprint(o.StorePath, o.NarHash, uint64(o.NarSize), o.References))
+	ni.Sigs = append([]string{sig}, o.Sigs...)
+	return ni.String(), nil
+}
+
+// keyCache memoises parsed signing keys by their text.
+type keyCache struct{ m sync.Map }
+
+func (k *keyCache) get(text string) (narinfo.SecretKey, error) {
+	if v, ok := k.m.Load(text); ok {
+		return v.(narinfo.SecretKey), nil
+	}
+	key, err := narinfo.ParseSecretKey(text)
+	if err != nil {
+		return key, err
+	}
+	k.m.Store(text, key)
+	return key, nil
+}
+
+// getNar serves /{cache}/nar/<storePathHash>.nar from the local chunks, with
+// HEAD and single-range support. Other names under nar/ are staged uploads of
+// Nix's own PUT protocol (Nix HEADs them before uploading).
+func (s *Server) getNar(w http.ResponseWriter, r *http.Request) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	file := r.PathValue("file")
+	hashPart, ok := strings.CutSuffix(file, ".nar")
+	if !ok || len(hashPart) != 32 {
+		return s.headStagedNar(w, r, name, file)
+	}
+	h, err := nixid.ParseStorePathHash(hashPart)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	cache, err := s.authorize(r, name, needPull)
+	if err != nil {
+		return err
+	}
+	obj, err := s.catalog.Object(name, h)
+	if errors.Is(err, catalog.ErrNoSuchObject) {
+		return errNoSuchObject
+	} else if err != nil {
+		return err
+	}
+	setVisibility(w, cache)
+	return s.serveNAR(w, r, obj.Manifest, mimeNar)
+}
+
+// serveNAR streams a stored manifest's frames. It checks that every chunk is
+// local before promising a 200, so a client never gets a truncated success.
+func (s *Server) serveNAR(w http.ResponseWriter, r *http.Request, id chunkstore.ManifestID, contentType string) error {
+	nar, err := s.store.OpenNAR(id)
+	switch {
+	case errors.Is(err, chunkstore.ErrNotFound), errors.Is(err, chunkstore.ErrMissingChunks):
+		return fmt.Errorf("%w (%v)", errIncompleteNar, err)
+	case err != nil:
+		return err
+	}
+	off, length, partial, err := parseRange(r.Header.Get("Range"), nar.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", nar.Size))
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	status := http.StatusOK
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+length-1, nar.Size))
+		status = http.StatusPartialContent
+	}
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead || length == 0 {
+		return nil
+	}
+	if _, err := nar.WriteRange(r.Context(), w, off, length); err != nil {
+		// Headers are out: abort the connection so the client sees a short
+		// body against Content-Length rather than a silently truncated 200.
+		s.log.Warn("NAR stream aborted", "manifest", id, "request_id", requestID(r), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// parseRange handles a single "bytes=" range; anything it cannot satisfy as
+// one range is served whole (RFC 9110 allows ignoring Range).
+func parseRange(header string, size int64) (off, length int64, partial bool, err error) {
+	spec, ok := strings.CutPrefix(header, "bytes=")
+	if header == "" || !ok || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0, size, false, nil
+	}
+	switch {
+	case first == "": // suffix: last N bytes
+		n, perr := strconv.ParseInt(last, 10, 64)
+		if perr != nil || n <= 0 {
+			return 0, 0, false, errRangeNotSatisf
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	default:
+		start, perr := strconv.ParseInt(first, 10, 64)
+		if perr != nil || start < 0 || start >= size {
+			return 0, 0, false, errRangeNotSatisf
+		}
+		end := size - 1
+		if last != "" {
+			e, perr := strconv.ParseInt(last, 10, 64)
+			if perr != nil || e < start {
+				return 0, 0, false, errRangeNotSatisf
+			}
+			end = min(e, size-1)
+		}
+		return start, end - start + 1, true, nil
+	}
+}

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/garret-cache/garret/internal/narinfo"
+	"github.com/garret-cache/garret/internal/nixcompress"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// narFileRE matches the NAR file names Nix uploads: nar/<filehash>.nar[.ext].
+var narFileRE = regexp.MustCompile(`^[0-9a-z]{32,64}\.nar(\.[a-z0-9]{1,8})?$`)
+
+// putNixCacheInfo accepts Nix's PUT of nix-cache-info (sent whenever its GET
+// was not a 200) as a no-op: the cache's own settings win, and a PUT never
+// creates a cache.
+func (s *Server) putNixCacheInfo(w http.ResponseWriter, r *http.Request) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.authorize(r, name, needPush); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// putCacheFile is PUT /{cache}/<hash>.narinfo and /{cache}/<hash>.ls.
+func (s *Server) putCacheFile(w http.ResponseWriter, r *http.Request) error {
+	file := r.PathValue("file")
+	switch {
+	case strings.HasSuffix(file, ".narinfo"):
+		return s.putNarInfo(w, r, strings.TrimSuffix(file, ".narinfo"))
+	case strings.HasSuffix(file, ".ls"):
+		if _, err := nixid.ParseStorePathHash(strings.TrimSuffix(file, ".ls")); err != nil {
+			return requestError("%v", err)
+		}
+		return s.storeAuxFile(w, r, file)
+	}
+	return errNotFound
+}
+
+// putNar stages a NAR uploaded by `nix copy --to`: decompress as it streams,
+// check structure, hash and chunk it; the narinfo that follows commits it.
+func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	file := r.PathValue("file")
+	if !narFileRE.MatchString(file) {
+		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2]", file)
+	}
+	if _, ext, ok := strings.Cut(file, ".nar."); ok {
+		if _, err := nixcompress.ParseKind(extKind(ext)); err != nil {
+			return requestError("%v", err)
+		}
+	}
+	if _, err := s.authorize(r, name, needPush); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	prefix, _ := br.Peek(16)
+	kind, err := nixcompress.Sniff(prefix)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	dec, err := nixcompress.NewReader(kind, br)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	defer dec.Close()
+	in, err := s.ingestNAR(r.Context(), dec)
+	if err != nil {
+		return err
+	}
+	manifest, err := s.store.PutManifest(in.res.Manifest)
+	if err != nil {
+		return err
+	}
+	s.staging.put(name, "nar/"+file, staged{
+		manifest: manifest, narHash: in.narHash, narSize: in.narSize,
+		storedSize: in.res.StoredSize, compression: kind, at: time.Now(),
+	})
+	s.metrics.ingested(in)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// extKind maps Nix's NAR file extensions to compression names.
+func extKind(ext string) string {
+	switch ext {
+	case "zst":
+		return "zstd"
+	case "bz2":
+		return "bzip2"
+	case "gz":
+		return "gzip"
+	}
+	return ext
+}
+
+// headStagedNar answers Nix's HEAD/GET of nar/<filehash>.nar.<ext> before it
+// uploads: 200 while the upload is staged, 404 otherwise. Needs push.
+func (s *Server) headStagedNar(w http.ResponseWriter, r *http.Request, name nixid.CacheName, file string) error {
+	if !narFileRE.MatchString(file) {
+		return errNotFound
+	}
+	if _, err := s.authorize(r, name, needPush); err != nil {
+		return err
+	}
+	st, ok := s.staging.get(name, "nar/"+file)
+	if !ok {
+		return errNoSuchObject
+	}
+	return s.serveNAR(w, r, st.manifest, mimeNar)
+}
+
+// putNarInfo commits a staged NAR: the narinfo's NarHash and NarSize must be
+// exactly what was uploaded, and its Compression what the bytes were.
+func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart string) error {
+	name, err := parseCacheName(r)
+	if err != nil {
+		return err
+	}
+	h, err := nixid.ParseStorePathHash(hashPart)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	cache, err := s.authorize(r, name, needPush)
+	if err != nil {
+		return err
+	}
+	ni, err := narinfo.Parse(http.MaxBytesReader(w, r.Body, s.cfg.MaxNarInfoSize))
+	if err != nil {
+		if isTooLarge(err) {
+			return withMessage(errTooLarge, "narinfo too large (limit %d bytes)", s.cfg.MaxNarInfoSize)
+		}
+		return requestError("invalid narinfo: %v", err)
+	}
+	dir, ph, _, _ := nixid.SplitStorePath(ni.StorePath)
+	if ph != h {
+		return requestError("narinfo StorePath %s does not match the URL's hash %s", ni.StorePath, h)
+	}
+	if dir != cache.StoreDir {
+		return requestError("narinfo StorePath %s is not in this cache's store %s", ni.StorePath, cache.StoreDir)
+	}
+	if err := validateReferences(ni.References); err != nil {
+		return err
+	}
+	kind, err := nixcompress.ParseKind(ni.Compression)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	obj := catalog.Object{
+		Cache: name, StorePathHash: h, StorePath: ni.StorePath, References: ni.References,
+		Deriver: ni.Deriver, System: ni.System, CA: ni.CA, Sigs: ni.Sigs,
+		NarHash: ni.NarHash, NarSize: int64(ni.NarSize),
+		CreatedAt: time.Now().UTC(), CreatedBy: callerOf(r).subject(),
+	}
+	url := strings.TrimPrefix(ni.URL, "./")
+	st, ok := s.staging.get(name, url)
+	if ok {
+		s.staging.remove(name, url)
+		if st.compression != kind {
+			return requestError("narinfo says Compression: %s but %s was uploaded as %s", ni.Compression, url, st.compression)
+		}
+		if st.narHash != ni.NarHash || st.narSize != int64(ni.NarSize) {
+			return requestError("Bad NAR Hash or Size: the narinfo claims %s (%d bytes), %s was %s (%d bytes)",
+				ni.NarHash, ni.NarSize, url, st.narHash, st.narSize)
+		}
+		obj.Manifest, obj.FileSize = st.manifest, st.storedSize
+	} else {
+		// A narinfo re-sent for a path already here (same NAR) only updates metadata.
+		old, err := s.catalog.Object(name, h)
+		if errors.Is(err, catalog.ErrNoSuchObject) || (err == nil && (old.NarHash != ni.NarHash || old.NarSize != int64(ni.NarSize))) {
+			return requestError("the NAR %s was not uploaded before this narinfo (or its upload expired); upload it first", ni.URL)
+		} else if err != nil {
+			return err
+		}
+		obj.Manifest, obj.FileSize = old.Manifest, old.FileSize
+	}
+	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

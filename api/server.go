@@ -1,0 +1,191 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/garret-cache/garret/api/token"
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// Catalog is what the API needs from the Raft catalog: writes go through
+// consensus, reads come from the node's local state.
+type Catalog interface {
+	CreateCache(ctx context.Context, c catalog.Cache) error
+	ConfigureCache(ctx context.Context, name nixid.CacheName, p catalog.CachePatch) error
+	DestroyCache(ctx context.Context, name nixid.CacheName) error
+	PutObject(ctx context.Context, o catalog.Object) error
+	DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error)
+	PutFile(ctx context.Context, f catalog.File) error
+	Cache(name nixid.CacheName) (catalog.Cache, error)
+	Object(cache nixid.CacheName, h nixid.StorePathHash) (catalog.Object, error)
+	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
+	File(cache nixid.CacheName, name string) (catalog.File, error)
+	IsRevoked(jti string) bool
+}
+
+// ChunkStore is what the API needs from the local chunk store.
+type ChunkStore interface {
+	Ingest(ctx context.Context, r io.Reader) (*chunkstore.IngestResult, error)
+	PutManifest(m chunkstore.Manifest) (chunkstore.ManifestID, error)
+	OpenNAR(id chunkstore.ManifestID) (*chunkstore.NAR, error)
+}
+
+// Verifier checks tokens.
+type Verifier interface {
+	Verify(raw string) (*token.Claims, error)
+}
+
+var (
+	_ Catalog    = (*catalog.Catalog)(nil)
+	_ ChunkStore = (*chunkstore.Store)(nil)
+	_ Verifier   = (*token.Authority)(nil)
+)
+
+// Config tunes the API.
+type Config struct {
+	APIEndpoint         string   // Attic's api-endpoint; "" = derived from Host
+	SubstituterEndpoint string   // Attic's substituter-endpoint; "" = APIEndpoint
+	AllowedHosts        []string // exact Host header values; empty = any
+	MaxNarInfoSize      int64    // upload-info header/preamble and narinfo PUT cap
+	MaxJSONSize         int64    // JSON request bodies
+	StagingTTL          time.Duration
+	MaxStaged           int
+}
+
+// DefaultConfig returns Attic's defaults.
+func DefaultConfig() Config {
+	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000}
+}
+
+// Server serves the HTTP API of one node.
+type Server struct {
+	cfg     Config
+	catalog Catalog
+	store   ChunkStore
+	tokens  Verifier
+	log     *slog.Logger
+	staging *staging
+	keys    keyCache
+	mux     *http.ServeMux
+	metrics *metrics
+}
+
+// New builds the API server.
+func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.Logger) *Server {
+	if cfg.MaxNarInfoSize <= 0 {
+		cfg.MaxNarInfoSize = 1 << 20
+	}
+	if cfg.MaxJSONSize <= 0 {
+		cfg.MaxJSONSize = 2 << 20
+	}
+	if cfg.StagingTTL <= 0 {
+		cfg.StagingTTL = time.Hour
+	}
+	if cfg.MaxStaged <= 0 {
+		cfg.MaxStaged = 10000
+	}
+	s := &Server{
+		cfg: cfg, catalog: cat, store: store, tokens: tokens,
+		log:     log.With("component", "api"),
+		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged),
+		mux:     http.NewServeMux(),
+		metrics: newMetrics(),
+	}
+	s.routes()
+	return s
+}
+
+// Handler returns the root handler with the middleware chain applied.
+func (s *Server) Handler() http.Handler {
+	return s.withRequestState(s.mux)
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.Handle("GET /{$}", http.HandlerFunc(placeholder))
+	m.Handle("GET /metrics", s.metrics.handler())
+
+	// Nix binary-cache protocol (GET routes also answer HEAD).
+	m.Handle("GET /{cache}/nix-cache-info", s.handle(s.getNixCacheInfo))
+	m.Handle("PUT /{cache}/nix-cache-info", s.handle(s.putNixCacheInfo))
+	m.Handle("GET /{cache}/{file}", s.handle(s.getCacheFile))
+	m.Handle("PUT /{cache}/{file}", s.handle(s.putCacheFile))
+	m.Handle("GET /{cache}/nar/{file}", s.handle(s.getNar))
+	m.Handle("PUT /{cache}/nar/{file}", s.handle(s.putNar))
+	m.Handle("GET /{cache}/log/{drv}", s.handle(s.getAuxFile("log/")))
+	m.Handle("PUT /{cache}/log/{drv}", s.handle(s.putAuxFile("log/")))
+	m.Handle("GET /{cache}/realisations/{id}", s.handle(s.getAuxFile("realisations/")))
+	m.Handle("PUT /{cache}/realisations/{id}", s.handle(s.putAuxFile("realisations/")))
+	m.Handle("GET /{cache}/attic-cache-info", s.handle(s.getCacheConfig))
+
+	// Attic API.
+	m.Handle("POST /_api/v1/get-missing-paths", s.handle(s.getMissingPaths))
+	m.Handle("PUT /_api/v1/upload-path", s.handle(s.uploadPath))
+	m.Handle("GET /_api/v1/cache-config/{cache}", s.handle(s.getCacheConfig))
+	m.Handle("POST /_api/v1/cache-config/{cache}", s.handle(s.createCache))
+	m.Handle("PATCH /_api/v1/cache-config/{cache}", s.handle(s.configureCache))
+	m.Handle("DELETE /_api/v1/cache-config/{cache}", s.handle(s.destroyCache))
+
+	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
+}
+
+type ctxKey int
+
+const (
+	ctxRequestID ctxKey = iota
+	ctxCaller
+)
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(ctxRequestID).(string)
+	return id
+}
+
+// withRequestState is the middleware chain: request id, Host restriction, metrics, auth.
+func (s *Server) withRequestState(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		r = r.WithContext(ctx)
+		if len(s.cfg.AllowedHosts) > 0 && !slices.Contains(s.cfg.AllowedHosts, r.Host) {
+			writeError(w, r, s.log, requestError("Bad Host"))
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, s.authenticate(r)))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(sw, r)
+		s.metrics.observe(r, sw.status, time.Since(start))
+	})
+}
+
+// statusWriter records the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func placeholder(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, `<!doctype html><title>Garret</title><h1>Garret</h1>
+<p>A Nix binary cache. Push with <code>garret push CACHE PATH</code> or <code>nix copy --to 'URL/CACHE?compression=zstd' PATH</code>.</p>`)
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+var errTooLarge = &Error{Status: http.StatusRequestEntityTooLarge, Kind: "PayloadTooLarge", Message: "Request body too large."}
+
+func isTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// readUploadInfo reads Attic's upload info from the preamble (preferred when
+// both are present, as in Attic) or the X-Attic-Nar-Info header.
+func (s *Server) readUploadInfo(r *http.Request) (*v1.UploadPathNarInfo, error) {
+	var raw []byte
+	if p := r.Header.Get(v1.HeaderNarInfoPreamble); p != "" {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, requestError("%s must be a positive integer, got %q", v1.HeaderNarInfoPreamble, p)
+		}
+		if n > s.cfg.MaxNarInfoSize {
+			return nil, requestError("Upload info is too large (%d bytes, limit %d)", n, s.cfg.MaxNarInfoSize)
+		}
+		raw = make([]byte, n)
+		if _, err := io.ReadFull(r.Body, raw); err != nil {
+			return nil, requestError("Upload info doesn't match specified size")
+		}
+	} else if h := r.Header.Get(v1.HeaderNarInfo); h != "" {
+		if int64(len(h)) > s.cfg.MaxNarInfoSize {
+			return nil, requestError("Upload info is too large")
+		}
+		raw = []byte(h)
+	} else {
+		return nil, requestError("%s must be set", v1.HeaderNarInfo)
+	}
+	var info v1.UploadPathNarInfo
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&info); err != nil {
+		return nil, requestError("invalid upload info: %v", err)
+	}
+	return &info, nil
+}
+
+// validUpload is an upload info whose every field has been parsed.
+type validUpload struct {
+	cache   nixid.CacheName
+	hash    nixid.StorePathHash
+	narHash nixid.NarHash
+	info    *v1.UploadPathNarInfo
+}
+
+func validateUploadInfo(info *v1.UploadPathNarInfo) (*validUpload, error) {
+	cache, err := nixid.ParseCacheName(info.Cache)
+	if err != nil {
+		return nil, requestError("%v", err)
+	}
+	h, err := nixid.ParseStorePathHash(info.StorePathHash)
+	if err != nil {
+		return nil, requestError("%v", err)
+	}
+	_, ph, _, err := nixid.SplitStorePath(info.StorePath)
+	if err != nil {
+		return nil, requestError("%v", err)
+	}
+	if ph != h {
+		return nil, requestError("store_path %q does not have store_path_hash %s", info.StorePath, h)
+	}
+	narHash, err := nixid.ParseNarHash(info.NarHash)
+	if err != nil {
+		return nil, requestError("%v", err)
+	}
+	if info.NarSize <= 0 {
+		return nil, requestError("nar_size must be positive, got %d", info.NarSize)
+	}
+	if err := validateReferences(info.References); err != nil {
+		return nil, err
+	}
+	return &validUpload{cache: cache, hash: h, narHash: narHash, info: info}, nil
+}
+
+func validateReferences(refs []string) error {
+	for _, ref := range refs {
+		if dir, _, _, err := nixid.SplitStorePath(ref); err != nil || dir != "" {
+			return requestError("invalid reference %q: want a store path base name <hash>-<name>", ref)
+		}
+	}
+	return nil
+}
+
+// uploadPath is PUT /_api/v1/upload-path: one NAR, uncompressed, streamed.
+func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
+	info, err := s.readUploadInfo(r)
+	if err != nil {
+		return err
+	}
+	up, err := validateUploadInfo(info)
+	if err != nil {
+		return err
+	}
+	if _, err := s.authorize(r, up.cache, needPush); err != nil {
+		return err
+	}
+	in, err := s.ingestNAR(r.Context(), io.LimitReader(r.Body, info.NarSize))
+	if err != nil {
+		return err
+	}
+	if err := in.checkClaims(up.narHash, info.NarSize); err != nil {
+		return err
+	}
+	manifest, err := s.store.PutManifest(in.res.Manifest)
+	if err != nil {
+		return err
+	}
+	obj := catalog.Object{
+		Cache: up.cache, StorePathHash: up.hash, StorePath: info.StorePath,
+		References: info.References, Sigs: info.Sigs,
+		Deriver: deref(info.Deriver), System: deref(info.System), CA: deref(info.CA),
+		NarHash: in.narHash, NarSize: in.narSize, Manifest: manifest, FileSize: in.res.StoredSize,
+		CreatedAt: time.Now().UTC(), CreatedBy: callerOf(r).subject(),
+	}
+	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
+		return err
+	}
+	s.metrics.ingested(in)
+	return writeJSON(w, uploadResult(in))
+}
+
+func uploadResult(in *ingested) v1.UploadPathResult {
+	if in.res.NewChunks == 0 {
+		return v1.UploadPathResult{Kind: v1.UploadKindDeduplicated}
+	}
+	size := in.res.StoredSize
+	frac := 0.0
+	if in.res.RawSize > 0 {
+		frac = float64(in.res.DedupRawBytes) / float64(in.res.RawSize)
+	}
+	return v1.UploadPathResult{Kind: v1.UploadKindUploaded, FileSize: &size, FracDeduplicated: &frac}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads a capped JSON body into v.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONSize)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		if isTooLarge(err) {
+			return withMessage(errTooLarge, "Request body too large (limit %d bytes).", s.cfg.MaxJSONSize)
+		}
+		return requestError("invalid JSON body: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package v1
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrorResponse is Attic's error body: {"code":404,"error":"NoSuchCache","message":"…"}.
+type ErrorResponse struct {
+	Code    int    `json:"code"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// GetMissingPathsRequest is the body of POST /_api/v1/get-missing-paths.
+type GetMissingPathsRequest struct {
+	Cache           string   `json:"cache"`
+	StorePathHashes []string `json:"store_path_hashes"`
+}
+
+// GetMissingPathsResponse lists the hashes the cache lacks.
+type GetMissingPathsResponse struct {
+	MissingPaths []string `json:"missing_paths"`
+}
+
+// UploadPathNarInfo is the upload info sent with PUT /_api/v1/upload-path, in the
+// X-Attic-Nar-Info header or as a JSON preamble of the body.
+type UploadPathNarInfo struct {
+	Cache         string   `json:"cache"`
+	StorePathHash string   `json:"store_path_hash"`
+	StorePath     string   `json:"store_path"`
+	References    []string `json:"references"`
+	System        *string  `json:"system"`
+	Deriver       *string  `json:"deriver"`
+	Sigs          []string `json:"sigs"`
+	CA            *string  `json:"ca"`
+	NarHash       string   `json:"nar_hash"`
+	NarSize       int64    `json:"nar_size"`
+}
+
+// Upload result kinds.
+const (
+	UploadKindUploaded     = "Uploaded"
+	UploadKindDeduplicated = "Deduplicated"
+)
+
+// UploadPathResult is the response of PUT /_api/v1/upload-path.
+type UploadPathResult struct {
+	Kind             string   `json:"kind"`
+	FileSize         *int64   `json:"file_size,omitempty"`
+	FracDeduplicated *float64 `json:"frac_deduplicated"`
+}
+
+// Headers of the upload-path request.
+const (
+	HeaderNarInfo         = "X-Attic-Nar-Info"
+	HeaderNarInfoPreamble = "X-Attic-Nar-Info-Preamble-Size"
+	HeaderCacheVisibility = "X-Attic-Cache-Visibility"
+)
+
+// CacheConfig is the body of GET and PATCH /_api/v1/cache-config/{cache}. Every
+// field is optional; nil fields are omitted, as Attic does.
+type CacheConfig struct {
+	Keypair               *KeypairConfig         `json:"keypair,omitempty"`
+	SubstituterEndpoint   *string                `json:"substituter_endpoint,omitempty"`
+	APIEndpoint           *string                `json:"api_endpoint,omitempty"`
+	PublicKey             *string                `json:"public_key,omitempty"`
+	IsPublic              *bool                  `json:"is_public,omitempty"`
+	StoreDir              *string                `json:"store_dir,omitempty"`
+	Priority              *int32                 `json:"priority,omitempty"`
+	UpstreamCacheKeyNames *[]string              `json:"upstream_cache_key_names,omitempty"`
+	RetentionPeriod       *RetentionPeriodConfig `json:"retention_period,omitempty"`
+}
+
+// CreateCacheRequest is the body of POST /_api/v1/cache-config/{cache}.
+type CreateCacheRequest struct {
+	Keypair               KeypairConfig `json:"keypair"`
+	IsPublic              bool          `json:"is_public"`
+	StoreDir              string        `json:"store_dir"`
+	Priority              int32         `json:"priority"`
+	UpstreamCacheKeyNames []string      `json:"upstream_cache_key_names"`
+}
+
+// KeypairConfig is serde's external tagging of Attic's enum: "Generate" or
+// {"Keypair":"name:base64"}.
+type KeypairConfig struct {
+	Generate bool
+	Keypair  string
+}
+
+// MarshalJSON encodes the enum the way serde does.
+func (k KeypairConfig) MarshalJSON() ([]byte, error) {
+	if k.Generate {
+		return json.Marshal("Generate")
+	}
+	return json.Marshal(map[string]string{"Keypair": k.Keypair})
+}
+
+// UnmarshalJSON decodes "Generate" or {"Keypair": "..."}.
+func (k *KeypairConfig) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != "Generate" {
+			return fmt.Errorf("keypair: unknown variant %q, expected \"Generate\" or {\"Keypair\": …}", s)
+		}
+		*k = KeypairConfig{Generate: true}
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 || m["Keypair"] == "" {
+		return errors.New(`keypair: expected "Generate" or {"Keypair": "name:base64"}`)
+	}
+	*k = KeypairConfig{Keypair: m["Keypair"]}
+	return nil
+}
+
+// RetentionPeriodConfig is "Global" or {"Period": seconds}.
+type RetentionPeriodConfig struct {
+	Global bool
+	Period uint32
+}
+
+// MarshalJSON encodes the enum the way serde does.
+func (r RetentionPeriodConfig) MarshalJSON() ([]byte, error) {
+	if r.Global {
+		return json.Marshal("Global")
+	}
+	return json.Marshal(map[string]uint32{"Period": r.Period})
+}
+
+// UnmarshalJSON decodes "Global" or {"Period": N}.
+func (r *RetentionPeriodConfig) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != "Global" {
+			return fmt.Errorf("retention_period: unknown variant %q, expected \"Global\" or {\"Period\": N}", s)
+		}
+		*r = RetentionPeriodConfig{Global: true}
+		return nil
+	}
+	var m map[string]uint32
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 {
+		return errors.New(`retention_period: expected "Global" or {"Period": seconds}`)
+	}
+	p, ok := m["Period"]
+	if !ok {
+		return errors.New(`retention_period: expected "Global" or {"Period": seconds}`)
+	}
+	*r = RetentionPeriodConfig{Period: p}
+	return nil
+}

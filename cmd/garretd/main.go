@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/node"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "garretd: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+type serveFlags struct {
+	config string
+	listen string
+	mode   string
+}
+
+func rootCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:           "garretd",
+		Short:         "Garret: a self-hosted, multi-region Nix binary cache (Attic-compatible)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+	}
+	cmd.PersistentFlags().StringVarP(&f.config, "config", "f", "", "path to server.toml (default: $XDG_CONFIG_HOME/garret/server.toml, created on first start)")
+	cmd.Flags().StringVarP(&f.listen, "listen", "l", "", "address to listen on, overriding the config's listen")
+	cmd.Flags().StringVar(&f.mode, "mode", "monolithic", "Attic's run mode: monolithic or api-server (the same in Garret), or check-config")
+	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd())
+	return cmd
+}
+
+// loadConfig reads the config, or on the very first start with none at all,
+// writes a generated one (as atticd does) and reports that it did.
+func loadConfig(path string) (cfg *serverconfig.Config, created bool, err error) {
+	cfg, err = serverconfig.Load(path, os.Getenv)
+	if errors.Is(err, serverconfig.ErrNoConfig) && path == "" {
+		def := serverconfig.DefaultPath(os.Getenv)
+		cfg, err = serverconfig.WriteDefault(def, os.Getenv)
+		return cfg, err == nil, err
+	}
+	return cfg, false, err
+}
+
+func serve(ctx context.Context, f serveFlags) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// 1. Config (generated on first start).
+	switch f.mode {
+	case "monolithic", "api-server", "check-config":
+	default:
+		return fmt.Errorf("--mode %q is not supported (Garret runs GC inside every node): use monolithic, api-server or check-config", f.mode)
+	}
+	cfg, created, err := loadConfig(f.config)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w, "config", cfg.Path)
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if f.mode == "check-config" {
+		fmt.Printf("config %s is valid\n", cfg.Path)
+		return nil
+	}
+
+	// 2. The node: chunk store, catalog, API.
+	n, err := node.New(node.Config{Server: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	if created {
+		if err := printFirstStart(cfg, n.URL()); err != nil {
+			log.Warn("could not mint the root token", "err", err)
+		}
+	}
+
+	// 3. Wait for a signal, then shut down in reverse order.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return n.Shutdown(sctx)
+}

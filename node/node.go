@@ -1,0 +1,201 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/garret-cache/garret/api"
+	"github.com/garret-cache/garret/api/token"
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/p2p"
+)
+
+// Config is what New needs besides the server.toml settings.
+type Config struct {
+	Server *serverconfig.Config
+	Logger *slog.Logger
+	// FastTimings cuts Raft timeouts to tens of milliseconds, for in-process
+	// tests without emulated latency. Production keeps WAN timings.
+	FastTimings bool
+	// SweepGrace is how long an unreferenced chunk or manifest survives before
+	// the GC sweep may delete it; longer than the longest upload and the
+	// staging TTL. Default 6h.
+	SweepGrace time.Duration
+}
+
+// Node is one running garretd.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *chunkstore.Store
+	host     host.Host
+	catalog  *catalog.Catalog
+	api      *api.Server
+	http     *http.Server
+	listener net.Listener
+	stopGC   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New builds and starts a node. On failure it stops what it started.
+func New(cfg Config) (_ *Node, err error) {
+	if cfg.Server == nil {
+		return nil, errors.New("node: no server config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = 6 * time.Hour
+	}
+	sc := cfg.Server
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+
+	// 1. Data dir and the node's stable libp2p identity (its Raft ServerID).
+	if err := os.MkdirAll(sc.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	key, id, err := p2p.LoadOrCreateIdentity(filepath.Join(sc.DataDir, "p2p.key"))
+	if err != nil {
+		return nil, fmt.Errorf("node: identity: %w", err)
+	}
+
+	// 2. Local chunk store.
+	cs := chunkstore.DefaultConfig()
+	cs.Dir = filepath.Join(sc.DataDir, "chunks")
+	cs.NarSizeThreshold, cs.MinSize, cs.AvgSize, cs.MaxSize =
+		sc.Chunking.NarSizeThreshold, sc.Chunking.MinSize, sc.Chunking.AvgSize, sc.Chunking.MaxSize
+	cs.Level = sc.ZstdLevel()
+	if n.store, err = chunkstore.Open(cs, n.log.With("component", "chunkstore")); err != nil {
+		return nil, fmt.Errorf("node: chunk store: %w", err)
+	}
+
+	// 3. libp2p host: carries Raft (and, in a cluster, chunk exchange).
+	listen := []string{"/ip4/127.0.0.1/tcp/0"}
+	if sc.Cluster.P2PListen != "" {
+		listen = []string{sc.Cluster.P2PListen}
+	}
+	if n.host, err = p2p.NewHost(p2p.Config{ListenAddrs: listen, PrivateKey: key}); err != nil {
+		return nil, fmt.Errorf("node: p2p host: %w", err)
+	}
+	tr, err := p2p.NewRaftTransport(n.host, n.log.With("component", "raft-transport"))
+	if err != nil {
+		return nil, fmt.Errorf("node: raft transport: %w", err)
+	}
+
+	// 4. Raft catalog; a lone node bootstraps itself the first time only.
+	catDir := filepath.Join(sc.DataDir, "catalog")
+	cc := catalog.DefaultConfig()
+	if cfg.FastTimings {
+		cc = catalog.TestConfig(catDir)
+	}
+	cc.Dir, cc.NodeID, cc.Bootstrap = catDir, id.String(), true
+	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
+		return nil, fmt.Errorf("node: catalog: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.catalog.WaitLeader(ctx); err != nil {
+		return nil, fmt.Errorf("node: catalog has no leader: %w", err)
+	}
+
+	// 5. Tokens and the HTTP API.
+	tokens, err := token.NewAuthority(sc.Token)
+	if err != nil {
+		return nil, fmt.Errorf("node: tokens: %w", err)
+	}
+	ac := api.DefaultConfig()
+	ac.APIEndpoint, ac.SubstituterEndpoint, ac.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
+	ac.MaxNarInfoSize = int64(sc.MaxNarInfoSize)
+	n.api = api.New(ac, n.catalog, n.store, tokens, n.log)
+	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {
+		return nil, fmt.Errorf("node: listen on %s: %w", sc.Listen, err)
+	}
+	n.http = &http.Server{
+		Handler:           n.api.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.http.Serve(n.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+
+	// 6. Periodic GC sweep of unreferenced chunks.
+	gcCtx, stop := context.WithCancel(context.Background())
+	n.stopGC = stop
+	if sc.GC.Interval > 0 {
+		n.wg.Add(1)
+		go n.gcLoop(gcCtx, sc.GC.Interval)
+	}
+	n.log.Info("node started", "listen", n.Addr(), "node_id", id.String(), "data_dir", sc.DataDir)
+	return n, nil
+}
+
+// Addr is the address the HTTP API listens on.
+func (n *Node) Addr() string { return n.listener.Addr().String() }
+
+// URL is the HTTP base URL of the API, with a trailing slash.
+func (n *Node) URL() string { return "http://" + n.Addr() + "/" }
+
+// Catalog exposes the node's catalog (for tests and admin tools).
+func (n *Node) Catalog() *catalog.Catalog { return n.catalog }
+
+// Store exposes the node's chunk store (for tests and admin tools).
+func (n *Node) Store() *chunkstore.Store { return n.store }
+
+// Shutdown stops accepting requests, drains them, then stops the GC, the
+// catalog (after the API, which writes to it), the host and the store.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var errs []error
+	if n.http != nil {
+		errs = append(errs, n.http.Shutdown(ctx))
+	}
+	errs = append(errs, n.close())
+	return errors.Join(errs...)
+}
+
+// close releases everything in reverse order of construction.
+func (n *Node) close() error {
+	var errs []error
+	if n.stopGC != nil {
+		n.stopGC()
+	}
+	if n.http != nil {
+		_ = n.http.Close()
+	} else if n.listener != nil {
+		_ = n.listener.Close()
+	}
+	n.wg.Wait()
+	if n.catalog != nil {
+		errs = append(errs, n.catalog.Close())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,127 @@
+package serverconfig
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/garret-cache/garret/api/token"
+)
+
+// ErrNoConfig means no config file or config variable was found.
+var ErrNoConfig = errors.New("serverconfig: no config found")
+
+// Chunking is Attic's [chunking].
+type Chunking struct{ NarSizeThreshold, MinSize, AvgSize, MaxSize int }
+
+// Compression is Attic's [compression].
+type Compression struct {
+	Type  string
+	Level *int
+}
+
+// GC is Attic's [garbage-collection].
+type GC struct{ Interval, DefaultRetentionPeriod time.Duration }
+
+// Cluster is Garret's [cluster].
+type Cluster struct {
+	NodeName, Region, Secret        string
+	GossipListen, GossipAdvertise   string
+	P2PListen, P2PAdvertise, APIURL string
+	Join                            []string
+	Bootstrap, Voter                *bool
+}
+
+// Config is a loaded server.toml.
+type Config struct {
+	Path                             string
+	Listen                           string
+	APIEndpoint, SubstituterEndpoint string
+	AllowedHosts                     []string
+	SoftDeleteCaches                 bool
+	RequireProofOfPossession         bool
+	MaxNarInfoSize                   int
+	DataDir                          string
+	Token                            token.Config
+	Chunking                         Chunking
+	Compression                      Compression
+	GC                               GC
+	Cluster                          Cluster
+	Warnings                         []string
+}
+
+// ZstdLevel maps [compression] to klauspost/zstd's levels. Chunks are always
+// zstd frames. No level → fastest (Garret favours speed: Attic's default
+// zstd 8 costs ~4× the CPU here); ≤2 fastest, 3–6 default, 7–12 better,
+// ≥13 best.
+func (c *Config) ZstdLevel() zstd.EncoderLevel {
+	if c.Compression.Level == nil {
+		return zstd.SpeedFastest
+	}
+	switch l := *c.Compression.Level; {
+	case l <= 2:
+		return zstd.SpeedFastest
+	case l <= 6:
+		return zstd.SpeedDefault
+	case l <= 12:
+		return zstd.SpeedBetterCompression
+	default:
+		return zstd.SpeedBestCompression
+	}
+}
+
+// DefaultPath is $XDG_CONFIG_HOME/garret/server.toml.
+func DefaultPath(getenv func(string) string) string {
+	return filepath.Join(xdg(getenv, "XDG_CONFIG_HOME", ".config"), "garret", "server.toml")
+}
+
+func xdg(getenv func(string) string, key, fallback string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, fallback)
+}
+
+// Load reads path, else GARRET_/ATTIC_SERVER_CONFIG_BASE64, else DefaultPath.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var data []byte
+	var err error
+	switch {
+	case path != "":
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("serverconfig: %w", err)
+		}
+	case getenv("GARRET_SERVER_CONFIG_BASE64") != "" || getenv("ATTIC_SERVER_CONFIG_BASE64") != "":
+		v := getenv("GARRET_SERVER_CONFIG_BASE64")
+		if v == "" {
+			v = getenv("ATTIC_SERVER_CONFIG_BASE64")
+		}
+		if data, err = base64.StdEncoding.DecodeString(strings.TrimSpace(v)); err != nil {
+			return nil, fmt.Errorf("serverconfig: *_SERVER_CONFIG_BASE64 is not base64: %w", err)
+		}
+		path = "(environment)"
+	default:
+		path = DefaultPath(getenv)
+		if data, err = os.ReadFile(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w (looked for %s)", ErrNoConfig, path)
+		} else if err != nil {
+			return nil, fmt.Errorf("serverconfig: %w", err)
+		}
+	}
+	cfg, err := parse(string(data), getenv)
+	if err != nil {
+		return nil, fmt.Errorf("serverconfig: %s: %w", path, err)
+	}
+	cfg.Path = path
+	return cfg, nil
+}

@@ -1,0 +1,128 @@
+package serverconfig
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+const hs = `[jwt.signing]
+token-hs256-secret-base64 = "c2VjcmV0"
+`
+
+func write(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "server.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad_FlyIOGuide(t *testing.T) {
+	c, err := Load("testdata/flyio.toml", env(map[string]string{"HOME": "/home/u"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "[::]:8080" || len(c.Token.HS256Secret) == 0 || c.GC.Interval != 12*time.Hour || c.Chunking.AvgSize != 65536 {
+		t.Fatalf("config %+v", c)
+	}
+	if c.DataDir != "/home/u/.local/share/garret" {
+		t.Fatalf("data dir %s", c.DataDir)
+	}
+	joined := strings.Join(c.Warnings, "\n")
+	if !strings.Contains(joined, "[database] is ignored") || !strings.Contains(joined, "[storage] is ignored") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+}
+
+func TestLoad_NixOSGuideRS256FromEnv(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	c, err := Load(write(t, `listen = "127.0.0.1:8080"`+"\n"), env(map[string]string{
+		"HOME": "/h", "ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64": base64.StdEncoding.EncodeToString(pemKey)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token.RS256PrivateKey == nil || !c.Token.RS256PrivateKey.Equal(k) || c.Listen != "127.0.0.1:8080" {
+		t.Fatalf("config %+v", c)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	for name, text := range map[string]string{
+		"no key":               `listen = "x"`,
+		"two keys":             "[jwt.signing]\ntoken-hs256-secret-base64 = \"c2VjcmV0\"\ntoken-rs256-pubkey-base64 = \"c2VjcmV0\"\n",
+		"bad base64":           "[jwt.signing]\ntoken-hs256-secret-base64 = \"!!!\"\n",
+		"api-endpoint slash":   "api-endpoint = \"https://x\"\n" + hs,
+		"unknown top-level":    "lsiten = \"x\"\n" + hs,
+		"bad compression":      "[compression]\ntype = \"lz4\"\n" + hs,
+		"bad chunking":         "[chunking]\nmin-size = 100000\n" + hs,
+		"bad interval":         "[garbage-collection]\ninterval = \"soon\"\n" + hs,
+		"short cluster secret": "[cluster]\nsecret = \"short\"\n" + hs,
+		"not toml":             "= = =",
+	} {
+		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestLoad_EnvBase64AndMissing(t *testing.T) {
+	e := map[string]string{"HOME": t.TempDir(), "ATTIC_SERVER_CONFIG_BASE64": base64.StdEncoding.EncodeToString([]byte(hs))}
+	if _, err := Load("", env(e)); err != nil {
+		t.Fatal(err)
+	}
+	delete(e, "ATTIC_SERVER_CONFIG_BASE64")
+	if _, err := Load("", env(e)); err == nil || !strings.Contains(err.Error(), "no config") {
+		t.Fatalf("missing config: %v", err)
+	}
+}
+
+func TestWriteDefault_RoundTrip(t *testing.T) {
+	home := t.TempDir()
+	e := env(map[string]string{"HOME": home})
+	p := DefaultPath(e)
+	c, err := WriteDefault(p, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", st.Mode(), err)
+	}
+	if c.Listen != "127.0.0.1:8080" || len(c.Token.HS256Secret) != 64 || len(c.Cluster.Secret) < 32 || c.DataDir != filepath.Join(home, ".local/share/garret") {
+		t.Fatalf("generated %+v", c)
+	}
+	again, err := Load("", e)
+	if err != nil || string(again.Token.HS256Secret) != string(c.Token.HS256Secret) {
+		t.Fatalf("reload: %v", err)
+	}
+	if _, err := WriteDefault(p, e); err == nil {
+		t.Fatal("WriteDefault overwrote an existing config")
+	}
+}
+
+func TestZstdLevel(t *testing.T) {
+	lv := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		level *int
+		want  zstd.EncoderLevel
+	}{{nil, zstd.SpeedFastest}, {lv(1), zstd.SpeedFastest}, {lv(3), zstd.SpeedDefault}, {lv(8), zstd.SpeedBetterCompression}, {lv(19), zstd.SpeedBestCompression}} {
+		c := &Config{Compression: Compression{Level: tc.level}}
+		if got := c.ZstdLevel(); got != tc.want {
+			t.Errorf("level %v: %v, want %v", tc.level, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package serverconfig
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/garret-cache/garret/api/token"
+	"github.com/garret-cache/garret/internal/humantime"
+)
+
+// file mirrors server.toml.
+type file struct {
+	Listen                   *string  `toml:"listen"`
+	APIEndpoint              string   `toml:"api-endpoint"`
+	SubstituterEndpoint      string   `toml:"substituter-endpoint"`
+	AllowedHosts             []string `toml:"allowed-hosts"`
+	SoftDeleteCaches         bool     `toml:"soft-delete-caches"`
+	RequireProofOfPossession *bool    `toml:"require-proof-of-possession"`
+	MaxNarInfoSize           *int     `toml:"max-nar-info-size"`
+	DataDir                  string   `toml:"data-dir"`
+	LegacyHS256              string   `toml:"token-hs256-secret-base64"`
+	JWT                      struct {
+		Issuer    string   `toml:"token-bound-issuer"`
+		Audiences []string `toml:"token-bound-audiences"`
+		Leeway    string   `toml:"leeway"`
+		Signing   struct {
+			HS256    string `toml:"token-hs256-secret-base64"`
+			RS256    string `toml:"token-rs256-secret-base64"`
+			RS256Pub string `toml:"token-rs256-pubkey-base64"`
+		} `toml:"signing"`
+	} `toml:"jwt"`
+	Chunking struct {
+		NarSizeThreshold *int `toml:"nar-size-threshold"`
+		MinSize          *int `toml:"min-size"`
+		AvgSize          *int `toml:"avg-size"`
+		MaxSize          *int `toml:"max-size"`
+	} `toml:"chunking"`
+	Compression struct {
+		Type  string `toml:"type"`
+		Level *int   `toml:"level"`
+	} `toml:"compression"`
+	GC struct {
+		Interval         string `toml:"interval"`
+		DefaultRetention string `toml:"default-retention-period"`
+	} `toml:"garbage-collection"`
+	Cluster struct {
+		NodeName        string   `toml:"node-name"`
+		Region          string   `toml:"region"`
+		Secret          string   `toml:"secret"`
+		GossipListen    string   `toml:"gossip-listen"`
+		GossipAdvertise string   `toml:"gossip-advertise"`
+		P2PListen       string   `toml:"p2p-listen"`
+		P2PAdvertise    string   `toml:"p2p-advertise"`
+		APIURL          string   `toml:"api-url"`
+		Join            []string `toml:"join"`
+		Bootstrap       *bool    `toml:"bootstrap"`
+		Voter           *bool    `toml:"voter"`
+	} `toml:"cluster"`
+	Database map[string]any `toml:"database"`
+	Storage  map[string]any `toml:"storage"`
+}
+
+func parse(text string, getenv func(string) string) (*Config, error) {
+	var f file
+	md, err := toml.Decode(text, &f)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{
+		Listen: "[::]:8080", APIEndpoint: f.APIEndpoint, SubstituterEndpoint: f.SubstituterEndpoint,
+		AllowedHosts: f.AllowedHosts, SoftDeleteCaches: f.SoftDeleteCaches, RequireProofOfPossession: true,
+		MaxNarInfoSize: 1 << 20, DataDir: f.DataDir,
+		Chunking:    Chunking{NarSizeThreshold: 65536, MinSize: 16384, AvgSize: 65536, MaxSize: 262144},
+		Compression: Compression{Type: "zstd", Level: f.Compression.Level},
+		GC:          GC{Interval: 12 * time.Hour},
+	}
+	for _, k := range md.Undecoded() {
+		top := k[0]
+		switch {
+		case top == "database" || top == "storage":
+		case len(k) == 1:
+			return nil, fmt.Errorf("unknown key %q", k.String())
+		default:
+			c.Warnings = append(c.Warnings, fmt.Sprintf("unknown key %q is ignored", k.String()))
+		}
+	}
+	if md.IsDefined("database") {
+		c.Warnings = append(c.Warnings, "[database] is ignored: Garret keeps its catalog in Raft under data-dir")
+	}
+	if md.IsDefined("storage") {
+		c.Warnings = append(c.Warnings, "[storage] is ignored: Garret keeps chunks in pebble under data-dir")
+	}
+	if f.Listen != nil {
+		c.Listen = *f.Listen
+	}
+	if f.RequireProofOfPossession != nil {
+		c.RequireProofOfPossession = *f.RequireProofOfPossession
+	}
+	if f.MaxNarInfoSize != nil {
+		c.MaxNarInfoSize = *f.MaxNarInfoSize
+	}
+	for key, v := range map[string]string{"api-endpoint": c.APIEndpoint, "substituter-endpoint": c.SubstituterEndpoint} {
+		if v != "" && !strings.HasSuffix(v, "/") {
+			return nil, fmt.Errorf("%s %q must end with a slash", key, v)
+		}
+	}
+	if c.DataDir == "" {
+		c.DataDir = filepath.Join(xdg(getenv, "XDG_DATA_HOME", filepath.Join(".local", "share")), "garret")
+	}
+	if err := c.setChunking(&f); err != nil {
+		return nil, err
+	}
+	if err := c.setCompression(&f); err != nil {
+		return nil, err
+	}
+	if err := c.setGC(&f); err != nil {
+		return nil, err
+	}
+	if err := c.setToken(&f, getenv); err != nil {
+		return nil, err
+	}
+	return c, c.setCluster(&f, getenv)
+}
+
+func (c *Config) setChunking(f *file) error {
+	for _, p := range []struct {
+		v   *int
+		dst *int
+	}{{f.Chunking.NarSizeThreshold, &c.Chunking.NarSizeThreshold}, {f.Chunking.MinSize, &c.Chunking.MinSize}, {f.Chunking.AvgSize, &c.Chunking.AvgSize}, {f.Chunking.MaxSize, &c.Chunking.MaxSize}} {
+		if p.v != nil {
+			*p.dst = *p.v
+		}
+	}
+	ch := c.Chunking
+	if ch.MinSize < 64 || ch.MinSize > ch.AvgSize || ch.AvgSize > ch.MaxSize || ch.NarSizeThreshold < 0 {
+		return fmt.Errorf("[chunking] needs 64 <= min-size <= avg-size <= max-size and nar-size-threshold >= 0, got %+v", ch)
+	}
+	return nil
+}
+
+func (c *Config) setCompression(f *file) error {
+	switch t := f.Compression.Type; t {
+	case "", "zstd":
+	case "none":
+		c.Compression.Type = "none"
+	case "brotli", "xz":
+		c.Compression.Type = t
+		c.Warnings = append(c.Warnings, fmt.Sprintf("[compression] type %q: Garret always stores zstd frames (served without recompression); the level mapping still applies", t))
+	default:
+		return fmt.Errorf("[compression] type %q is not one of zstd, none, xz, brotli", t)
+	}
+	return nil
+}
+
+func (c *Config) setGC(f *file) error {
+	var err error
+	if f.GC.Interval != "" {
+		if c.GC.Interval, err = humantime.Parse(f.GC.Interval); err != nil {
+			return fmt.Errorf("[garbage-collection] interval: %w", err)
+		}
+	}
+	if f.GC.DefaultRetention != "" {
+		if c.GC.DefaultRetentionPeriod, err = humantime.Parse(f.GC.DefaultRetention); err != nil {
+			return fmt.Errorf("[garbage-collection] default-retention-period: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) setCluster(f *file, getenv func(string) string) error {
+	fc := f.Cluster
+	c.Cluster = Cluster{NodeName: fc.NodeName, Region: fc.Region, Secret: fc.Secret, GossipListen: fc.GossipListen,
+		GossipAdvertise: fc.GossipAdvertise, P2PListen: fc.P2PListen, P2PAdvertise: fc.P2PAdvertise, APIURL: fc.APIURL,
+		Join: fc.Join, Bootstrap: fc.Bootstrap, Voter: fc.Voter}
+	if v := getenv("GARRET_CLUSTER_SECRET"); v != "" {
+		c.Cluster.Secret = v
+	}
+	if s := c.Cluster.Secret; s != "" && len(s) < 32 {
+		return fmt.Errorf("[cluster] secret must be at least 32 bytes (garretd gen-secret prints one)")
+	}
+	return nil
+}
+
+// setToken resolves the signing key: [jwt.signing], the legacy top-level
+// key, then GARRET_ and ATTIC_SERVER_TOKEN_* variables in Attic's order.
+func (c *Config) setToken(f *file, getenv func(string) string) error {
+	c.Token.Issuer, c.Token.Audiences, c.Token.Leeway = f.JWT.Issuer, f.JWT.Audiences, 30*time.Second
+	if f.JWT.Leeway != "" {
+		d, err := humantime.Parse(f.JWT.Leeway)
+		if err != nil {
+			return fmt.Errorf("[jwt] leeway: %w", err)
+		}
+		c.Token.Leeway = d
+	}
+	s := f.JWT.Signing
+	set := 0
+	for _, v := range []string{s.HS256, s.RS256, s.RS256Pub} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("[jwt.signing] must set exactly one of token-hs256-secret-base64, token-rs256-secret-base64, token-rs256-pubkey-base64")
+	}
+	hs, rs, rsPub := s.HS256, s.RS256, s.RS256Pub
+	if set == 0 && f.LegacyHS256 != "" {
+		hs = f.LegacyHS256
+	}
+	if hs == "" && rs == "" && rsPub == "" {
+		for _, prefix := range []string{"GARRET_SERVER_TOKEN_", "ATTIC_SERVER_TOKEN_"} {
+			if rsPub, rs, hs = getenv(prefix+"RS256_PUBKEY_BASE64"), getenv(prefix+"RS256_SECRET_BASE64"), getenv(prefix+"HS256_SECRET_BASE64"); rsPub+rs+hs != "" {
+				break
+			}
+		}
+	}
+	switch {
+	case rsPub != "":
+		pemBytes, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rsPub))
+		if err != nil {
+			return fmt.Errorf("token-rs256-pubkey-base64 is not base64: %w", err)
+		}
+		c.Token.RS256PublicKey, err = token.ParseRS256PublicKeyPEM(pemBytes)
+		return err
+	case rs != "":
+		pemBytes, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rs))
+		if err != nil {
+			return fmt.Errorf("token-rs256-secret-base64 is not base64: %w", err)
+		}
+		c.Token.RS256PrivateKey, err = token.ParseRS256PrivateKeyPEM(pemBytes)
+		return err
+	case hs != "":
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(hs))
+		if err != nil {
+			return fmt.Errorf("token-hs256-secret-base64 is not base64: %w", err)
+		}
+		if len(key) == 0 {
+			return errors.New("token-hs256-secret-base64 is empty")
+		}
+		c.Token.HS256Secret = key
+		return nil
+	}
+	return errors.New("no token signing key: set [jwt.signing] token-hs256-secret-base64 (e.g. `openssl rand 64 | base64 -w0`), or ATTIC_SERVER_TOKEN_HS256_SECRET_BASE64 / ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64")
+}

@@ -41,3 +41,13 @@ func ParseChunkID(s string) (ChunkID, error) {
 	copy(id[:], b)
 	return id, nil
 }
+
+// MarshalText renders the id as hex (catalog records store it this way).
+func (id ManifestID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses the hex form.
+func (id *ManifestID) UnmarshalText(b []byte) error {
+	v, err := ParseManifestID(string(b))
+	*id = v
+	return err
+}

@@ -120,3 +120,13 @@ func (h NarHash) Hex() string { return "sha256:" + hex.EncodeToString(h[:]) }
 
 // IsZero reports whether h is unset.
 func (h NarHash) IsZero() bool { return h == NarHash{} }
+
+// MarshalText renders "sha256:<nix32>".
+func (h NarHash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText accepts every form ParseNarHash does.
+func (h *NarHash) UnmarshalText(b []byte) error {
+	v, err := ParseNarHash(string(b))
+	*h = v
+	return err
+}

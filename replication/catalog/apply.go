@@ -1,0 +1,132 @@
+package catalog
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// applyCommand is the one switch over command types.
+func applyCommand(b *pebble.Batch, c command) result {
+	switch c.Type {
+	case cmdCreateCache:
+		return applyCreateCache(b, c)
+	case cmdConfigureCache:
+		return applyConfigureCache(b, c)
+	case cmdDestroyCache:
+		return applyDestroyCache(b, c)
+	case cmdPutObject:
+		return applyPutObject(b, c)
+	case cmdDeleteObjects:
+		return applyDeleteObjects(b, c)
+	case cmdPutFile:
+		return applyPutFile(b, c)
+	case cmdRevokeToken:
+		return applyRevokeToken(b, c)
+	}
+	panic("catalog: unknown command type in log")
+}
+
+func check(err error) {
+	if err != nil {
+		panic("catalog: state write: " + err.Error())
+	}
+}
+
+func applyCreateCache(b *pebble.Batch, c command) result {
+	k := cacheKey(c.Cache.Name)
+	if ok, err := getJSON(b, k, nil); err != nil {
+		panic(err)
+	} else if ok {
+		return result{err: ErrCacheExists}
+	}
+	check(b.Set(k, mustJSON(c.Cache), nil))
+	return result{}
+}
+
+func applyConfigureCache(b *pebble.Batch, c command) result {
+	var cache Cache
+	k := cacheKey(c.Name)
+	if ok, err := getJSON(b, k, &cache); err != nil {
+		panic(err)
+	} else if !ok {
+		return result{err: ErrNoSuchCache}
+	}
+	p := c.Patch
+	if p.Keypair != nil {
+		cache.Keypair = *p.Keypair
+	}
+	if p.IsPublic != nil {
+		cache.IsPublic = *p.IsPublic
+	}
+	if p.StoreDir != nil {
+		cache.StoreDir = *p.StoreDir
+	}
+	if p.Priority != nil {
+		cache.Priority = *p.Priority
+	}
+	if p.UpstreamCacheKeyNames != nil {
+		cache.UpstreamCacheKeyNames = *p.UpstreamCacheKeyNames
+	}
+	if p.SetRetention {
+		cache.RetentionPeriod = p.RetentionPeriod
+	}
+	check(b.Set(k, mustJSON(cache), nil))
+	return result{}
+}
+
+func applyDestroyCache(b *pebble.Batch, c command) result {
+	k := cacheKey(c.Name)
+	if ok, err := getJSON(b, k, nil); err != nil {
+		panic(err)
+	} else if !ok {
+		return result{err: ErrNoSuchCache}
+	}
+	check(b.Delete(k, nil))
+	for _, p := range [][]byte{objectPrefix(c.Name), filePrefix(c.Name)} {
+		check(b.DeleteRange(p, prefixEnd(p), nil))
+	}
+	return result{}
+}
+
+func applyPutObject(b *pebble.Batch, c command) result {
+	if ok, err := getJSON(b, cacheKey(c.Object.Cache), nil); err != nil {
+		panic(err)
+	} else if !ok {
+		return result{err: ErrNoSuchCache}
+	}
+	check(b.Set(objectKey(c.Object.Cache, c.Object.StorePathHash), mustJSON(c.Object), nil))
+	return result{}
+}
+
+func applyDeleteObjects(b *pebble.Batch, c command) result {
+	if ok, err := getJSON(b, cacheKey(c.Name), nil); err != nil {
+		panic(err)
+	} else if !ok {
+		return result{err: ErrNoSuchCache}
+	}
+	n := 0
+	for _, h := range c.Hashes {
+		k := objectKey(c.Name, h)
+		if ok, err := getJSON(b, k, nil); err != nil {
+			panic(err)
+		} else if ok {
+			check(b.Delete(k, nil))
+			n++
+		}
+	}
+	return result{count: n}
+}
+
+func applyPutFile(b *pebble.Batch, c command) result {
+	if ok, err := getJSON(b, cacheKey(c.File.Cache), nil); err != nil {
+		panic(err)
+	} else if !ok {
+		return result{err: ErrNoSuchCache}
+	}
+	check(b.Set(fileKey(c.File.Cache, c.File.Name), mustJSON(c.File), nil))
+	return result{}
+}
+
+func applyRevokeToken(b *pebble.Batch, c command) result {
+	check(b.Set(revokedKey(c.JTI), mustJSON(c.ExpiresAt), nil))
+	return result{}
+}

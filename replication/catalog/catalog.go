@@ -1,0 +1,180 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"github.com/garret-cache/garret/replication/p2p"
+)
+
+// Config configures the catalog.
+type Config struct {
+	Dir       string // raft log, snapshots and FSM state live under it
+	NodeID    string // the node's peer ID: Raft ServerID and ServerAddress
+	Bootstrap bool   // bootstrap a one-node cluster when there is no Raft state
+
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	SnapshotInterval                                                     time.Duration
+	SnapshotThreshold, TrailingLogs                                      uint64
+
+	BatchDelay time.Duration // how long a proposal waits for company
+	MaxBatch   int           // commands per log entry
+}
+
+// DefaultConfig has WAN timings: followers wait 2 s without a heartbeat
+// (sent every ~200 ms) before an election, so a 150 ms inter-region RTT
+// leaves a wide margin; the lease (1 s) keeps a partitioned leader from
+// serving as leader for long.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout: 2 * time.Second, ElectionTimeout: 2 * time.Second,
+		LeaderLeaseTimeout: time.Second, CommitTimeout: 50 * time.Millisecond,
+		SnapshotInterval: 2 * time.Minute, SnapshotThreshold: 8192, TrailingLogs: 10240,
+		BatchDelay: 2 * time.Millisecond, MaxBatch: 256,
+	}
+}
+
+// TestConfig has timeouts of tens of milliseconds for in-process tests
+// without emulated latency.
+func TestConfig(dir string) Config {
+	c := DefaultConfig()
+	c.Dir = dir
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+	return c
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("catalog: no Dir")
+	case c.NodeID == "":
+		return errors.New("catalog: no NodeID")
+	case c.MaxBatch < 1:
+		return errors.New("catalog: MaxBatch < 1")
+	}
+	return nil
+}
+
+// Catalog is the replicated catalog of one node.
+type Catalog struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	wal       *wal.WAL
+	fsm       *fsm
+	proposals chan proposal
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts Raft on the transport, bootstrapping a one-node cluster only
+// when cfg.Bootstrap is set and the data dir has no Raft state at all.
+func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	raftDir := filepath.Join(cfg.Dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	c := &Catalog{cfg: cfg, log: log, proposals: make(chan proposal, 1024), stop: make(chan struct{})}
+	st, err := openState(filepath.Join(cfg.Dir, "fsm"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if c.wal != nil {
+				_ = c.wal.Close()
+			}
+			_ = st.close()
+		}
+	}()
+	c.fsm = &fsm{st: st, log: log}
+	idx, err := appliedIndex(st.db)
+	if err != nil {
+		return nil, err
+	}
+	c.fsm.applied.Store(idx)
+	if c.wal, err = wal.Open(raftDir); err != nil {
+		return nil, fmt.Errorf("catalog: raft log: %w", err)
+	}
+	hl := p2p.HCLog(log, "raft")
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: snapshots: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
+	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true // the FSM is persistent; see DESIGN.md
+	rc.Logger = hl
+	has, err := raft.HasExistingState(c.wal, c.wal, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	if cfg.Bootstrap && !has {
+		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: tr.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, c.wal, c.wal, snaps, tr, conf); err != nil {
+			return nil, fmt.Errorf("catalog: bootstrap: %w", err)
+		}
+		log.Info("bootstrapped a new one-node cluster", "node_id", cfg.NodeID)
+	}
+	if c.raft, err = raft.NewRaft(rc, c.fsm, c.wal, c.wal, snaps, tr); err != nil {
+		return nil, fmt.Errorf("catalog: raft: %w", err)
+	}
+	c.wg.Add(1)
+	go c.batcher()
+	return c, nil
+}
+
+// Raft exposes the Raft instance (membership changes come with the cluster work).
+func (c *Catalog) Raft() *raft.Raft { return c.raft }
+
+// IsLeader reports whether this node leads.
+func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
+
+// AppliedIndex is the last log index applied to the local state.
+func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
+
+// WaitLeader waits until the cluster has a leader.
+func (c *Catalog) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := c.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catalog: waiting for a leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops proposing, shuts Raft down and closes the stores.
+func (c *Catalog) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		errs := []error{c.raft.Shutdown().Error()}
+		errs = append(errs, c.wal.Close(), c.fsm.st.close())
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}

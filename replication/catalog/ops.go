@@ -1,0 +1,122 @@
+package catalog
+
+import (
+	"context"
+	"time"
+
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/nixid"
+)
+
+// CreateCache adds a cache; ErrCacheExists if the name is taken.
+func (c *Catalog) CreateCache(ctx context.Context, cc Cache) error {
+	_, err := c.propose(ctx, command{Type: cmdCreateCache, Cache: &cc})
+	return err
+}
+
+// ConfigureCache changes some fields of a cache.
+func (c *Catalog) ConfigureCache(ctx context.Context, name nixid.CacheName, p CachePatch) error {
+	_, err := c.propose(ctx, command{Type: cmdConfigureCache, Name: name, Patch: &p})
+	return err
+}
+
+// DestroyCache removes a cache with all its objects and files.
+func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName) error {
+	_, err := c.propose(ctx, command{Type: cmdDestroyCache, Name: name})
+	return err
+}
+
+// PutObject adds or replaces a store path in a cache.
+func (c *Catalog) PutObject(ctx context.Context, o Object) error {
+	_, err := c.propose(ctx, command{Type: cmdPutObject, Object: &o})
+	return err
+}
+
+// DeleteObjects removes store paths from a cache and reports how many existed.
+func (c *Catalog) DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error) {
+	r, err := c.propose(ctx, command{Type: cmdDeleteObjects, Name: cache, Hashes: hashes})
+	return r.count, err
+}
+
+// PutFile adds or replaces an auxiliary file.
+func (c *Catalog) PutFile(ctx context.Context, f File) error {
+	_, err := c.propose(ctx, command{Type: cmdPutFile, File: &f})
+	return err
+}
+
+// RevokeToken records a revoked token id until its expiry.
+func (c *Catalog) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	_, err := c.propose(ctx, command{Type: cmdRevokeToken, JTI: jti, ExpiresAt: expiresAt})
+	return err
+}
+
+// Cache reads a cache from local state.
+func (c *Catalog) Cache(name nixid.CacheName) (Cache, error) {
+	var cc Cache
+	ok, err := c.fsm.st.get(cacheKey(name), &cc)
+	if err == nil && !ok {
+		err = ErrNoSuchCache
+	}
+	return cc, err
+}
+
+// Caches lists every cache.
+func (c *Catalog) Caches() ([]Cache, error) {
+	var out []Cache
+	err := scan(c.fsm.st, []byte("c/"), func(cc Cache) error { out = append(out, cc); return nil })
+	return out, err
+}
+
+// Object reads a store path of a cache from local state.
+func (c *Catalog) Object(cache nixid.CacheName, h nixid.StorePathHash) (Object, error) {
+	var o Object
+	ok, err := c.fsm.st.get(objectKey(cache, h), &o)
+	if err == nil && !ok {
+		err = ErrNoSuchObject
+	}
+	return o, err
+}
+
+// MissingPaths returns the hashes the cache does not hold, without duplicates.
+func (c *Catalog) MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error) {
+	seen := make(map[nixid.StorePathHash]bool, len(hs))
+	var missing []nixid.StorePathHash
+	for _, h := range hs {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		ok, err := c.fsm.st.get(objectKey(cache, h), nil)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			missing = append(missing, h)
+		}
+	}
+	return missing, nil
+}
+
+// File reads an auxiliary file's record.
+func (c *Catalog) File(cache nixid.CacheName, name string) (File, error) {
+	var f File
+	ok, err := c.fsm.st.get(fileKey(cache, name), &f)
+	if err == nil && !ok {
+		err = ErrNoSuchFile
+	}
+	return f, err
+}
+
+// IsRevoked reports whether a token id was revoked.
+func (c *Catalog) IsRevoked(jti string) bool {
+	ok, err := c.fsm.st.get(revokedKey(jti), nil)
+	return ok && err == nil
+}
+
+// ForEachManifest visits the manifest of every object and file.
+func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
+	if err := scan(c.fsm.st, []byte("o/"), func(o Object) error { return fn(o.Manifest) }); err != nil {
+		return err
+	}
+	return scan(c.fsm.st, []byte("f/"), func(f File) error { return fn(f.Manifest) })
+}

@@ -1,0 +1,150 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/garret-cache/garret/internal/nixid"
+)
+
+// Keys of the FSM state.
+var (
+	keyApplied = []byte("\x00applied")
+)
+
+func cacheKey(name nixid.CacheName) []byte  { return []byte("c/" + string(name)) }
+func objectPrefix(c nixid.CacheName) []byte { return []byte("o/" + string(c) + "\x00") }
+func objectKey(c nixid.CacheName, h nixid.StorePathHash) []byte {
+	return append(objectPrefix(c), h...)
+}
+func filePrefix(c nixid.CacheName) []byte        { return []byte("f/" + string(c) + "\x00") }
+func fileKey(c nixid.CacheName, n string) []byte { return append(filePrefix(c), n...) }
+func revokedKey(jti string) []byte               { return []byte("r/" + jti) }
+
+// prefixEnd is the first key after every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte{}, p...)
+	end[len(end)-1]++
+	return end
+}
+
+// state is the FSM's pebble database, swappable on Restore. The pointer file
+// CURRENT names the live directory so a swap is one atomic rename.
+type state struct {
+	mu  sync.RWMutex
+	dir string // parent of the state directories
+	db  *pebble.DB
+}
+
+func openState(dir string) (*state, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	name := "state"
+	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
+		name = strings.TrimSpace(string(b))
+	}
+	db, err := openPebble(filepath.Join(dir, name))
+	if err != nil {
+		return nil, err
+	}
+	return &state{dir: dir, db: db}, nil
+}
+
+func openPebble(path string) (*pebble.DB, error) {
+	db, err := pebble.Open(path, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open state %s: %w", path, err)
+	}
+	return db, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "catalog: pebble: "+f+"\n", a...)
+}
+func (quietLogger) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+func (s *state) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// get reads one JSON value.
+func (s *state) get(key []byte, v any) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return false, ErrClosed
+	}
+	return getJSON(s.db, key, v)
+}
+
+func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
+	b, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	if v == nil {
+		return true, nil
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+func appliedIndex(r pebble.Reader) (uint64, error) {
+	b, closer, err := r.Get(keyApplied)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// scan visits keys with a prefix, decoding each value into a fresh T.
+func scan[T any](s *state, prefix []byte, fn func(T) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var v T
+		b, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

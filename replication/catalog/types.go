@@ -1,0 +1,71 @@
+package catalog
+
+import (
+	"errors"
+	"time"
+
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/nixid"
+)
+
+// Sentinel errors. Domain errors come back from the FSM as values.
+var (
+	ErrCacheExists  = errors.New("catalog: cache already exists")
+	ErrNoSuchCache  = errors.New("catalog: no such cache")
+	ErrNoSuchObject = errors.New("catalog: no such object")
+	ErrNoSuchFile   = errors.New("catalog: no such file")
+	ErrNotLeader    = errors.New("catalog: this node is not the Raft leader")
+	ErrClosed       = errors.New("catalog: closed")
+)
+
+// Cache is a named binary cache with its signing key.
+type Cache struct {
+	Name                  nixid.CacheName `json:"name"`
+	Keypair               string          `json:"keypair"`
+	IsPublic              bool            `json:"is_public"`
+	StoreDir              string          `json:"store_dir"`
+	Priority              int32           `json:"priority"`
+	UpstreamCacheKeyNames []string        `json:"upstream_cache_key_names"`
+	RetentionPeriod       *uint32         `json:"retention_period,omitempty"` // seconds; nil = global
+	CreatedAt             time.Time       `json:"created_at"`
+}
+
+// CachePatch changes some fields of a cache.
+type CachePatch struct {
+	Keypair               *string   `json:"keypair,omitempty"`
+	IsPublic              *bool     `json:"is_public,omitempty"`
+	StoreDir              *string   `json:"store_dir,omitempty"`
+	Priority              *int32    `json:"priority,omitempty"`
+	UpstreamCacheKeyNames *[]string `json:"upstream_cache_key_names,omitempty"`
+	SetRetention          bool      `json:"set_retention,omitempty"`
+	RetentionPeriod       *uint32   `json:"retention_period,omitempty"` // with SetRetention; nil = global
+}
+
+// Object is one store path in one cache.
+type Object struct {
+	Cache         nixid.CacheName       `json:"cache"`
+	StorePathHash nixid.StorePathHash   `json:"store_path_hash"`
+	StorePath     string                `json:"store_path"`
+	References    []string              `json:"references"`
+	Deriver       string                `json:"deriver,omitempty"`
+	System        string                `json:"system,omitempty"`
+	CA            string                `json:"ca,omitempty"`
+	Sigs          []string              `json:"sigs,omitempty"`
+	NarHash       nixid.NarHash         `json:"nar_hash"`
+	NarSize       int64                 `json:"nar_size"`
+	Manifest      chunkstore.ManifestID `json:"manifest"`
+	FileSize      int64                 `json:"file_size"`
+	CreatedAt     time.Time             `json:"created_at"`
+	CreatedBy     string                `json:"created_by,omitempty"`
+}
+
+// File is an auxiliary file of a cache (build log, .ls listing, realisation).
+type File struct {
+	Cache           nixid.CacheName       `json:"cache"`
+	Name            string                `json:"name"`
+	Manifest        chunkstore.ManifestID `json:"manifest"`
+	Size            int64                 `json:"size"`
+	ContentType     string                `json:"content_type,omitempty"`
+	ContentEncoding string                `json:"content_encoding,omitempty"`
+	CreatedAt       time.Time             `json:"created_at"`
+}

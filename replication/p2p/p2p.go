@@ -1,0 +1,178 @@
+package p2p
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/gostream"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// RaftProtocol is the libp2p protocol Raft's RPCs run on.
+const RaftProtocol protocol.ID = "/garret/raft/1"
+
+// LoadOrCreateIdentity reads the node's key from path, creating it (mode
+// 0600) on first use.
+func LoadOrCreateIdentity(path string) (crypto.PrivKey, peer.ID, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, _, gerr := crypto.GenerateEd25519Key(rand.Reader)
+		if gerr != nil {
+			return nil, "", gerr
+		}
+		if data, err = crypto.MarshalPrivateKey(key); err != nil {
+			return nil, "", err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			return nil, "", fmt.Errorf("p2p: write identity: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return nil, "", fmt.Errorf("p2p: write identity: %w", err)
+		}
+	} else if err != nil {
+		return nil, "", fmt.Errorf("p2p: read identity: %w", err)
+	}
+	key, err := crypto.UnmarshalPrivateKey(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("p2p: identity %s: %w", path, err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	return key, id, err
+}
+
+// Config configures the host.
+type Config struct {
+	ListenAddrs []string // multiaddrs or "host:port"; default /ip4/127.0.0.1/tcp/0
+	PrivateKey  crypto.PrivKey
+	PSK         []byte // optional 32-byte private-network key
+}
+
+// ToMultiaddr accepts a multiaddr or "host:port".
+func ToMultiaddr(s string) (ma.Multiaddr, error) {
+	if strings.HasPrefix(s, "/") {
+		return ma.NewMultiaddr(s)
+	}
+	h, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: address %q: %w", s, err)
+	}
+	proto := "ip4"
+	switch ip := net.ParseIP(h); {
+	case ip == nil:
+		proto = "dns"
+	case ip.To4() == nil:
+		proto = "ip6"
+	}
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return ma.NewMultiaddr(fmt.Sprintf("/%s/%s/tcp/%s", proto, h, port))
+}
+
+// NewHost starts a TCP-only libp2p host (a PSK rules out QUIC anyway).
+func NewHost(cfg Config) (host.Host, error) {
+	if cfg.PrivateKey == nil {
+		return nil, errors.New("p2p: no private key")
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	addrs := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
+	for _, a := range cfg.ListenAddrs {
+		m, err := ToMultiaddr(a)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, m)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.PrivateKey),
+		libp2p.ListenAddrs(addrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+	}
+	if len(cfg.PSK) > 0 {
+		if len(cfg.PSK) != 32 {
+			return nil, errors.New("p2p: PSK must be 32 bytes")
+		}
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: host: %w", err)
+	}
+	return h, nil
+}
+
+// streamLayer implements raft.StreamLayer over gostream.
+type streamLayer struct {
+	net.Listener
+	h host.Host
+}
+
+// Dial opens a Raft stream to the peer named by address (a peer ID).
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	pid, err := peer.Decode(string(address))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: raft address %q is not a peer ID: %w", address, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return gostream.Dial(ctx, s.h, pid, RaftProtocol)
+}
+
+// NewRaftTransport returns a Raft transport whose addresses are peer IDs.
+func NewRaftTransport(h host.Host, log *slog.Logger) (*raft.NetworkTransport, error) {
+	l, err := gostream.Listen(h, RaftProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: raft listener: %w", err)
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{Listener: l, h: h},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  HCLog(log, "raft-net"),
+	}), nil
+}
+
+// HCLog bridges hashicorp libraries' hclog to slog (warnings and up).
+func HCLog(log *slog.Logger, name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: slogWriter{log}, DisableTime: true})
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "[ERROR]") {
+		w.log.Error(msg)
+	} else {
+		w.log.Warn(msg)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}

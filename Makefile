@@ -36,7 +36,8 @@ test-e2e: test-deps
 	CGO_ENABLED=1 $(GO) test -tags $(TEST_TAGS) -count=1 -v ./test/e2e/
 
 bench: build
-	$(GO) run ./bench/serve
+	CGO_ENABLED=0 $(GO) run ./bench/serve -out BENCHMARKS.md
+	CGO_ENABLED=0 $(GO) run ./bench/storage >> BENCHMARKS.md
 
 lint:
 	$(GO) vet -tags $(TEST_TAGS) ./...

@@ -175,9 +175,13 @@ func (in *ingest) compress(id ChunkID, raw []byte) {
 		<-in.slots
 		in.wg.Done()
 	}()
+	// Compression is CPU-bound: more than GOMAXPROCS at once only adds
+	// encoders (≈1 MiB each) to memory, so slots are store-wide.
+	in.s.compress <- struct{}{}
 	enc := in.s.encoders.Get().(*zstd.Encoder)
 	frame := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 	in.s.encoders.Put(enc)
+	<-in.s.compress
 	meta := chunkMeta{rawSize: uint32(len(raw)), frameSize: uint32(len(frame)), crc: crcOf(in.s, frame), touched: now()}
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ type Config struct {
 // DefaultConfig returns Attic's chunking defaults and Garret's bounds.
 func DefaultConfig() Config {
 	return Config{NarSizeThreshold: 64 << 10, MinSize: 16 << 10, AvgSize: 64 << 10, MaxSize: 256 << 10,
-		Level: zstd.SpeedFastest, MaxChunksInFlight: 4, MaxBytesInFlight: 32 << 20, CacheSize: 64 << 20}
+		Level: zstd.SpeedFastest, MaxChunksInFlight: 4, MaxBytesInFlight: 16 << 20, CacheSize: 32 << 20}
 }
 
 // Validate checks the bounds.
@@ -73,6 +74,7 @@ type Store struct {
 	db       *pebble.DB
 	cache    *pebble.Cache
 	inflight *semaphore.Weighted
+	compress chan struct{} // store-wide compression slots: GOMAXPROCS
 	encoders sync.Pool
 	bufs     sync.Pool
 	batchMu  sync.Mutex // guards shared write batching in ingests
@@ -125,7 +127,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheSize)
 	db, err := pebble.Open(cfg.Dir, &pebble.Options{
-		Cache: cache, MemTableSize: 16 << 20, MaxOpenFiles: 1000,
+		Cache: cache, MemTableSize: 8 << 20, MaxOpenFiles: 1000,
 		FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{log},
 	})
 	if err != nil {
@@ -133,7 +135,8 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("chunkstore: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{cfg: cfg, log: log, db: db, cache: cache,
-		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), crc: crc32.MakeTable(crc32.Castagnoli)}
+		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), crc: crc32.MakeTable(crc32.Castagnoli),
+		compress: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	s.encoders.New = func() any {
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		return e

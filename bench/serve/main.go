@@ -113,8 +113,13 @@ func run(nPaths int, out, bin string, dur time.Duration) error {
 }
 
 func (e *env) nix(name string, args ...string) (string, error) {
+	return e.nixWith(nil, name, args...)
+}
+
+// nixWith runs a nix command with extra environment variables.
+func (e *env) nixWith(extra []string, name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
-	cmd.Env = e.nixEnv
+	cmd.Env = append(append([]string{}, e.nixEnv...), extra...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -268,7 +273,9 @@ func (e *env) push8(g *garret, paths []string) (time.Duration, int64, error) {
 		go func() {
 			defer wg.Done()
 			args := append([]string{"copy", "--option", "netrc-file", netrc, "--to", g.url + "bench?compression=zstd"}, part...)
-			if _, err := e.nix("nix", args...); err != nil {
+			// Each nix process needs its own narinfo cache database.
+			cache := "XDG_CACHE_HOME=" + filepath.Join(e.dir, fmt.Sprintf("xdg-cache-%d", w))
+			if _, err := e.nixWith([]string{cache}, "nix", args...); err != nil {
 				errs <- err
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"time"
 
@@ -90,6 +91,15 @@ func genSecretCmd() *cobra.Command {
 	}
 }
 
+// hostOf is the host part of a URL, as a netrc "machine" wants it.
+func hostOf(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return url
+	}
+	return u.Hostname()
+}
+
 // printFirstStart prints the root token and next steps, as atticd's first start does.
 func printFirstStart(cfg *serverconfig.Config, url string) error {
 	auth, err := token.NewAuthority(cfg.Token)
@@ -124,10 +134,11 @@ Next, create a cache and push to it:
   export TOKEN=%s
   curl -fsS -X POST -H "Authorization: Bearer $TOKEN" %s_api/v1/cache-config/hello \
     -d '{"keypair":"Generate","is_public":false,"store_dir":"/nix/store","priority":41,"upstream_cache_key_names":["cache.nixos.org-1"]}'
-  nix copy --to '%shello?compression=zstd' $(nix-build '<nixpkgs>' -A hello)
+  mkdir -p ~/.config/nix && printf 'machine %s\npassword %%s\n' "$TOKEN" > ~/.config/nix/netrc
+  nix copy --option netrc-file ~/.config/nix/netrc --to '%shello?compression=zstd' $(nix-build '<nixpkgs>' -A hello)
 
 More tokens: garretd make-token --sub alice --validity '1 month' --pull hello --push hello
 
-`, cfg.Path, cfg.DataDir, url, signed, signed, url, url)
+`, cfg.Path, cfg.DataDir, url, signed, signed, url, hostOf(url), url)
 	return nil
 }

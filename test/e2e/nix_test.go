@@ -127,7 +127,9 @@ func TestNix_CopyAndSubstitute(t *testing.T) {
 	top, dep := buildClosure(t, env)
 
 	keys := map[string]string{}
-	for _, c := range []struct{ cache, compression string }{{"zstdcache", "zstd"}, {"xzcache", "xz"}} {
+	for _, c := range []struct{ cache, compression string }{
+		{"zstdcache", "zstd"}, {"xzcache", "xz"}, {"bz2cache", "bzip2"}, {"gzcache", "gzip"}, {"plaincache", "none"},
+	} {
 		keys[c.cache] = createCache(t, s, tok, c.cache)
 		run(t, env, "nix", "copy", "--to", s.url+c.cache+"?compression="+c.compression, top)
 		substitute(t, env, s.url+c.cache, keys[c.cache], top, dep)

@@ -273,3 +273,26 @@ func TestCacheConfig_Lifecycle(t *testing.T) {
 		t.Fatalf("after destroy: %d", st)
 	}
 }
+
+func TestUploadPath_UnknownLengthBody(t *testing.T) {
+	e := newTestEnv(t)
+	e.createCache("main", false)
+	nar := dirNAR("one", "two", "three")
+	info := uploadInfo("main", "chunked-1", nar)
+	j, _ := json.Marshal(info)
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < len(nar); i += 7 {
+			_, _ = pw.Write(nar[i:min(i+7, len(nar))])
+		}
+		_ = pw.Close()
+	}()
+	// An io.Pipe has no length: the client sends Transfer-Encoding: chunked.
+	st, b := e.do("PUT", "/_api/v1/upload-path", e.root, pr, map[string]string{v1.HeaderNarInfo: string(j)})
+	if st != 200 {
+		t.Fatalf("chunked upload: %d %s", st, b)
+	}
+	if got := e.missing("main", info.StorePathHash); len(got) != 0 {
+		t.Fatalf("still missing after chunked upload")
+	}
+}

@@ -277,7 +277,7 @@ func TestCacheConfig_Lifecycle(t *testing.T) {
 func TestUploadPath_UnknownLengthBody(t *testing.T) {
 	e := newTestEnv(t)
 	e.createCache("main", false)
-	nar := dirNAR("one", "two", "three")
+	nar := dirNAR("one", "three", "two")
 	info := uploadInfo("main", "chunked-1", nar)
 	j, _ := json.Marshal(info)
 	pr, pw := io.Pipe()

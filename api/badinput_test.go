@@ -95,7 +95,11 @@ func badCases() []badCase {
 			return nar
 		}),
 		uploadCase("body cut half way", 400, func(info *v1.UploadPathNarInfo, nar []byte) []byte { return nar[:len(nar)/2] }),
-		rawNARCase("bad magic", func() []byte { var n narEnc; n.toks("nix-archive-2", "(", "type", "regular", "contents", "x", ")"); return n.Bytes() }()),
+		rawNARCase("bad magic", func() []byte {
+			var n narEnc
+			n.toks("nix-archive-2", "(", "type", "regular", "contents", "x", ")")
+			return n.Bytes()
+		}()),
 		rawNARCase("unsorted entries", dirNAR("b", "a")),
 		rawNARCase("duplicate entries", dirNAR("a", "a")),
 		rawNARCase("name with slash", dirNAR("a/b")),
@@ -133,7 +137,7 @@ func badCases() []badCase {
 			return e.do("POST", "/_api/v1/get-missing-paths", e.root, strings.NewReader(big), nil)
 		}},
 		{name: "oversized header", want: 431, run: func(e *testEnv, _ string) (int, []byte) {
-			return e.do("GET", "/main/nix-cache-info", e.root, nil, map[string]string{"X-Big": strings.Repeat("b", 2<<20)})
+			return e.do("GET", "/main/nix-cache-info", e.root, nil, map[string]string{"X-Big": strings.Repeat("b", 100<<10)})
 		}},
 		{name: "get-missing-paths invalid hash", want: 400, run: func(e *testEnv, _ string) (int, []byte) {
 			return e.do("POST", "/_api/v1/get-missing-paths", e.root, strings.NewReader(`{"cache":"main","store_path_hashes":["nothash"]}`), nil)
@@ -204,7 +208,7 @@ func TestBadInput_RejectedAndNothingKept(t *testing.T) {
 			if st != tc.want {
 				t.Fatalf("status %d, want %d: %s", st, tc.want, body)
 			}
-			if st != 431 {
+			{
 				var eb v1.ErrorResponse
 				if err := json.NewDecoder(io.LimitReader(bytes.NewReader(body), 1<<20)).Decode(&eb); err != nil || eb.Code != st || eb.Error == "" || eb.Message == "" {
 					t.Fatalf("error body %q is not Attic's JSON error", body)

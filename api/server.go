@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -159,6 +160,11 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), ctxRequestID, id)
 		r = r.WithContext(ctx)
+		if headerBytes(r.Header) > MaxHeaderBytes {
+			writeError(w, r, s.log, &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Kind: "RequestError",
+				Message: fmt.Sprintf("Request headers are larger than %d bytes.", MaxHeaderBytes)})
+			return
+		}
 		if len(s.cfg.AllowedHosts) > 0 && !slices.Contains(s.cfg.AllowedHosts, r.Host) {
 			writeError(w, r, s.log, requestError("Bad Host"))
 			return
@@ -169,6 +175,21 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		s.metrics.observe(r, sw.status, time.Since(start))
 	})
+}
+
+// MaxHeaderBytes caps a request's headers; past it the API answers 431 with
+// Attic's JSON body. The http.Server's own, larger limit (which answers in
+// plain text) only stops abuse.
+const MaxHeaderBytes = 64 << 10
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // statusWriter records the status code for metrics.

@@ -131,7 +131,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.http = &http.Server{
 		Handler:           n.api.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    1 << 20, // the API itself answers 431 past api.MaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	n.wg.Add(1)

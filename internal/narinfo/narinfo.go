@@ -87,7 +87,9 @@ func Parse(r io.Reader) (*NarInfo, error) {
 		case "System":
 			ni.System = value
 		case "Sig":
-			ni.Sigs = append(ni.Sigs, value)
+			if value != "" { // an empty signature signs nothing
+				ni.Sigs = append(ni.Sigs, value)
+			}
 		case "CA":
 			ni.CA = value
 		}

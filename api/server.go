@@ -26,7 +26,9 @@ type Catalog interface {
 	PutObject(ctx context.Context, o catalog.Object) error
 	DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error)
 	PutFile(ctx context.Context, f catalog.File) error
+	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
 	Cache(name nixid.CacheName) (catalog.Cache, error)
+	Caches() ([]catalog.Cache, error)
 	Object(cache nixid.CacheName, h nixid.StorePathHash) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
@@ -135,6 +137,11 @@ func (s *Server) routes() {
 	m.Handle("POST /_api/v1/cache-config/{cache}", s.handle(s.createCache))
 	m.Handle("PATCH /_api/v1/cache-config/{cache}", s.handle(s.configureCache))
 	m.Handle("DELETE /_api/v1/cache-config/{cache}", s.handle(s.destroyCache))
+
+	// Garret's additions.
+	m.Handle("GET /_api/v1/caches", s.handle(s.listCaches))
+	m.Handle("POST /_api/v1/delete-paths", s.handle(s.deletePaths))
+	m.Handle("POST /_api/v1/revoke-token", s.handle(s.revokeToken))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

@@ -150,3 +150,40 @@ func (r *RetentionPeriodConfig) UnmarshalJSON(b []byte) error {
 	*r = RetentionPeriodConfig{Period: p}
 	return nil
 }
+
+// DeletePathsRequest is the body of POST /_api/v1/delete-paths (Garret; needs
+// the delete permission). Attic has no such route (attic#265).
+type DeletePathsRequest struct {
+	Cache           string   `json:"cache"`
+	StorePathHashes []string `json:"store_path_hashes"`
+}
+
+// DeletePathsResponse says how many of the paths existed and were deleted.
+type DeletePathsResponse struct {
+	Deleted int `json:"deleted"`
+}
+
+// RevokeTokenRequest is the body of POST /_api/v1/revoke-token (Garret; needs
+// the cluster-admin claim). Either the token's jti or the token itself.
+type RevokeTokenRequest struct {
+	JTI   string `json:"jti,omitempty"`
+	Token string `json:"token,omitempty"`
+}
+
+// RevokeTokenResponse names the revoked token id.
+type RevokeTokenResponse struct {
+	JTI string `json:"jti"`
+}
+
+// CacheSummary is one entry of GET /_api/v1/caches (Garret).
+type CacheSummary struct {
+	Name      string `json:"name"`
+	IsPublic  bool   `json:"is_public"`
+	Priority  int32  `json:"priority"`
+	PublicKey string `json:"public_key"`
+}
+
+// ListCachesResponse lists the caches the caller can discover.
+type ListCachesResponse struct {
+	Caches []CacheSummary `json:"caches"`
+}

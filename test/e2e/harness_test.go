@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// garretd is the binary under test, built once by TestMain.
-var garretd string
+// garretd and garret are the binaries under test, built once by TestMain.
+var garretd, garret string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "garret-e2e-bin-")
@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	garretd = filepath.Join(dir, "garretd")
-	build := exec.Command("go", "build", "-o", garretd, "github.com/garret-cache/garret/cmd/garretd")
+	garretd, garret = filepath.Join(dir, "garretd"), filepath.Join(dir, "garret")
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/garret-cache/garret/cmd/garretd", "github.com/garret-cache/garret/cmd/garret")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	v1 "github.com/garret-cache/garret/api/v1"
+)
+
+func pushCmd() *cobra.Command {
+	var o pushOptions
+	cmd := &cobra.Command{
+		Use:   "push CACHE [PATH...]",
+		Short: "Push store paths and their closures to a cache",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if o.jobs < 1 {
+				return errors.New("--jobs must be at least 1")
+			}
+			paths := args[1:]
+			if o.stdin {
+				if len(paths) > 0 {
+					return errors.New("--stdin cannot be combined with paths")
+				}
+				sc := bufio.NewScanner(os.Stdin)
+				for sc.Scan() {
+					if p := strings.TrimSpace(sc.Text()); p != "" {
+						paths = append(paths, p)
+					}
+				}
+			}
+			if len(paths) == 0 {
+				return errors.New("no paths to push")
+			}
+			return push(args[0], paths, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.jobs, "jobs", "j", 5, "uploads in parallel")
+	f.BoolVar(&o.noClosure, "no-closure", false, "push only the given paths, not their closures")
+	f.BoolVar(&o.ignoreUpstream, "ignore-upstream-cache-filter", false, "also push paths signed by the cache's upstream keys")
+	f.BoolVar(&o.stdin, "stdin", false, "read paths from standard input, one per line")
+	return cmd
+}
+
+type pushOptions struct {
+	jobs                             int
+	noClosure, ignoreUpstream, stdin bool
+}
+
+// pathInfo is what `nix path-info --json` reports.
+type pathInfo struct {
+	Path       string   `json:"path"`
+	NarHash    string   `json:"narHash"`
+	NarSize    int64    `json:"narSize"`
+	References []string `json:"references"`
+	Deriver    string   `json:"deriver"`
+	Signatures []string `json:"signatures"`
+	CA         string   `json:"ca"`
+}
+
+func nixOutput(args ...string) ([]byte, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// resolveStorePaths follows ./result-style symlinks into the store.
+func resolveStorePaths(paths []string) ([]string, error) {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func push(ref string, paths []string, o pushOptions) error {
+	c, _, cache, err := connect(ref)
+	if err != nil {
+		return err
+	}
+	cc, err := c.cacheConfig(cache)
+	if err != nil {
+		return err
+	}
+	if cc.APIEndpoint != nil && *cc.APIEndpoint != "" {
+		c.endpoint = *cc.APIEndpoint
+	}
+	if paths, err = resolveStorePaths(paths); err != nil {
+		return err
+	}
+	if !o.noClosure {
+		out, err := nixOutput(append([]string{"nix-store", "-qR"}, paths...)...)
+		if err != nil {
+			return err
+		}
+		paths = strings.Fields(string(out))
+	}
+	out, err := nixOutput(append([]string{"nix", "--extra-experimental-features", "nix-command", "path-info", "--json"}, paths...)...)
+	if err != nil {
+		return err
+	}
+	var infos []pathInfo
+	if err := json.Unmarshal(out, &infos); err != nil {
+		return fmt.Errorf("nix path-info: %w", err)
+	}
+	var upstream []string
+	if cc.UpstreamCacheKeyNames != nil && !o.ignoreUpstream {
+		upstream = *cc.UpstreamCacheKeyNames
+	}
+	byHash := map[string]pathInfo{}
+	skipped := 0
+	for _, in := range infos {
+		if signedByUpstream(in.Signatures, upstream) {
+			skipped++
+			continue
+		}
+		byHash[filepath.Base(in.Path)[:32]] = in
+	}
+	missing, err := missingPaths(c, cache, byHash)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		fmt.Printf("✅ Nothing to push: all %d paths are already in %q (%d skipped as upstream)\n", len(byHash), cache, skipped)
+		return nil
+	}
+	// Largest first, like nix copy, so the long uploads start early.
+	todo := make([]pathInfo, 0, len(missing))
+	for _, h := range missing {
+		todo = append(todo, byHash[h])
+	}
+	slices.SortFunc(todo, func(a, b pathInfo) int { return int(b.NarSize - a.NarSize) })
+	fmt.Printf("⚙️ Pushing %d paths to %q (%d already there, %d skipped as upstream)...\n", len(todo), cache, len(byHash)-len(todo), skipped)
+	return uploadAll(c, cache, todo, o.jobs)
+}
+
+func signedByUpstream(sigs, upstream []string) bool {
+	for _, s := range sigs {
+		name, _, _ := strings.Cut(s, ":")
+		if slices.Contains(upstream, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func missingPaths(c *apiClient, cache string, byHash map[string]pathInfo) ([]string, error) {
+	hashes := make([]string, 0, len(byHash))
+	for h := range byHash {
+		hashes = append(hashes, h)
+	}
+	var missing []string
+	for len(hashes) > 0 {
+		n := min(len(hashes), 5000)
+		var res v1.GetMissingPathsResponse
+		if err := c.doJSON("POST", "_api/v1/get-missing-paths", v1.GetMissingPathsRequest{Cache: cache, StorePathHashes: hashes[:n]}, &res); err != nil {
+			return nil, err
+		}
+		missing = append(missing, res.MissingPaths...)
+		hashes = hashes[n:]
+	}
+	return missing, nil
+}
+
+// uploadAll runs jobs workers, each retrying transient failures with backoff.
+func uploadAll(c *apiClient, cache string, todo []pathInfo, jobs int) error {
+	start := time.Now()
+	var bytesSent, uploaded, deduped, failed atomic.Int64
+	work := make(chan pathInfo)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for in := range work {
+				res, err := uploadWithRetry(c, cache, in)
+				mu.Lock()
+				if err != nil {
+					failed.Add(1)
+					fmt.Printf("❌ %s: %v\n", in.Path, err)
+				} else {
+					bytesSent.Add(in.NarSize)
+					if res.Kind == v1.UploadKindDeduplicated {
+						deduped.Add(1)
+					} else {
+						uploaded.Add(1)
+					}
+					fmt.Printf("✅ %s (%s, %s)\n", in.Path, mib(in.NarSize), res.Kind)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, in := range todo {
+		work <- in
+	}
+	close(work)
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	fmt.Printf("Pushed %d paths (%d uploaded, %d deduplicated), %s in %.1f s (%.1f MiB/s)\n",
+		uploaded.Load()+deduped.Load(), uploaded.Load(), deduped.Load(), mib(bytesSent.Load()), secs, float64(bytesSent.Load())/(1<<20)/max(secs, 0.001))
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d path(s) failed to upload", n)
+	}
+	return nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func uploadWithRetry(c *apiClient, cache string, in pathInfo) (v1.UploadPathResult, error) {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(1<<attempt) * 250 * time.Millisecond)
+		}
+		var res v1.UploadPathResult
+		if res, err = uploadOne(c, cache, in); err == nil {
+			return res, nil
+		}
+		var ae *apiError
+		if errors.As(err, &ae) && !ae.transient() {
+			return res, err
+		}
+	}
+	return v1.UploadPathResult{}, err
+}
+
+// uploadOne streams `nix-store --dump` into upload-path.
+func uploadOne(c *apiClient, cache string, in pathInfo) (v1.UploadPathResult, error) {
+	refs := make([]string, len(in.References))
+	for i, r := range in.References {
+		refs[i] = filepath.Base(r)
+	}
+	info := v1.UploadPathNarInfo{Cache: cache, StorePathHash: filepath.Base(in.Path)[:32], StorePath: in.Path,
+		References: refs, Sigs: in.Signatures, NarHash: in.NarHash, NarSize: in.NarSize}
+	if info.Sigs == nil {
+		info.Sigs = []string{}
+	}
+	if in.Deriver != "" {
+		d := filepath.Base(in.Deriver)
+		info.Deriver = &d
+	}
+	if in.CA != "" {
+		info.CA = &in.CA
+	}
+	j, err := json.Marshal(info)
+	if err != nil {
+		return v1.UploadPathResult{}, err
+	}
+	dump := exec.Command("nix-store", "--dump", in.Path)
+	nar, err := dump.StdoutPipe()
+	if err != nil {
+		return v1.UploadPathResult{}, err
+	}
+	if err := dump.Start(); err != nil {
+		return v1.UploadPathResult{}, err
+	}
+	var body io.Reader = nar
+	hdr := map[string]string{}
+	if len(j) < 4096 {
+		hdr[v1.HeaderNarInfo] = string(j)
+	} else {
+		hdr[v1.HeaderNarInfoPreamble] = fmt.Sprint(len(j))
+		body = io.MultiReader(bytes.NewReader(j), nar)
+	}
+	var res v1.UploadPathResult
+	err = c.do("PUT", "_api/v1/upload-path", body, hdr, &res)
+	_, _ = io.Copy(io.Discard, nar)
+	if werr := dump.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("nix-store --dump: %w", werr)
+	}
+	return res, err
+}

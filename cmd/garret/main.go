@@ -21,7 +21,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(loginCmd(), cacheCmd(), useCmd(), pushCmd(), pathCmd(), tokenCmd())
+	root.AddCommand(loginCmd(), cacheCmd(), useCmd(), pushCmd(), watchCmd(), pathCmd(), tokenCmd())
 	return root
 }
 

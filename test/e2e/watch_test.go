@@ -7,9 +7,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// lockedBuffer is written by exec's copier while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // TestWatchStore builds a new path while `garret watch-store` runs and waits
 // for it to appear in the cache.
@@ -22,7 +41,7 @@ func TestWatchStore(t *testing.T) {
 	run(t, clientEnv, garret, "login", "local", s.url, tok)
 	run(t, clientEnv, garret, "cache", "create", "watched", "--public")
 
-	var out bytes.Buffer
+	var out lockedBuffer
 	w := exec.Command(garret, "watch-store", "watched")
 	w.Env = append(os.Environ(), clientEnv...)
 	w.Stdout, w.Stderr = &out, &out

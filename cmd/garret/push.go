@@ -189,30 +189,31 @@ func missingPaths(c *apiClient, cache string, byHash map[string]pathInfo) ([]str
 // uploadAll runs jobs workers, each retrying transient failures with backoff.
 func uploadAll(c *apiClient, cache string, todo []pathInfo, jobs int) error {
 	start := time.Now()
+	var total int64
+	for _, in := range todo {
+		total += in.NarSize
+	}
+	prog := newProgress(total)
 	var bytesSent, uploaded, deduped, failed atomic.Int64
 	work := make(chan pathInfo)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for in := range work {
-				res, err := uploadWithRetry(c, cache, in)
-				mu.Lock()
-				if err != nil {
+				res, err := uploadWithRetry(c, cache, in, prog)
+				prog.end(in, res, err)
+				switch {
+				case err != nil:
 					failed.Add(1)
-					fmt.Printf("❌ %s: %v\n", in.Path, err)
-				} else {
+				case res.Kind == v1.UploadKindDeduplicated:
+					deduped.Add(1)
 					bytesSent.Add(in.NarSize)
-					if res.Kind == v1.UploadKindDeduplicated {
-						deduped.Add(1)
-					} else {
-						uploaded.Add(1)
-					}
-					fmt.Printf("✅ %s (%s, %s)\n", in.Path, mib(in.NarSize), res.Kind)
+				default:
+					uploaded.Add(1)
+					bytesSent.Add(in.NarSize)
 				}
-				mu.Unlock()
 			}
 		}()
 	}
@@ -221,6 +222,7 @@ func uploadAll(c *apiClient, cache string, todo []pathInfo, jobs int) error {
 	}
 	close(work)
 	wg.Wait()
+	prog.wait()
 	secs := time.Since(start).Seconds()
 	fmt.Printf("Pushed %d paths (%d uploaded, %d deduplicated), %s in %.1f s (%.1f MiB/s)\n",
 		uploaded.Load()+deduped.Load(), uploaded.Load(), deduped.Load(), mib(bytesSent.Load()), secs, float64(bytesSent.Load())/(1<<20)/max(secs, 0.001))
@@ -232,14 +234,14 @@ func uploadAll(c *apiClient, cache string, todo []pathInfo, jobs int) error {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-func uploadWithRetry(c *apiClient, cache string, in pathInfo) (v1.UploadPathResult, error) {
+func uploadWithRetry(c *apiClient, cache string, in pathInfo, prog progress) (v1.UploadPathResult, error) {
 	var err error
 	for attempt := range 4 {
 		if attempt > 0 {
 			time.Sleep(time.Duration(1<<attempt) * 250 * time.Millisecond)
 		}
 		var res v1.UploadPathResult
-		if res, err = uploadOne(c, cache, in); err == nil {
+		if res, err = uploadOne(c, cache, in, prog.begin(in)); err == nil {
 			return res, nil
 		}
 		var ae *apiError
@@ -251,7 +253,7 @@ func uploadWithRetry(c *apiClient, cache string, in pathInfo) (v1.UploadPathResu
 }
 
 // uploadOne streams `nix-store --dump` into upload-path.
-func uploadOne(c *apiClient, cache string, in pathInfo) (v1.UploadPathResult, error) {
+func uploadOne(c *apiClient, cache string, in pathInfo, wrap func(io.Reader) io.Reader) (v1.UploadPathResult, error) {
 	refs := make([]string, len(in.References))
 	for i, r := range in.References {
 		refs[i] = filepath.Base(r)
@@ -280,13 +282,13 @@ func uploadOne(c *apiClient, cache string, in pathInfo) (v1.UploadPathResult, er
 	if err := dump.Start(); err != nil {
 		return v1.UploadPathResult{}, err
 	}
-	var body io.Reader = nar
+	var body = wrap(nar)
 	hdr := map[string]string{}
 	if len(j) < 4096 {
 		hdr[v1.HeaderNarInfo] = string(j)
 	} else {
 		hdr[v1.HeaderNarInfoPreamble] = fmt.Sprint(len(j))
-		body = io.MultiReader(bytes.NewReader(j), nar)
+		body = io.MultiReader(bytes.NewReader(j), body)
 	}
 	var res v1.UploadPathResult
 	err = c.do("PUT", "_api/v1/upload-path", body, hdr, &res)

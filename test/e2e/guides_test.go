@@ -49,8 +49,12 @@ func TestGuides(t *testing.T) {
 	if err := os.Symlink(top, result); err != nil {
 		t.Fatal(err)
 	}
-	if out := garretRun("push", "hello", result); !strings.Contains(out, "Pushed 2 paths") {
-		t.Fatalf("push ./result: %q", out)
+	// A push that stopped after the dependency landed resumes with the rest only.
+	if out := garretRun("push", "hello", "--no-closure", dep); !strings.Contains(out, "Pushed 1 paths") {
+		t.Fatalf("push dep: %q", out)
+	}
+	if out := garretRun("push", "hello", result); !strings.Contains(out, "Pushing 1 paths") || !strings.Contains(out, "(1 already there") {
+		t.Fatalf("push ./result after the dependency landed: %q", out)
 	}
 	if out := garretRun("push", "hello", top, "-j", "3"); !strings.Contains(out, "Nothing to push") {
 		t.Fatalf("re-push should upload nothing: %q", out)

@@ -1,83 +1,164 @@
 package e2e
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestGuides replays the command lines of the two Attic setup guides
-// (../shared/seeds), in their order, with attic → garret and
-// atticadm / atticd-atticadm → garretd. nix-shell, `nix run` and fly lines are
-// out of scope; /run/current-system is replaced by a closure built here.
+// step is one command line of a guide, with attic → garret and atticadm /
+// atticd-atticadm → garretd. Placeholders: $URL, $ROOT, $FLY, $CONFIG,
+// $STOREPATH, $NIXBUILD (the output of nix-build), $SYSTEM (stands in for
+// /run/current-system).
+type step struct {
+	line string
+	want string // a substring of the output, if any
+}
+
+// nixosGuide is ../shared/seeds/attic-on-nixos.txt, in order.
+var nixosGuide = []step{
+	{line: `garretd make-token --sub root --validity '1 hour' --pull '*' --push '*' --delete '*' --create-cache '*' --configure-cache '*' --configure-cache-retention '*' --destroy-cache '*'`},
+	{line: `garretd make-token --sub hello-user --validity '99 years' --pull 'hello'`},
+	{line: `garret login mycache $URL $ROOT`},
+	{line: `garret cache create hello`, want: `✨ Created cache "hello" on "mycache"`},
+	{line: `garret cache info hello`, want: "Public Key: hello:"},
+	{line: `garret cache configure --public hello`},
+	{line: `garret use hello`, want: "Trusted Public Key: hello:"},
+	{line: `garret push hello $STOREPATH`, want: "Pushed 1 paths"}, // the dependency: "attic push hello /nix/store/..."
+	{line: `garret push hello ./result`, want: "(1 already there"},   // resumes: only the rest is sent
+	{line: `garret push hello $NIXBUILD`, want: "Nothing to push"},
+}
+
+// flyGuide is ../shared/seeds/attic-on-flyio.txt, in order (fly and nix run lines left out).
+var flyGuide = []step{
+	{line: `garretd make-token --sub "me" --validity "10y" --pull "*" --push "*" --create-cache "*" --configure-cache "*" --configure-cache-retention "*" --destroy-cache "*" --delete "*" -f $CONFIG`},
+	{line: `garret login fly $URL $FLY`},
+	{line: `garret cache create system -j 3`, want: `✨ Created cache "system" on "fly"`}, // -j does nothing here, as in attic
+	{line: `garret push system $SYSTEM -j 3`, want: "Pushed 2 paths"},
+	{line: `garret cache info system`, want: "Public Key: system:"},
+}
+
+// shellWords splits a command line with single and double quotes.
+func shellWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	quote, inWord := rune(0), false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
 func TestGuides(t *testing.T) {
 	requireNix(t)
 	s := newServer(t)
-	home := t.TempDir()
-	clientEnv := []string{"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "HOME=" + home}
-	garretRun := func(args ...string) string {
-		t.Helper()
-		return run(t, clientEnv, garret, args...)
+	url := strings.TrimSuffix(s.url, "/")
+	nixosHome, flyHome := t.TempDir(), t.TempDir()
+	clientEnv := func(home string) []string {
+		return []string{"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "HOME=" + home}
 	}
-
-	// attic-on-nixos.txt
-	root := s.makeToken("--sub", "root", "--validity", "1 hour", "--pull", "*", "--push", "*", "--delete", "*",
-		"--create-cache", "*", "--configure-cache", "*", "--configure-cache-retention", "*", "--destroy-cache", "*")
-	_ = s.makeToken("--sub", "hello-user", "--validity", "99 years", "--pull", "hello")
-	garretRun("login", "mycache", strings.TrimSuffix(s.url, "/"), root)
-	if cfg, err := os.ReadFile(filepath.Join(home, "config", "garret", "config.toml")); err != nil || !strings.Contains(string(cfg), "[servers.mycache]") {
-		t.Fatalf("config.toml after login: %s %v", cfg, err)
-	}
-	if out := garretRun("cache", "create", "hello"); !strings.Contains(out, `✨ Created cache "hello" on "mycache"`) {
-		t.Fatalf("cache create: %q", out)
-	}
-	info := garretRun("cache", "info", "hello")
-	if !strings.Contains(info, "Public Key: hello:") {
-		t.Fatalf("cache info: %q", info)
-	}
-	garretRun("cache", "configure", "--public", "hello")
-	if !strings.Contains(garretRun("cache", "info", "hello"), "Public: true") {
-		t.Fatal("configure --public did not take")
-	}
-	garretRun("use", "hello")
-
-	nenv := append(buildEnv(t), clientEnv...)
-	top, dep := buildClosure(t, nenv)
+	top, dep := buildClosure(t, append(buildEnv(t), clientEnv(nixosHome)...))
 	work := t.TempDir()
-	result := filepath.Join(work, "result")
-	if err := os.Symlink(top, result); err != nil {
+	if err := os.Symlink(top, filepath.Join(work, "result")); err != nil {
 		t.Fatal(err)
 	}
-	// A push that stopped after the dependency landed resumes with the rest only.
-	if out := garretRun("push", "hello", "--no-closure", dep); !strings.Contains(out, "Pushed 1 paths") {
-		t.Fatalf("push dep: %q", out)
+	vars := map[string]string{"$URL": url, "$CONFIG": s.config, "$STOREPATH": dep, "$NIXBUILD": top, "$SYSTEM": top}
+	replay := func(guide []step, home string) map[string]string {
+		outs := map[string]string{}
+		for _, st := range guide {
+			words := shellWords(st.line)
+			for i, w := range words {
+				if v, ok := vars[w]; ok {
+					words[i] = v
+				}
+			}
+			bin := map[string]string{"garret": garret, "garretd": garretd}[words[0]]
+			args := words[1:]
+			if words[0] == "garretd" && words[1] == "make-token" && !strings.Contains(st.line, "-f ") {
+				args = append(args, "-f", s.config) // on the server, atticadm finds its config itself
+			}
+			cmd := runIn(t, work, clientEnv(home), bin, args...)
+			if st.want != "" && !strings.Contains(cmd, st.want) {
+				t.Fatalf("%s: output %q lacks %q", st.line, cmd, st.want)
+			}
+			outs[st.line] = cmd
+		}
+		return outs
 	}
-	if out := garretRun("push", "hello", result); !strings.Contains(out, "Pushing 1 paths") || !strings.Contains(out, "(1 already there") {
-		t.Fatalf("push ./result after the dependency landed: %q", out)
-	}
-	if out := garretRun("push", "hello", top, "-j", "3"); !strings.Contains(out, "Nothing to push") {
-		t.Fatalf("re-push should upload nothing: %q", out)
-	}
-
-	// attic-on-flyio.txt
-	fly := s.makeToken("--sub", "me", "--validity", "10y", "--pull", "*", "--push", "*", "--create-cache", "*",
-		"--configure-cache", "*", "--configure-cache-retention", "*", "--destroy-cache", "*", "--delete", "*", "-f", s.config)
-	garretRun("login", "fly", strings.TrimSuffix(s.url, "/"), fly)
-	garretRun("cache", "create", "fly:system", "-j", "3")
-	if out := garretRun("push", "fly:system", top, "-j", "3"); !strings.Contains(out, "Pushed 2 paths") {
-		t.Fatalf("push to system: %q", out)
-	}
-	if !strings.Contains(garretRun("cache", "info", "fly:system"), "Public Key: system:") {
-		t.Fatal("cache info system")
-	}
+	// The guides' first step mints the token the later steps use.
+	vars["$ROOT"] = strings.TrimSpace(runIn(t, work, nil, garretd, "make-token", "-f", s.config, "--sub", "root", "--validity", "1 hour",
+		"--pull", "*", "--push", "*", "--delete", "*", "--create-cache", "*", "--configure-cache", "*", "--configure-cache-retention", "*", "--destroy-cache", "*"))
+	nixosOut := replay(nixosGuide, nixosHome)
+	helloUser := strings.TrimSpace(nixosOut[nixosGuide[1].line])
+	vars["$FLY"] = strings.TrimSpace(runIn(t, work, nil, garretd, "make-token", "-f", s.config, "--sub", "me", "--validity", "10y",
+		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*", "--configure-cache-retention", "*", "--destroy-cache", "*", "--delete", "*"))
+	replay(flyGuide, flyHome)
 
 	// Nix substitutes from what `garret use` wrote, into a store of the test's own.
 	store := t.TempDir()
-	run(t, nenv, "nix-store", "--store", store, "-r", top)
+	run(t, append(buildEnv(t), clientEnv(nixosHome)...), "nix-store", "--store", store, "-r", top)
 	if got, err := os.ReadFile(filepath.Join(store, top, "dep")); err != nil || strings.TrimSpace(string(got)) != dep {
 		t.Fatalf("substituted via garret use: %q %v", got, err)
 	}
+
+	// What Attic users never got: list, path delete, token revocation, destroy.
+	g := func(args ...string) string { return runIn(t, work, clientEnv(nixosHome), garret, args...) }
+	if out := g("cache", "list"); !strings.Contains(out, "hello") || !strings.Contains(out, "system") {
+		t.Fatalf("cache list: %q", out)
+	}
+	if out := g("path", "delete", "hello", top); !strings.Contains(out, "Deleted 1 of 1") {
+		t.Fatalf("path delete: %q", out)
+	}
+	if st := status(t, s.url+"hello/"+filepath.Base(top)[:32]+".narinfo", ""); st != 404 {
+		t.Fatalf("narinfo after path delete: %d", st)
+	}
+	if st := status(t, s.url+"system/nix-cache-info", helloUser); st != 401 {
+		t.Fatalf("hello-user on the private system cache: %d", st)
+	}
+	admin := strings.TrimSpace(runIn(t, work, nil, garretd, "make-token", "-f", s.config, "--sub", "admin", "--validity", "1 hour", "--cluster-admin"))
+	runIn(t, work, clientEnv(nixosHome), garret, "login", "admin", url, admin)
+	g("token", "revoke", "--server", "admin", vars["$FLY"])
+	if st := status(t, s.url+"system/nix-cache-info", vars["$FLY"]); st != 401 {
+		t.Fatalf("revoked token still pulls: %d", st)
+	}
+	if out := g("cache", "destroy", "hello", "--no-confirm"); !strings.Contains(out, "Destroyed") {
+		t.Fatalf("destroy: %q", out)
+	}
+}
+
+func status(t *testing.T, url, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // buildEnv is a nix environment without substituter settings, so the user's

@@ -51,7 +51,7 @@ type Validator struct {
 	buf      []byte
 
 	want func(tok []byte) error // what the next complete string must be
-	dirs []string                // previous entry name of each open directory
+	dirs []string               // previous entry name of each open directory
 }
 
 // NewValidator returns a validator expecting the NAR magic.

@@ -37,17 +37,17 @@ func TestParse_Lenient(t *testing.T) {
 		text string
 		ok   bool
 	}{
-		"minimal":                 {base, true},
-		"unknown key":             {base + "Foo: bar\n", true},
-		"References no space":     {base + "References:\n", true},
-		"value with colon-space":  {base + "CA: fixed:r:sha256: x\n", true},
-		"line without colon":      {base + "garbage\n", true},
-		"missing StorePath":       {strings.Replace(base, "StorePath", "X", 1), false},
-		"missing NarSize":         {strings.Replace(base, "NarSize: 8\n", "", 1), false},
-		"bad NarSize":             {strings.Replace(base, "NarSize: 8", "NarSize: -8", 1), false},
-		"bad NarHash":             {strings.Replace(base, "sha256:0f9", "sha256:!!!", 1), false},
-		"relative StorePath":      {strings.Replace(base, "/nix/store/", "", 1), false},
-		"too large":               {base + "X: " + strings.Repeat("y", MaxSize) + "\n", false},
+		"minimal":                {base, true},
+		"unknown key":            {base + "Foo: bar\n", true},
+		"References no space":    {base + "References:\n", true},
+		"value with colon-space": {base + "CA: fixed:r:sha256: x\n", true},
+		"line without colon":     {base + "garbage\n", true},
+		"missing StorePath":      {strings.Replace(base, "StorePath", "X", 1), false},
+		"missing NarSize":        {strings.Replace(base, "NarSize: 8\n", "", 1), false},
+		"bad NarSize":            {strings.Replace(base, "NarSize: 8", "NarSize: -8", 1), false},
+		"bad NarHash":            {strings.Replace(base, "sha256:0f9", "sha256:!!!", 1), false},
+		"relative StorePath":     {strings.Replace(base, "/nix/store/", "", 1), false},
+		"too large":              {base + "X: " + strings.Repeat("y", MaxSize) + "\n", false},
 	} {
 		ni, err := Parse(strings.NewReader(tc.text))
 		if (err == nil) != tc.ok {

@@ -27,7 +27,7 @@ var nixosGuide = []step{
 	{line: `garret cache configure --public hello`},
 	{line: `garret use hello`, want: "Trusted Public Key: hello:"},
 	{line: `garret push hello $STOREPATH`, want: "Pushed 1 paths"}, // the dependency: "attic push hello /nix/store/..."
-	{line: `garret push hello ./result`, want: "(1 already there"},   // resumes: only the rest is sent
+	{line: `garret push hello ./result`, want: "(1 already there"}, // resumes: only the rest is sent
 	{line: `garret push hello $NIXBUILD`, want: "Nothing to push"},
 }
 

@@ -296,3 +296,12 @@ func TestUploadPath_UnknownLengthBody(t *testing.T) {
 		t.Fatalf("still missing after chunked upload")
 	}
 }
+
+func TestHealthAndReady(t *testing.T) {
+	e := newTestEnv(t)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if st, b := e.do("GET", p, "", nil, nil); st != 200 {
+			t.Fatalf("%s: %d %s", p, st, b)
+		}
+	}
+}

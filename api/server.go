@@ -33,6 +33,7 @@ type Catalog interface {
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
 	IsRevoked(jti string) bool
+	Ready() error
 }
 
 // ChunkStore is what the API needs from the local chunk store.
@@ -116,6 +117,8 @@ func (s *Server) routes() {
 	m := s.mux
 	m.Handle("GET /{$}", http.HandlerFunc(placeholder))
 	m.Handle("GET /metrics", s.metrics.handler())
+	m.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
+	m.Handle("GET /readyz", s.handle(s.readyz))
 
 	// Nix binary-cache protocol (GET routes also answer HEAD).
 	m.Handle("GET /{cache}/nix-cache-info", s.handle(s.getNixCacheInfo))
@@ -211,6 +214,16 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// readyz answers 200 once the node knows a leader and has applied the
+// entries it knows are committed (load balancers and fly.io checks use it).
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.catalog.Ready(); err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err}
+	}
+	_, err := io.WriteString(w, "ready\n")
+	return err
+}
 
 func placeholder(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

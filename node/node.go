@@ -110,6 +110,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
+	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.catalog.WaitLeader(ctx); err != nil {

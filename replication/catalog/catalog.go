@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/garret-cache/garret/replication/p2p"
 )
@@ -72,6 +73,7 @@ type Catalog struct {
 	raft      *raft.Raft
 	wal       *wal.WAL
 	fsm       *fsm
+	host      host.Host // set by EnableForwarding
 	proposals chan proposal
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -172,9 +174,25 @@ func (c *Catalog) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
+		if c.host != nil {
+			c.host.RemoveStreamHandler(ForwardProtocol)
+		}
 		errs := []error{c.raft.Shutdown().Error()}
 		errs = append(errs, c.wal.Close(), c.fsm.st.close())
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr
+}
+
+// Ready reports whether the node knows a leader and has applied everything
+// it knows to be committed.
+func (c *Catalog) Ready() error {
+	if addr, _ := c.raft.LeaderWithID(); addr == "" {
+		return errors.New("catalog: no leader known")
+	}
+	// Raft's applied index counts configuration and no-op entries too.
+	if applied, commit := c.raft.AppliedIndex(), c.raft.CommitIndex(); applied < commit {
+		return fmt.Errorf("catalog: catching up (applied %d of %d)", applied, commit)
+	}
+	return nil
 }

@@ -345,10 +345,34 @@ func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
 			_, err := n.cat.Object("shared", hashOf(42))
 			return err == nil
 		})
-		if !n.cat.IsLeader() {
+		if n.cat.IsLeader() {
+			continue
+		}
+		// Without forwarding a follower refuses writes; with it, a write made on
+		// a follower is applied there by the time the call returns.
+		if n.cat.host == nil {
 			if err := n.cat.CreateCache(ctx, Cache{Name: "x"}); !errors.Is(err, ErrNotLeader) {
-				t.Fatalf("follower write: %v", err)
+				t.Fatalf("follower write without forwarding: %v", err)
 			}
+			for _, m := range nodes {
+				m.cat.EnableForwarding(m.host)
+			}
+		}
+		name := nixid.CacheName(fmt.Sprintf("via-%d", i))
+		if err := n.cat.CreateCache(ctx, Cache{Name: name}); err != nil {
+			t.Fatalf("forwarded write: %v", err)
+		}
+		if _, err := n.cat.Cache(name); err != nil {
+			t.Fatalf("forwarded write not applied on the follower when it returned: %v", err)
+		}
+		if err := n.cat.CreateCache(ctx, Cache{Name: name}); !errors.Is(err, ErrCacheExists) {
+			t.Fatalf("forwarded domain error: %v", err)
+		}
+		if cnt, err := n.cat.DeleteObjects(ctx, "shared", []nixid.StorePathHash{hashOf(42)}); err != nil || cnt != 1 {
+			t.Fatalf("forwarded delete: %d %v", cnt, err)
+		}
+		if err := n.cat.PutObject(ctx, object("shared", 42)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

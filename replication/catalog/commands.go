@@ -61,6 +61,7 @@ func decodeBatch(data []byte) ([]command, error) {
 type result struct {
 	err   error
 	count int
+	index uint64 // the log entry that carried the command
 }
 
 // batchResult is the FSM's response to one log entry.

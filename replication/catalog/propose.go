@@ -16,12 +16,17 @@ type proposal struct {
 }
 
 // propose sends a command through Raft and waits until this node's FSM has
-// applied it. This is the one write path; the cluster work forwards
-// proposals from followers to the leader at this seam.
+// applied it. This is the one write path: on a follower it is forwarded to
+// the leader (when forwarding is enabled).
 func (c *Catalog) propose(ctx context.Context, cmd command) (result, error) {
 	if c.raft.State() != raft.Leader {
-		return result{}, ErrNotLeader
+		return c.forward(ctx, cmd)
 	}
+	return c.proposeLocal(ctx, cmd)
+}
+
+// proposeLocal batches cmd into the leader's next log entry.
+func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error) {
 	p := proposal{cmd: cmd, done: make(chan result, 1)}
 	select {
 	case c.proposals <- p:
@@ -96,7 +101,9 @@ func (c *Catalog) submit(batch []proposal) {
 			return
 		}
 		for i, p := range batch {
-			p.done <- res.results[i]
+			r := res.results[i]
+			r.index = f.Index()
+			p.done <- r
 		}
 	}()
 }

@@ -92,7 +92,14 @@ func New(cfg Config) (_ *Node, err error) {
 	if sc.Cluster.P2PListen != "" {
 		listen = []string{sc.Cluster.P2PListen}
 	}
-	if n.host, err = p2p.NewHost(p2p.Config{ListenAddrs: listen, PrivateKey: key}); err != nil {
+	hc := p2p.Config{ListenAddrs: listen, PrivateKey: key}
+	if sc.Cluster.Secret != "" {
+		// Only holders of the cluster secret can connect (libp2p pnet, TCP only).
+		if hc.PSK, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet); err != nil {
+			return nil, err
+		}
+	}
+	if n.host, err = p2p.NewHost(hc); err != nil {
 		return nil, fmt.Errorf("node: p2p host: %w", err)
 	}
 	tr, err := p2p.NewRaftTransport(n.host, n.log.With("component", "raft-transport"))

@@ -89,6 +89,9 @@ max-size = 262144
 
 [compression]
 type = "zstd"
+
+[cluster]
+secret = "e2e-cluster-secret-0123456789abcdef-0123"
 `, port, filepath.Join(dir, "data"), base64.StdEncoding.EncodeToString(secret))
 	s := &server{t: t, dir: dir, config: filepath.Join(dir, "server.toml"), url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {

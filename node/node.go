@@ -19,6 +19,7 @@ import (
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/membership"
 	"github.com/garret-cache/garret/replication/p2p"
 )
 
@@ -45,6 +46,8 @@ type Node struct {
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
+	members  *membership.Membership
+	changes  chan struct{} // gossip saw a join, leave or update
 	stopGC   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -113,15 +116,23 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.FastTimings {
 		cc = catalog.TestConfig(catDir)
 	}
-	cc.Dir, cc.NodeID, cc.Bootstrap = catDir, id.String(), true
+	// Bootstrap only without join (unless set explicitly), and only when there
+	// is no Raft state: a joining node waits to be added by the leader.
+	bootstrap := len(sc.Cluster.Join) == 0
+	if sc.Cluster.Bootstrap != nil {
+		bootstrap = *sc.Cluster.Bootstrap
+	}
+	cc.Dir, cc.NodeID, cc.Bootstrap = catDir, id.String(), bootstrap
 	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
 	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.catalog.WaitLeader(ctx); err != nil {
-		return nil, fmt.Errorf("node: catalog has no leader: %w", err)
+	if bootstrap {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.catalog.WaitLeader(ctx); err != nil {
+			return nil, fmt.Errorf("node: catalog has no leader: %w", err)
+		}
 	}
 
 	// 5. Tokens and the HTTP API.
@@ -150,9 +161,12 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	// 6. Periodic GC sweep of unreferenced chunks.
+	// 6. Gossip (when configured), then the periodic GC sweep.
 	gcCtx, stop := context.WithCancel(context.Background())
 	n.stopGC = stop
+	if err := n.startGossip(gcCtx, id.String()); err != nil {
+		return nil, fmt.Errorf("node: gossip: %w", err)
+	}
 	if sc.GC.Interval > 0 {
 		n.wg.Add(1)
 		go n.gcLoop(gcCtx, sc.GC.Interval)
@@ -177,6 +191,9 @@ func (n *Node) Store() *chunkstore.Store { return n.store }
 // catalog (after the API, which writes to it), the host and the store.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
+	if n.members != nil {
+		_ = n.members.Leave(2 * time.Second) // tell the others first
+	}
 	if n.http != nil {
 		errs = append(errs, n.http.Shutdown(ctx))
 	}
@@ -196,6 +213,9 @@ func (n *Node) close() error {
 		_ = n.listener.Close()
 	}
 	n.wg.Wait()
+	if n.members != nil {
+		_ = n.members.Leave(0)
+	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())
 	}

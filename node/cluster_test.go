@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+func clusterConfig(t *testing.T, name, region string, join []string) *serverconfig.Config {
+	t.Helper()
+	joinTOML := ""
+	for i, j := range join {
+		if i > 0 {
+			joinTOML += ", "
+		}
+		joinTOML += fmt.Sprintf("%q", j)
+	}
+	text := fmt.Sprintf(`listen = "127.0.0.1:0"
+data-dir = %q
+[jwt.signing]
+token-hs256-secret-base64 = %q
+[cluster]
+node-name = %q
+region = %q
+secret = "cluster-test-secret-0123456789abcdef-xyz"
+gossip-listen = "127.0.0.1:0"
+join = [%s]
+`, t.TempDir(), base64.StdEncoding.EncodeToString([]byte("node-test-secret-node-test-secret")), name, region, joinTOML)
+	p := filepath.Join(t.TempDir(), "server.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := serverconfig.Load(p, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCluster_JoinAndWriteOnAnyNode: a bootstrapped node and two that join
+// by gossip form one Raft group; a write on a follower is visible everywhere.
+func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
+	first, err := start(t, clusterConfig(t, "eu-1", "eu", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Shutdown(context.Background())
+	seed := first.members.GossipAddr()
+	nodes := []*Node{first}
+	for _, name := range []string{"us-1", "us-2"} {
+		n, err := start(t, clusterConfig(t, name, "us", []string{seed}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Shutdown(context.Background())
+		nodes = append(nodes, n)
+	}
+	eventually(t, "three voters", func() bool {
+		f := first.Catalog().Raft().GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		voters := 0
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		return voters == 3
+	})
+	eventually(t, "gossip sees everyone", func() bool { return len(nodes[2].Members()) == 3 })
+	var follower *Node
+	eventually(t, "a follower that knows the leader", func() bool {
+		for _, n := range nodes {
+			if addr, _ := n.Catalog().Raft().LeaderWithID(); addr != "" && !n.Catalog().IsLeader() {
+				follower = n
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "anywhere", StoreDir: "/nix/store"}); err != nil {
+		t.Fatalf("write on a follower: %v", err)
+	}
+	for i, n := range nodes {
+		eventually(t, fmt.Sprintf("the cache on node %d", i), func() bool {
+			_, err := n.Catalog().Cache("anywhere")
+			return err == nil
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package membership
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Meta is what every node gossips about itself.
+type Meta struct {
+	PeerID   string   `json:"id"`
+	Region   string   `json:"r,omitempty"`
+	APIURL   string   `json:"api,omitempty"`
+	P2PAddrs []string `json:"p2p,omitempty"`
+	Voter    bool     `json:"v"`
+}
+
+// Member is one node as this node sees it.
+type Member struct {
+	Name   string
+	Gossip string // host:port
+	Meta   Meta
+	RTT    time.Duration // 0 until measured
+}
+
+// Config configures gossip.
+type Config struct {
+	NodeName      string
+	BindAddr      string // default 127.0.0.1
+	BindPort      int    // 0 = any free port
+	AdvertiseAddr string
+	AdvertisePort int
+	SecretKey     []byte // 32 bytes (AES-256); nil = unencrypted (tests only)
+	Meta          Meta
+	WAN           bool   // memberlist's WAN timings (production) instead of LAN ones
+	OnChange      func() // called after joins, leaves and updates
+	Log           *slog.Logger
+}
+
+// Membership is this node's view of the cluster.
+type Membership struct {
+	ml       *memberlist.Memberlist
+	meta     []byte
+	onChange func()
+	mu       sync.Mutex
+	rtts     map[string]time.Duration
+	leave    sync.Once
+	leaveErr error
+	ready    atomic.Bool // events before Create returns are not reported
+}
+
+// New starts gossip (not yet joined to anyone).
+func New(cfg Config) (*Membership, error) {
+	mc := memberlist.DefaultLANConfig()
+	if cfg.WAN {
+		mc = memberlist.DefaultWANConfig()
+	}
+	mc.Name = cfg.NodeName
+	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.BindPort
+	if mc.BindAddr == "" {
+		mc.BindAddr = "127.0.0.1"
+	}
+	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseAddr, cfg.AdvertisePort
+	if len(cfg.SecretKey) > 0 {
+		mc.SecretKey = cfg.SecretKey
+	}
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("membership: node metadata is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
+	}
+	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}}
+	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
+	mc.Logger = log.New(io.Discard, "", 0)
+	if cfg.Log != nil {
+		mc.Logger = slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug)
+	}
+	if m.ml, err = memberlist.Create(mc); err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ready.Store(true)
+	return m, nil
+}
+
+// Join contacts existing members ("host:port" gossip addresses).
+func (m *Membership) Join(addrs []string) (int, error) { return m.ml.Join(addrs) }
+
+// GossipAddr is this node's advertised gossip address.
+func (m *Membership) GossipAddr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Members lists the live members with their metadata and RTTs.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Member
+	for _, n := range m.ml.Members() {
+		var meta Meta
+		if err := json.Unmarshal(n.Meta, &meta); err != nil {
+			continue
+		}
+		out = append(out, Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta, RTT: m.rtts[n.Name]})
+	}
+	return out
+}
+
+// Leave announces departure, then stops gossip. Later calls do nothing.
+func (m *Membership) Leave(timeout time.Duration) error {
+	m.leave.Do(func() {
+		err := m.ml.Leave(timeout)
+		m.leaveErr = errorsJoin(err, m.ml.Shutdown())
+	})
+	return m.leaveErr
+}
+
+func errorsJoin(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (m *Membership) changed() {
+	if m.onChange != nil && m.ready.Load() {
+		go m.onChange()
+	}
+}
+
+type delegate struct{ m *Membership }
+
+func (d delegate) NodeMeta(int) []byte             { return d.m.meta }
+func (d delegate) NotifyMsg([]byte)                {}
+func (d delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d delegate) LocalState(bool) []byte          { return nil }
+func (d delegate) MergeRemoteState([]byte, bool)   {}
+
+type events struct{ m *Membership }
+
+func (e events) NotifyJoin(*memberlist.Node)   { e.m.changed() }
+func (e events) NotifyLeave(*memberlist.Node)  { e.m.changed() }
+func (e events) NotifyUpdate(*memberlist.Node) { e.m.changed() }
+
+type pings struct{ m *Membership }
+
+func (p pings) AckPayload() []byte { return nil }
+func (p pings) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ []byte) {
+	p.m.mu.Lock()
+	p.m.rtts[other.Name] = rtt
+	p.m.mu.Unlock()
+}

@@ -78,7 +78,7 @@ func (s *Server) serveAuxFile(w http.ResponseWriter, r *http.Request, file strin
 	} else if err != nil {
 		return err
 	}
-	nar, err := s.store.OpenNAR(f.Manifest)
+	nar, err := s.openNAR(r.Context(), f.Manifest)
 	if err != nil {
 		return errors.Join(errIncompleteNar, err)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
@@ -161,7 +163,7 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request) error {
 // serveNAR streams a stored manifest's frames. It checks that every chunk is
 // local before promising a 200, so a client never gets a truncated success.
 func (s *Server) serveNAR(w http.ResponseWriter, r *http.Request, id chunkstore.ManifestID, contentType string) error {
-	nar, err := s.store.OpenNAR(id)
+	nar, err := s.openNAR(r.Context(), id)
 	switch {
 	case errors.Is(err, chunkstore.ErrNotFound), errors.Is(err, chunkstore.ErrMissingChunks):
 		return fmt.Errorf("%w (%v)", errIncompleteNar, err)
@@ -193,6 +195,21 @@ func (s *Server) serveNAR(w http.ResponseWriter, r *http.Request, id chunkstore.
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// openNAR opens a NAR, first copying it from peers if it is not all here
+// (the whole NAR, before any byte is promised to the client).
+func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunkstore.NAR, error) {
+	nar, err := s.store.OpenNAR(id)
+	if s.fetcher == nil || !(errors.Is(err, chunkstore.ErrNotFound) || errors.Is(err, chunkstore.ErrMissingChunks)) {
+		return nar, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if ferr := s.fetcher.FetchNAR(fctx, id); ferr != nil {
+		return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
+	}
+	return s.store.OpenNAR(id)
 }
 
 // parseRange handles a single "bytes=" range; anything it cannot satisfy as

@@ -43,6 +43,14 @@ type ChunkStore interface {
 	OpenNAR(id chunkstore.ManifestID) (*chunkstore.NAR, error)
 }
 
+// Fetcher copies a NAR's manifest and chunks from peers.
+type Fetcher interface {
+	FetchNAR(ctx context.Context, id chunkstore.ManifestID) error
+}
+
+// SetFetcher lets the API fill in NARs this node lacks from its peers.
+func (s *Server) SetFetcher(f Fetcher) { s.fetcher = f }
+
 // Verifier checks tokens.
 type Verifier interface {
 	Verify(raw string) (*token.Claims, error)
@@ -81,6 +89,7 @@ type Server struct {
 	keys    keyCache
 	mux     *http.ServeMux
 	metrics *metrics
+	fetcher Fetcher
 }
 
 // New builds the API server.

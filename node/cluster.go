@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
@@ -150,6 +151,26 @@ func (n *Node) reconcile() {
 			n.log.Info("member added to Raft", "node", m.Name, "region", m.Meta.Region, "voter", m.Meta.Voter && voters <= maxVoters)
 		}
 	}
+}
+
+// peersByDistance lists other members' peer IDs: same region first, then by RTT.
+func (n *Node) peersByDistance() []peer.ID {
+	members := n.Members()
+	region := n.cfg.Server.Cluster.Region
+	sort.SliceStable(members, func(i, j int) bool {
+		si, sj := members[i].Meta.Region == region, members[j].Meta.Region == region
+		if si != sj {
+			return si
+		}
+		return members[i].RTT < members[j].RTT
+	})
+	var out []peer.ID
+	for _, m := range members {
+		if pid, err := peer.Decode(m.Meta.PeerID); err == nil && pid != n.host.ID() {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // Members is the gossip view (empty without gossip).

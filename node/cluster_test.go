@@ -1,16 +1,23 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
 
+	"github.com/garret-cache/garret/internal/narinfo"
+	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
 )
@@ -109,5 +116,47 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 			_, err := n.Catalog().Cache("anywhere")
 			return err == nil
 		})
+	}
+
+	// Bytes stay where they were pushed, but are never out of reach: a NAR
+	// ingested on the first node is served, identical, by the last one.
+	key, _ := narinfo.GenerateKeypair("pub")
+	if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "pub", Keypair: key, IsPublic: true, StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("a NAR's worth of bytes that spans a few chunks\n"), 20000)
+	res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := first.Store().PutManifest(res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := "0123456789abcdfghijklmnpqrsvwxyz"
+	obj := catalog.Object{Cache: "pub", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
+		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}
+	if err := follower.Catalog().PutObject(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	last := nodes[2]
+	eventually(t, "the object on the last node", func() bool {
+		_, err := last.Catalog().Object("pub", nixid.StorePathHash(hash))
+		return err == nil
+	})
+	if ok, _ := last.Store().HasChunk(res.Manifest.Chunks[0].ID); ok {
+		t.Fatal("the last node already had the chunks; the test proves nothing")
+	}
+	resp, err := http.Get(last.URL() + "pub/nar/" + hash + ".nar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	raw, err := dec.DecodeAll(served, nil)
+	if resp.StatusCode != 200 || err != nil || !bytes.Equal(raw, data) {
+		t.Fatalf("NAR from the last node: %d, %v, %d bytes", resp.StatusCode, err, len(raw))
 	}
 }

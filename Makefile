@@ -7,7 +7,7 @@ BIN       := bin
 GOFLAGS_BUILD := -trimpath
 TEST_TAGS := pebblegozstd
 
-.PHONY: all build run test test-unit test-e2e test-deps bench lint demo-clean
+.PHONY: all build run test test-unit test-e2e test-deps bench lint demo-cluster
 
 all: build
 
@@ -38,6 +38,9 @@ test-e2e: test-deps
 bench: build
 	CGO_ENABLED=0 $(GO) run ./bench/serve -out BENCHMARKS.md
 	CGO_ENABLED=0 $(GO) run ./bench/storage >> BENCHMARKS.md
+
+demo-cluster: build
+	deploy/demo-cluster.sh
 
 lint:
 	$(GO) vet -tags $(TEST_TAGS) ./...

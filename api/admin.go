@@ -40,15 +40,34 @@ func (s *Server) deletePaths(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, v1.DeletePathsResponse{Deleted: n})
 }
 
-// revokeToken is POST /_api/v1/revoke-token: records a token id in the catalog
-// so every node treats the token as anonymous; needs the cluster-admin claim.
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+// requireClusterAdmin checks Garret's cluster-admin claim.
+func requireClusterAdmin(r *http.Request, what string) error {
 	c := callerOf(r)
 	if c.claims == nil {
 		return c.unauthorized()
 	}
 	if !c.claims.ClusterAdmin {
-		return withMessage(errAccess, "Access error: revoking tokens needs the cluster-admin permission (garretd make-token --cluster-admin).")
+		return withMessage(errAccess, "Access error: %s needs the cluster-admin permission (garretd make-token --cluster-admin).", what)
+	}
+	return nil
+}
+
+// clusterStatus is GET /_api/v1/cluster; needs the cluster-admin claim.
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
+	if err := requireClusterAdmin(r, "the cluster status"); err != nil {
+		return err
+	}
+	if s.cluster == nil {
+		return errNotFound
+	}
+	return writeJSON(w, s.cluster.ClusterStatus())
+}
+
+// revokeToken is POST /_api/v1/revoke-token: records a token id in the catalog
+// so every node treats the token as anonymous; needs the cluster-admin claim.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	if err := requireClusterAdmin(r, "revoking tokens"); err != nil {
+		return err
 	}
 	var req v1.RevokeTokenRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {

@@ -84,3 +84,13 @@ func TestListCaches_OnlyDiscoverable(t *testing.T) {
 		t.Fatalf("listed %v", names)
 	}
 }
+
+func TestClusterStatus_NeedsClusterAdmin(t *testing.T) {
+	e := newTestEnv(t)
+	if st, _ := e.do("GET", "/_api/v1/cluster", e.root, nil, nil); st != 403 {
+		t.Fatalf("cluster status without cluster-admin: %d", st)
+	}
+	if st, _ := e.do("GET", "/_api/v1/cluster", "", nil, nil); st != 401 {
+		t.Fatalf("anonymous cluster status: %d", st)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/garret-cache/garret/api/token"
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
@@ -47,6 +48,14 @@ type ChunkStore interface {
 type Fetcher interface {
 	FetchNAR(ctx context.Context, id chunkstore.ManifestID) error
 }
+
+// ClusterView reports the cluster as this node sees it.
+type ClusterView interface {
+	ClusterStatus() v1.ClusterStatus
+}
+
+// SetCluster enables GET /_api/v1/cluster.
+func (s *Server) SetCluster(c ClusterView) { s.cluster = c }
 
 // SetFetcher lets the API fill in NARs this node lacks from its peers.
 func (s *Server) SetFetcher(f Fetcher) { s.fetcher = f }
@@ -90,6 +99,7 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	fetcher Fetcher
+	cluster ClusterView
 }
 
 // New builds the API server.
@@ -154,6 +164,7 @@ func (s *Server) routes() {
 	m.Handle("GET /_api/v1/caches", s.handle(s.listCaches))
 	m.Handle("POST /_api/v1/delete-paths", s.handle(s.deletePaths))
 	m.Handle("POST /_api/v1/revoke-token", s.handle(s.revokeToken))
+	m.Handle("GET /_api/v1/cluster", s.handle(s.clusterStatus))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/membership"
 	"github.com/garret-cache/garret/replication/p2p"
 )
@@ -179,4 +180,38 @@ func (n *Node) Members() []membership.Member {
 		return nil
 	}
 	return n.members.Members()
+}
+
+// ClusterStatus is this node's view: Raft roles and leader, gossip metadata and RTTs.
+func (n *Node) ClusterStatus() v1.ClusterStatus {
+	r := n.catalog.Raft()
+	_, leader := r.LeaderWithID()
+	st := v1.ClusterStatus{Node: n.host.ID().String(), Leader: string(leader), AppliedIndex: r.AppliedIndex(), CommitIndex: r.CommitIndex()}
+	roles := map[string]string{}
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			role := "nonvoter"
+			if s.Suffrage == raft.Voter {
+				role = "voter"
+			}
+			roles[string(s.ID)] = role
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range n.Members() {
+		role := roles[m.Meta.PeerID]
+		if role == "" {
+			role = "joining"
+		}
+		seen[m.Meta.PeerID] = true
+		st.Nodes = append(st.Nodes, v1.ClusterNode{Name: m.Name, PeerID: m.Meta.PeerID, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
+			Role: role, Leader: m.Meta.PeerID == string(leader), RTTMs: float64(m.RTT.Microseconds()) / 1000})
+	}
+	for id, role := range roles { // Raft members gossip does not show (down, or no gossip)
+		if !seen[id] {
+			st.Nodes = append(st.Nodes, v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == string(leader)})
+		}
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })
+	return st
 }

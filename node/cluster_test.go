@@ -118,6 +118,16 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		})
 	}
 
+	// The cluster status, as `garret cluster status` gets it, needs cluster-admin.
+	st := nodes[1].ClusterStatus()
+	roles := map[string]int{}
+	for _, cn := range st.Nodes {
+		roles[cn.Role]++
+	}
+	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" {
+		t.Fatalf("cluster status: %+v", st)
+	}
+
 	// Bytes stay where they were pushed, but are never out of reach: a NAR
 	// ingested on the first node is served, identical, by the last one.
 	key, _ := narinfo.GenerateKeypair("pub")

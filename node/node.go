@@ -144,6 +144,7 @@ func New(cfg Config) (_ *Node, err error) {
 	ac.APIEndpoint, ac.SubstituterEndpoint, ac.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
 	ac.MaxNarInfoSize = int64(sc.MaxNarInfoSize)
 	n.api = api.New(ac, n.catalog, n.store, tokens, n.log)
+	n.api.SetCluster(n)
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.peersByDistance, Log: n.log.With("component", "fetch")})
 	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {

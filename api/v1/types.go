@@ -187,3 +187,23 @@ type CacheSummary struct {
 type ListCachesResponse struct {
 	Caches []CacheSummary `json:"caches"`
 }
+
+// ClusterNode is one node in GET /_api/v1/cluster (Garret; cluster-admin).
+type ClusterNode struct {
+	Name   string  `json:"name"`
+	PeerID string  `json:"peer_id"`
+	Region string  `json:"region,omitempty"`
+	APIURL string  `json:"api_url,omitempty"`
+	Role   string  `json:"role"` // voter, nonvoter, or joining (gossip only)
+	Leader bool    `json:"leader"`
+	RTTMs  float64 `json:"rtt_ms"` // from the answering node; 0 for itself or unmeasured
+}
+
+// ClusterStatus is the answering node's view of the cluster.
+type ClusterStatus struct {
+	Node         string        `json:"node"`
+	Leader       string        `json:"leader,omitempty"` // peer ID
+	AppliedIndex uint64        `json:"applied_index"`
+	CommitIndex  uint64        `json:"commit_index"`
+	Nodes        []ClusterNode `json:"nodes"`
+}

@@ -21,7 +21,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(loginCmd(), cacheCmd(), useCmd(), pushCmd(), watchCmd(), pathCmd(), tokenCmd())
+	root.AddCommand(loginCmd(), cacheCmd(), useCmd(), pushCmd(), watchCmd(), pathCmd(), tokenCmd(), clusterCmd())
 	return root
 }
 

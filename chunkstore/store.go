@@ -20,7 +20,6 @@ var (
 	ErrNotFound      = errors.New("chunkstore: not found")
 	ErrMissingChunks = errors.New("chunkstore: chunks missing")
 	ErrCorrupt       = errors.New("chunkstore: corrupt chunk")
-	ErrClosed        = errors.New("chunkstore: closed")
 )
 
 // MissingChunksError lists the chunks of a manifest that are not local.
@@ -77,7 +76,6 @@ type Store struct {
 	compress chan struct{} // store-wide compression slots: GOMAXPROCS
 	encoders sync.Pool
 	bufs     sync.Pool
-	batchMu  sync.Mutex // guards shared write batching in ingests
 	crc      *crc32.Table
 	closing  sync.Once
 	closeErr error

@@ -97,7 +97,6 @@ func (s *state) restore(r io.Reader) (uint64, error) {
 	}
 	s.mu.Lock()
 	old := s.db
-	oldPath := ""
 	s.db = db
 	s.mu.Unlock()
 	if old != nil {
@@ -107,8 +106,7 @@ func (s *state) restore(r io.Reader) (uint64, error) {
 	entries, _ := os.ReadDir(s.dir)
 	for _, e := range entries {
 		if e.IsDir() && e.Name() != name && (e.Name() == "state" || len(e.Name()) > 6 && e.Name()[:6] == "state-") {
-			oldPath = filepath.Join(s.dir, e.Name())
-			_ = os.RemoveAll(oldPath)
+			_ = os.RemoveAll(filepath.Join(s.dir, e.Name()))
 		}
 	}
 	return idx, nil

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -121,16 +122,9 @@ func (m *Membership) Members() []Member {
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.leave.Do(func() {
 		err := m.ml.Leave(timeout)
-		m.leaveErr = errorsJoin(err, m.ml.Shutdown())
+		m.leaveErr = errors.Join(err, m.ml.Shutdown())
 	})
 	return m.leaveErr
-}
-
-func errorsJoin(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (m *Membership) changed() {

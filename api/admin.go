@@ -22,13 +22,9 @@ func (s *Server) deletePaths(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return requestError("%v", err)
 	}
-	hashes := make([]nixid.StorePathHash, 0, len(req.StorePathHashes))
-	for _, raw := range req.StorePathHashes {
-		h, err := nixid.ParseStorePathHash(raw)
-		if err != nil {
-			return requestError("%v", err)
-		}
-		hashes = append(hashes, h)
+	hashes, err := parseHashes(req.StorePathHashes)
+	if err != nil {
+		return err
 	}
 	if _, err := s.authorize(r, name, needDelete); err != nil {
 		return err

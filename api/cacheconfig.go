@@ -195,6 +195,19 @@ func (s *Server) destroyCache(w http.ResponseWriter, r *http.Request) error {
 	return catalogError(s.catalog.DestroyCache(r.Context(), name))
 }
 
+// parseHashes validates a request's store-path hashes.
+func parseHashes(raw []string) ([]nixid.StorePathHash, error) {
+	hashes := make([]nixid.StorePathHash, 0, len(raw))
+	for _, r := range raw {
+		h, err := nixid.ParseStorePathHash(r)
+		if err != nil {
+			return nil, requestError("%v", err)
+		}
+		hashes = append(hashes, h)
+	}
+	return hashes, nil
+}
+
 // getMissingPaths is POST /_api/v1/get-missing-paths; needs push.
 func (s *Server) getMissingPaths(w http.ResponseWriter, r *http.Request) error {
 	var req v1.GetMissingPathsRequest
@@ -205,13 +218,9 @@ func (s *Server) getMissingPaths(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return requestError("%v", err)
 	}
-	hashes := make([]nixid.StorePathHash, 0, len(req.StorePathHashes))
-	for _, raw := range req.StorePathHashes {
-		h, err := nixid.ParseStorePathHash(raw)
-		if err != nil {
-			return requestError("%v", err)
-		}
-		hashes = append(hashes, h)
+	hashes, err := parseHashes(req.StorePathHashes)
+	if err != nil {
+		return err
 	}
 	if _, err := s.authorize(r, name, needPush); err != nil {
 		return err

@@ -48,11 +48,7 @@ func tokenCmd() *cobra.Command {
 		Short: "Revoke a token on every node (needs the cluster-admin permission)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ref := "x"
-			if server != "" {
-				ref = server + ":x"
-			}
-			c, _, _, err := connect(ref)
+			c, err := connectServer(server)
 			if err != nil {
 				return err
 			}

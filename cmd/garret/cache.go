@@ -187,11 +187,11 @@ func cacheListCmd() *cobra.Command {
 		Short: "List the caches your token can see",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ref := "x"
+			server := ""
 			if len(args) == 1 {
-				ref = args[0] + ":x"
+				server = args[0]
 			}
-			c, _, _, err := connect(ref)
+			c, err := connectServer(server)
 			if err != nil {
 				return err
 			}

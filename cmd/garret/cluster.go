@@ -21,11 +21,7 @@ func clusterCmd() *cobra.Command {
 		Short: "Nodes, regions, roles, leader and RTTs as the server sees them",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			ref := "x"
-			if server != "" {
-				ref = server + ":x"
-			}
-			c, _, _, err := connect(ref)
+			c, err := connectServer(server)
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,17 @@ func loginCmd() *cobra.Command {
 	return cmd
 }
 
+// connectServer connects to a named server, or the default one, for commands
+// that concern no cache.
+func connectServer(server string) (*apiClient, error) {
+	ref := "x"
+	if server != "" {
+		ref = server + ":x"
+	}
+	c, _, _, err := connect(ref)
+	return c, err
+}
+
 // connect resolves a cache reference to a client and cache name.
 func connect(ref string) (*apiClient, string, string, error) {
 	cfg, err := loadConfig()

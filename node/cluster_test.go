@@ -128,7 +128,8 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		t.Fatalf("cluster status: %+v", st)
 	}
 
-	// Bytes stay where they were pushed, but are never out of reach: a NAR
+	// Bytes stay where they were pushed (checked below); a node that shuts
+	// down leaves the Raft configuration (checked at the end)., but are never out of reach: a NAR
 	// ingested on the first node is served, identical, by the last one.
 	key, _ := narinfo.GenerateKeypair("pub")
 	if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "pub", Keypair: key, IsPublic: true, StoreDir: "/nix/store"}); err != nil {
@@ -168,5 +169,34 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	raw, err := dec.DecodeAll(served, nil)
 	if resp.StatusCode != 200 || err != nil || !bytes.Equal(raw, data) {
 		t.Fatalf("NAR from the last node: %d, %v, %d bytes", resp.StatusCode, err, len(raw))
+	}
+
+	// Graceful leave: the leader itself shuts down; the others carry on with two voters.
+	var leader *Node
+	for _, n := range nodes {
+		if n.Catalog().IsLeader() {
+			leader = n
+		}
+	}
+	if err := leader.Shutdown(context.Background()); err != nil {
+		t.Fatalf("leader shutdown: %v", err)
+	}
+	var rest []*Node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	eventually(t, "a configuration of two servers with a new leader", func() bool {
+		for _, n := range rest {
+			if n.Catalog().IsLeader() {
+				f := n.Catalog().Raft().GetConfiguration()
+				return f.Error() == nil && len(f.Configuration().Servers) == 2
+			}
+		}
+		return false
+	})
+	if err := rest[0].Catalog().CreateCache(ctx, catalog.Cache{Name: "after-leave", StoreDir: "/nix/store"}); err != nil {
+		t.Fatalf("write after the leader left: %v", err)
 	}
 }

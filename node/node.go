@@ -195,7 +195,14 @@ func (n *Node) Store() *chunkstore.Store { return n.store }
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if n.members != nil {
-		_ = n.members.Leave(2 * time.Second) // tell the others first
+		// SIGTERM leaves gracefully: out of Raft first (a leader hands over),
+		// then out of gossip.
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := n.catalog.Leave(lctx); err != nil {
+			n.log.Warn("leaving the Raft configuration failed", "err", err)
+		}
+		cancel()
+		_ = n.members.Leave(2 * time.Second)
 	}
 	if n.http != nil {
 		errs = append(errs, n.http.Shutdown(ctx))

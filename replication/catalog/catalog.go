@@ -176,6 +176,7 @@ func (c *Catalog) Close() error {
 		c.wg.Wait()
 		if c.host != nil {
 			c.host.RemoveStreamHandler(ForwardProtocol)
+			c.host.RemoveStreamHandler(LeaveProtocol)
 		}
 		errs := []error{c.raft.Shutdown().Error()}
 		errs = append(errs, c.wal.Close(), c.fsm.st.close())

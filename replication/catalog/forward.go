@@ -49,6 +49,7 @@ func codeOf(err error) string {
 func (c *Catalog) EnableForwarding(h host.Host) {
 	c.host = h
 	h.SetStreamHandler(ForwardProtocol, c.serveForward)
+	h.SetStreamHandler(LeaveProtocol, c.serveLeave)
 }
 
 func (c *Catalog) serveForward(s network.Stream) {

@@ -1,0 +1,44 @@
+package membership
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func start(t *testing.T, name string, key []byte) *Membership {
+	t.Helper()
+	m, err := New(Config{NodeName: name, SecretKey: key, Meta: Meta{PeerID: "id-" + name, Region: "eu", Voter: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Leave(0) })
+	return m
+}
+
+func TestMembership_JoinWithKeyAndMeta(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	a, b := start(t, "a", key), start(t, "b", key)
+	if _, err := b.Join([]string{a.GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(a.Members()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a sees %d members", len(a.Members()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, m := range a.Members() {
+		if m.Meta.PeerID != "id-"+m.Name || m.Meta.Region != "eu" || !m.Meta.Voter {
+			t.Fatalf("metadata of %s: %+v", m.Name, m.Meta)
+		}
+	}
+	intruder := start(t, "x", bytes.Repeat([]byte{8}, 32))
+	if _, err := intruder.Join([]string{a.GossipAddr()}); err == nil {
+		t.Fatal("a member with another key joined")
+	}
+	if len(a.Members()) != 2 {
+		t.Fatalf("the intruder became a member: %d", len(a.Members()))
+	}
+}

@@ -33,7 +33,8 @@ func (n *Node) startGossip(ctx context.Context, peerID string) error {
 	port, _ := strconv.Atoi(portText)
 	mc := membership.Config{
 		NodeName: orDefault(cc.NodeName, peerID), BindAddr: host, BindPort: port, WAN: !n.cfg.FastTimings,
-		Meta:     membership.Meta{PeerID: peerID, Region: cc.Region, APIURL: orDefault(cc.APIURL, n.URL()), Voter: cc.Voter == nil || *cc.Voter},
+		Meta: membership.Meta{PeerID: peerID, Region: cc.Region, APIURL: orDefault(cc.APIURL, n.URL()),
+			Voter: cc.Voter == nil || *cc.Voter, ClusterID: n.catalog.ClusterID()},
 		OnChange: n.signalChange, Log: n.log.With("component", "membership"),
 	}
 	if cc.GossipAdvertise != "" {
@@ -78,7 +79,7 @@ func (n *Node) clusterLoop(ctx context.Context, join []string) {
 	for {
 		if !joined {
 			if _, err := n.members.Join(join); err != nil {
-				n.log.Warn("cannot join the cluster yet; retrying", "join", join, "err", err)
+				n.log.Warn("cannot join the cluster yet; retrying (if this persists, check that [cluster] secret matches the other nodes')", "join", join, "err", err)
 			} else {
 				joined = true
 			}
@@ -134,9 +135,15 @@ func (n *Node) reconcile() {
 			voters++
 		}
 	}
+	ours := n.catalog.ClusterID()
 	for _, m := range members {
 		id := raft.ServerID(m.Meta.PeerID)
 		if inConfig[id] {
+			continue
+		}
+		if m.Meta.ClusterID != "" && m.Meta.ClusterID != ours {
+			n.log.Error("refusing a node that holds another cluster's catalog: two Raft groups cannot merge; give it an empty data dir to join",
+				"node", m.Name, "its_cluster", m.Meta.ClusterID, "this_cluster", ours)
 			continue
 		}
 		var err error

@@ -128,6 +128,32 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		t.Fatalf("cluster status: %+v", st)
 	}
 
+	// A node that holds another cluster's catalog is refused: two Raft groups cannot merge.
+	loner, err := start(t, clusterConfig(t, "loner", "eu", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lonerDir, lonerID := loner.cfg.Server.DataDir, loner.Catalog().ClusterID()
+	if lonerID == "" || lonerID == first.Catalog().ClusterID() {
+		t.Fatalf("cluster ids: loner %q, cluster %q", lonerID, first.Catalog().ClusterID())
+	}
+	_ = loner.Shutdown(context.Background())
+	cfg := clusterConfig(t, "loner", "eu", []string{seed})
+	cfg.DataDir = lonerDir
+	intruder, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "gossip to see the intruder", func() bool { return len(first.Members()) == 4 })
+	for _, n := range nodes {
+		n.reconcile()
+	}
+	if f := first.Catalog().Raft().GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 3 {
+		t.Fatalf("the node of another cluster entered the Raft configuration: %+v", f.Configuration())
+	}
+	_ = intruder.Shutdown(context.Background())
+	eventually(t, "gossip to forget the intruder", func() bool { return len(first.Members()) == 3 })
+
 	// Bytes stay where they were pushed (checked below); a node that shuts
 	// down leaves the Raft configuration (checked at the end)., but are never out of reach: a NAR
 	// ingested on the first node is served, identical, by the last one.

@@ -133,6 +133,11 @@ func New(cfg Config) (_ *Node, err error) {
 		if err := n.catalog.WaitLeader(ctx); err != nil {
 			return nil, fmt.Errorf("node: catalog has no leader: %w", err)
 		}
+		if n.catalog.IsLeader() {
+			if _, err := n.catalog.EnsureClusterID(ctx); err != nil {
+				return nil, fmt.Errorf("node: cluster id: %w", err)
+			}
+		}
 	}
 
 	// 5. Tokens and the HTTP API.

@@ -21,6 +21,8 @@ func applyCommand(b *pebble.Batch, c command) result {
 		return applyPutFile(b, c)
 	case cmdRevokeToken:
 		return applyRevokeToken(b, c)
+	case cmdSetClusterID:
+		return applySetClusterID(b, c)
 	}
 	panic("catalog: unknown command type in log")
 }
@@ -128,5 +130,17 @@ func applyPutFile(b *pebble.Batch, c command) result {
 
 func applyRevokeToken(b *pebble.Batch, c command) result {
 	check(b.Set(revokedKey(c.JTI), mustJSON(c.ExpiresAt), nil))
+	return result{}
+}
+
+// applySetClusterID records the cluster's identity once; later proposals
+// (a second bootstrap race) leave the first one in place.
+func applySetClusterID(b *pebble.Batch, c command) result {
+	if ok, err := getJSON(b, keyClusterID, nil); err != nil {
+		panic(err)
+	} else if ok {
+		return result{}
+	}
+	check(b.Set(keyClusterID, mustJSON(c.ClusterID), nil))
 	return result{}
 }

@@ -19,6 +19,7 @@ const (
 	cmdDeleteObjects  cmdType = 5
 	cmdPutFile        cmdType = 6
 	cmdRevokeToken    cmdType = 7
+	cmdSetClusterID   cmdType = 8
 )
 
 // command is the one envelope every write travels in.
@@ -31,6 +32,7 @@ type command struct {
 	Hashes    []nixid.StorePathHash `json:"hashes,omitempty"`
 	File      *File                 `json:"file,omitempty"`
 	JTI       string                `json:"jti,omitempty"`
+	ClusterID string                `json:"cluster_id,omitempty"`
 	ExpiresAt time.Time             `json:"expires_at,omitempty"`
 }
 

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
@@ -119,4 +121,28 @@ func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
 		return err
 	}
 	return scan(c.fsm.st, []byte("f/"), func(f File) error { return fn(f.Manifest) })
+}
+
+// ClusterID is the identity recorded when the cluster was bootstrapped ("" on
+// a node that has not received it yet).
+func (c *Catalog) ClusterID() string {
+	var id string
+	if ok, err := c.fsm.st.get(keyClusterID, &id); err != nil || !ok {
+		return ""
+	}
+	return id
+}
+
+// EnsureClusterID records a new random cluster id if none exists (the
+// bootstrapping leader calls it once).
+func (c *Catalog) EnsureClusterID(ctx context.Context) (string, error) {
+	if id := c.ClusterID(); id != "" {
+		return id, nil
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	if _, err := c.propose(ctx, command{Type: cmdSetClusterID, ClusterID: hex.EncodeToString(b[:])}); err != nil {
+		return "", err
+	}
+	return c.ClusterID(), nil
 }

@@ -17,7 +17,8 @@ import (
 
 // Keys of the FSM state.
 var (
-	keyApplied = []byte("\x00applied")
+	keyApplied   = []byte("\x00applied")
+	keyClusterID = []byte("\x00cluster-id")
 )
 
 func cacheKey(name nixid.CacheName) []byte  { return []byte("c/" + string(name)) }

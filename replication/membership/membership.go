@@ -23,6 +23,9 @@ type Meta struct {
 	APIURL   string   `json:"api,omitempty"`
 	P2PAddrs []string `json:"p2p,omitempty"`
 	Voter    bool     `json:"v"`
+	// ClusterID is the catalog's cluster identity when the node started
+	// ("" for a fresh data dir): nodes of another cluster are refused.
+	ClusterID string `json:"c,omitempty"`
 }
 
 // Member is one node as this node sees it.

@@ -8,25 +8,13 @@ import (
 	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
-	"github.com/garret-cache/garret/internal/nixid"
 )
 
 // deletePaths is POST /_api/v1/delete-paths: removes store paths from a cache
 // at once (narinfo lookups 404 from the next request); needs d.
 func (s *Server) deletePaths(w http.ResponseWriter, r *http.Request) error {
-	var req v1.DeletePathsRequest
-	if err := s.decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	name, err := nixid.ParseCacheName(req.Cache)
+	name, hashes, err := s.pathsRequest(w, r, needDelete)
 	if err != nil {
-		return requestError("%v", err)
-	}
-	hashes, err := parseHashes(req.StorePathHashes)
-	if err != nil {
-		return err
-	}
-	if _, err := s.authorize(r, name, needDelete); err != nil {
 		return err
 	}
 	n, err := s.catalog.DeleteObjects(r.Context(), name, hashes)

@@ -66,18 +66,8 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
-	h, err := nixid.ParseStorePathHash(hashPart)
+	cache, obj, err := s.pullObject(r, name, hashPart)
 	if err != nil {
-		return requestError("%v", err)
-	}
-	cache, err := s.authorize(r, name, needPull)
-	if err != nil {
-		return err
-	}
-	obj, err := s.catalog.Object(name, h)
-	if errors.Is(err, catalog.ErrNoSuchObject) {
-		return errNoSuchObject
-	} else if err != nil {
 		return err
 	}
 	body, err := s.renderNarInfo(cache, obj)
@@ -89,6 +79,24 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, err = io.WriteString(w, body)
 	return err
+}
+
+// pullObject checks pull permission (before any lookup, so a private cache
+// reveals nothing) and loads one store path of the cache.
+func (s *Server) pullObject(r *http.Request, name nixid.CacheName, hashPart string) (catalog.Cache, catalog.Object, error) {
+	h, err := nixid.ParseStorePathHash(hashPart)
+	if err != nil {
+		return catalog.Cache{}, catalog.Object{}, requestError("%v", err)
+	}
+	cache, err := s.authorize(r, name, needPull)
+	if err != nil {
+		return cache, catalog.Object{}, err
+	}
+	obj, err := s.catalog.Object(name, h)
+	if errors.Is(err, catalog.ErrNoSuchObject) {
+		return cache, obj, errNoSuchObject
+	}
+	return cache, obj, err
 }
 
 // renderNarInfo builds the narinfo with a relative URL and the cache's
@@ -142,18 +150,8 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request) error {
 	if !ok || len(hashPart) != 32 {
 		return s.headStagedNar(w, r, name, file)
 	}
-	h, err := nixid.ParseStorePathHash(hashPart)
+	cache, obj, err := s.pullObject(r, name, hashPart)
 	if err != nil {
-		return requestError("%v", err)
-	}
-	cache, err := s.authorize(r, name, needPull)
-	if err != nil {
-		return err
-	}
-	obj, err := s.catalog.Object(name, h)
-	if errors.Is(err, catalog.ErrNoSuchObject) {
-		return errNoSuchObject
-	} else if err != nil {
 		return err
 	}
 	setVisibility(w, cache)

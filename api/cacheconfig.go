@@ -195,34 +195,36 @@ func (s *Server) destroyCache(w http.ResponseWriter, r *http.Request) error {
 	return catalogError(s.catalog.DestroyCache(r.Context(), name))
 }
 
-// parseHashes validates a request's store-path hashes.
-func parseHashes(raw []string) ([]nixid.StorePathHash, error) {
-	hashes := make([]nixid.StorePathHash, 0, len(raw))
-	for _, r := range raw {
-		h, err := nixid.ParseStorePathHash(r)
+// pathsRequest decodes the {"cache","store_path_hashes"} body that
+// get-missing-paths and delete-paths share, validates it, and checks the
+// caller's permission on the cache.
+func (s *Server) pathsRequest(w http.ResponseWriter, r *http.Request, n need) (nixid.CacheName, []nixid.StorePathHash, error) {
+	var req v1.GetMissingPathsRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		return "", nil, err
+	}
+	name, err := nixid.ParseCacheName(req.Cache)
+	if err != nil {
+		return "", nil, requestError("%v", err)
+	}
+	hashes := make([]nixid.StorePathHash, 0, len(req.StorePathHashes))
+	for _, raw := range req.StorePathHashes {
+		h, err := nixid.ParseStorePathHash(raw)
 		if err != nil {
-			return nil, requestError("%v", err)
+			return "", nil, requestError("%v", err)
 		}
 		hashes = append(hashes, h)
 	}
-	return hashes, nil
+	if _, err := s.authorize(r, name, n); err != nil {
+		return "", nil, err
+	}
+	return name, hashes, nil
 }
 
 // getMissingPaths is POST /_api/v1/get-missing-paths; needs push.
 func (s *Server) getMissingPaths(w http.ResponseWriter, r *http.Request) error {
-	var req v1.GetMissingPathsRequest
-	if err := s.decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	name, err := nixid.ParseCacheName(req.Cache)
+	name, hashes, err := s.pathsRequest(w, r, needPush)
 	if err != nil {
-		return requestError("%v", err)
-	}
-	hashes, err := parseHashes(req.StorePathHashes)
-	if err != nil {
-		return err
-	}
-	if _, err := s.authorize(r, name, needPush); err != nil {
 		return err
 	}
 	missing, err := s.catalog.MissingPaths(name, hashes)

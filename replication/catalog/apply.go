@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/garret-cache/garret/internal/nixid"
 )
 
 // applyCommand is the one switch over command types.
@@ -25,6 +27,15 @@ func applyCommand(b *pebble.Batch, c command) result {
 		return applySetClusterID(b, c)
 	}
 	panic("catalog: unknown command type in log")
+}
+
+// cacheExists reads through the batch, so earlier commands of the same entry count.
+func cacheExists(b *pebble.Batch, name nixid.CacheName) bool {
+	ok, err := getJSON(b, cacheKey(name), nil)
+	if err != nil {
+		panic("catalog: state read: " + err.Error())
+	}
+	return ok
 }
 
 func check(err error) {
@@ -90,9 +101,7 @@ func applyDestroyCache(b *pebble.Batch, c command) result {
 }
 
 func applyPutObject(b *pebble.Batch, c command) result {
-	if ok, err := getJSON(b, cacheKey(c.Object.Cache), nil); err != nil {
-		panic(err)
-	} else if !ok {
+	if !cacheExists(b, c.Object.Cache) {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Set(objectKey(c.Object.Cache, c.Object.StorePathHash), mustJSON(c.Object), nil))
@@ -100,9 +109,7 @@ func applyPutObject(b *pebble.Batch, c command) result {
 }
 
 func applyDeleteObjects(b *pebble.Batch, c command) result {
-	if ok, err := getJSON(b, cacheKey(c.Name), nil); err != nil {
-		panic(err)
-	} else if !ok {
+	if !cacheExists(b, c.Name) {
 		return result{err: ErrNoSuchCache}
 	}
 	n := 0
@@ -119,9 +126,7 @@ func applyDeleteObjects(b *pebble.Batch, c command) result {
 }
 
 func applyPutFile(b *pebble.Batch, c command) result {
-	if ok, err := getJSON(b, cacheKey(c.File.Cache), nil); err != nil {
-		panic(err)
-	} else if !ok {
+	if !cacheExists(b, c.File.Cache) {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Set(fileKey(c.File.Cache, c.File.Name), mustJSON(c.File), nil))

@@ -1,124 +1,38 @@
 package narinfo
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
-	"io"
-	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/garret-cache/garret/internal/nixid"
 )
 
-// MaxSize is the largest narinfo Parse reads.
-const MaxSize = 1 << 20
-
-// ErrInvalid wraps every parse failure.
-var ErrInvalid = errors.New("narinfo: invalid")
-
 // NarInfo is the content of a .narinfo file.
 type NarInfo struct {
-	StorePath, URL, Compression, FileHash string
-	FileSize                              uint64
-	NarHash                               nixid.NarHash
-	NarSize                               uint64
-	References                            []string // base names
-	Deriver, System, CA                   string
-	Sigs                                  []string
+	StorePath   string // full store path, e.g. /nix/store/<hash>-<name>
+	URL         string // where the (compressed) NAR is, relative to the cache
+	Compression string // "bzip2" when the file had no Compression line
+	FileHash    string // hash of the compressed file, as written ("sha256:<nix32>"); not signed
+	FileSize    uint64 // size of the compressed file; 0 means unknown; not signed
+	NarHash     nixid.NarHash
+	NarSize     uint64
+	References  []string // store path base names (<hash>-<name>); never nil after Parse
+	Deriver     string   // base name; "" for Nix's "unknown-deriver"
+	System      string
+	CA          string
+	Sigs        []string // "keyname:base64(signature)", in file order, without duplicates
 }
 
-// Parse reads a narinfo like Nix does: "Key: value" lines, unknown keys
-// ignored, Compression defaulting to bzip2. StorePath, URL, NarHash and
-// NarSize are required.
-func Parse(r io.Reader) (*NarInfo, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
-	}
-	ni := &NarInfo{References: []string{}}
-	var haveHash, haveSize bool
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	sc.Buffer(make([]byte, 0, 4096), MaxSize)
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
-		key, value, ok := strings.Cut(text, ":")
-		if !ok {
-			continue
-		}
-		value = strings.TrimPrefix(value, " ")
-		bad := func(err error) error { return fmt.Errorf("%w: line %d (%s): %v", ErrInvalid, line, key, err) }
-		switch key {
-		case "StorePath":
-			if _, _, _, err := nixid.SplitStorePath(value); err != nil || !strings.HasPrefix(value, "/") {
-				return nil, bad(fmt.Errorf("not a store path: %q", value))
-			}
-			ni.StorePath = value
-		case "URL":
-			ni.URL = value
-		case "Compression":
-			ni.Compression = value
-		case "FileHash":
-			ni.FileHash = value
-		case "FileSize":
-			if ni.FileSize, err = strconv.ParseUint(value, 10, 64); err != nil {
-				return nil, bad(err)
-			}
-		case "NarHash":
-			if ni.NarHash, err = nixid.ParseNarHash(value); err != nil {
-				return nil, bad(err)
-			}
-			haveHash = true
-		case "NarSize":
-			if ni.NarSize, err = strconv.ParseUint(value, 10, 64); err != nil {
-				return nil, bad(err)
-			}
-			haveSize = true
-		case "References":
-			ni.References = strings.Fields(value)
-		case "Deriver":
-			if value != "unknown-deriver" {
-				ni.Deriver = value
-			}
-		case "System":
-			ni.System = value
-		case "Sig":
-			if value != "" { // an empty signature signs nothing
-				ni.Sigs = append(ni.Sigs, value)
-			}
-		case "CA":
-			ni.CA = value
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	switch {
-	case ni.StorePath == "":
-		return nil, fmt.Errorf("%w: missing StorePath", ErrInvalid)
-	case ni.URL == "":
-		return nil, fmt.Errorf("%w: missing URL", ErrInvalid)
-	case !haveHash:
-		return nil, fmt.Errorf("%w: missing NarHash", ErrInvalid)
-	case !haveSize:
-		return nil, fmt.Errorf("%w: missing NarSize", ErrInvalid)
-	}
-	if ni.Compression == "" {
-		ni.Compression = "bzip2"
-	}
-	return ni, nil
-}
-
-// String renders the narinfo in Nix's field order.
+// String renders n in Nix's field order: StorePath, URL, Compression,
+// FileHash, FileSize, NarHash (sha256:<nix32>), NarSize, References (always
+// present, "References: " when empty), Deriver, System, one Sig line per
+// signature, CA. Empty optional fields and a zero FileSize are omitted.
 func (n *NarInfo) String() string {
 	var b strings.Builder
-	line := func(k, v string) {
-		if v != "" {
-			b.WriteString(k + ": " + v + "\n")
+	line := func(key, value string) {
+		if value != "" {
+			b.WriteString(key + ": " + value + "\n")
 		}
 	}
 	line("StorePath", n.StorePath)
@@ -140,13 +54,24 @@ func (n *NarInfo) String() string {
 	return b.String()
 }
 
-// Fingerprint is what a narinfo signature covers:
-// 1;<storePath>;sha256:<nix32>;<narSize>;<comma-separated full reference paths>.
+// Fingerprint is the string a narinfo signature covers (Nix's
+// ValidPathInfo::fingerprint):
+//
+//	1;<storePath>;sha256:<nix32>;<narSize>;<storeDir/ref>,<storeDir/ref>…
+//
+// storeDir is the directory part of storePath. References are sorted and
+// deduplicated first, because Nix holds them in a sorted set when it checks
+// a signature; the caller's slice is not modified.
 func Fingerprint(storePath string, narHash nixid.NarHash, narSize uint64, references []string) string {
-	dir := path.Dir(storePath)
-	full := make([]string, len(references))
-	for i, r := range references {
-		full[i] = dir + "/" + r
+	storeDir := storePath[:max(strings.LastIndexByte(storePath, '/'), 0)]
+	refs := slices.Compact(slices.Sorted(slices.Values(references)))
+	var b strings.Builder
+	b.WriteString("1;" + storePath + ";" + narHash.String() + ";" + strconv.FormatUint(narSize, 10) + ";")
+	for i, r := range refs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(storeDir + "/" + r)
 	}
-	return "1;" + storePath + ";" + narHash.String() + ";" + strconv.FormatUint(narSize, 10) + ";" + strings.Join(full, ",")
+	return b.String()
 }

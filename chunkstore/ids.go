@@ -51,3 +51,30 @@ func (id *ManifestID) UnmarshalText(b []byte) error {
 	*id = v
 	return err
 }
+
+// MarshalText renders the id as hex.
+func (id ChunkID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses the hex form.
+func (id *ChunkID) UnmarshalText(b []byte) error {
+	v, err := ParseChunkID(string(b))
+	*id = v
+	return err
+}
+
+// Index keys (pebble): one prefix byte, then the 32-byte id. Frames are not
+// in the index: they live in segment files (see segments.go and DESIGN.md).
+const (
+	prefixChunk    = 'm' // m<chunk id>    → chunkMeta (32 bytes)
+	prefixManifest = 'f' // f<manifest id> → written-at (8 bytes) + manifest encoding
+)
+
+func chunkKey(id ChunkID) []byte       { return indexKey(prefixChunk, id) }
+func manifestKey(id ManifestID) []byte { return indexKey(prefixManifest, id) }
+
+func indexKey(prefix byte, id [32]byte) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefix
+	copy(k[1:], id[:])
+	return k
+}

@@ -6,90 +6,105 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
 	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers fastcdc-v1.0.0
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 )
 
-// cdcAlgorithm is pinned: chunk boundaries are an on-disk format.
+// cdcAlgorithm is pinned by name: chunk boundaries are an on-disk format.
 const cdcAlgorithm = "fastcdc-v1.0.0"
 
-// batchBytes is how much an ingest buffers in a pebble batch before committing.
-const batchBytes = 4 << 20
-
-// touchAge: a deduplicated chunk older than this gets its touched time
-// refreshed, so a sweep (whose grace is hours) cannot delete a chunk that an
-// in-flight upload relies on.
-const touchAge = 3600
+// syncEvery: after this many new frame bytes an ingest fsyncs the segments
+// it wrote and commits their index entries (NoSync), so a long upload's
+// chunks become visible to other uploads and its pending batch stays small.
+const syncEvery = 16 << 20
 
 // IngestResult describes one ingested stream.
 type IngestResult struct {
-	Manifest            Manifest
+	// Manifest lists the chunks in stream order; store it with PutManifest.
+	Manifest Manifest
+	// RawSize is the bytes read; StoredSize the sum of the frame sizes of
+	// the manifest's chunks as stored here (what OpenNAR's Size will be).
 	RawSize, StoredSize int64
-	NewChunks           int
-	DedupChunks         int
-	DedupRawBytes       int64
+	// NewChunks were compressed and written; DedupChunks were already
+	// stored (or repeated earlier in the same stream).
+	NewChunks, DedupChunks int
+	// DedupRawBytes is the raw size of the deduplicated chunks.
+	DedupRawBytes int64
 }
 
-// ingest is the state of one Ingest call.
+// ingest is the state of one Ingest call; only its goroutine touches it.
 type ingest struct {
-	s       *Store
-	ctx     context.Context
-	res     *IngestResult
-	slots   chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex // guards batch, sizes, err
-	batch   *pebble.Batch
-	sizes   map[ChunkID]uint32 // frame size of every chunk of this NAR
-	pending map[ChunkID]bool   // new chunks being compressed by this ingest
-	err     error
+	s           *Store
+	ctx         context.Context
+	res         IngestResult
+	frames      map[ChunkID]uint32 // frame size of each distinct chunk; 0 while compressing
+	done        chan result
+	outstanding int
+	batch       *pebble.Batch  // index entries of frames already in segments
+	pinned      map[uint32]int // frames per segment not yet committed
+	unsynced    int64          // frame bytes since the last commit
+	committed   bool           // a NoSync commit happened
+	err         error          // first failed result
 }
 
-// Ingest reads r to EOF and stores its chunks (see the package doc). Chunks
-// the store already has are not recompressed. Writes are durable on return.
+// Ingest reads r to EOF, cuts it into chunks (whole if shorter than
+// NarSizeThreshold, else FastCDC from the start), names each by BLAKE3, and
+// stores the chunks the store lacks as one zstd frame each; chunks it has are
+// not recompressed. All writes are durable when it returns. On a read error
+// or ctx cancellation it returns the error; frames already written stay as
+// unreferenced orphans that Sweep removes.
 func (s *Store) Ingest(ctx context.Context, r io.Reader) (*IngestResult, error) {
-	in := &ingest{s: s, ctx: ctx, res: &IngestResult{}, slots: make(chan struct{}, s.cfg.MaxChunksInFlight),
-		batch: s.db.NewBatch(), sizes: map[ChunkID]uint32{}, pending: map[ChunkID]bool{}}
-	err := in.run(r)
-	in.wg.Wait()
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	in := &ingest{s: s, ctx: ctx, frames: map[ChunkID]uint32{}, done: make(chan result, s.cfg.MaxChunksInFlight),
+		batch: s.db.NewBatch(), pinned: map[uint32]int{}}
+	defer in.batch.Close()
+	err := in.read(r)
+	for in.outstanding > 0 { // always collect, so buffers and pins are released
+		in.handle(<-in.done)
+	}
 	if err == nil {
 		err = in.err
 	}
 	if err == nil {
-		err = in.batch.Commit(pebble.Sync)
-	} else {
-		_ = in.batch.Close()
+		err = in.commit(true)
+	}
+	for seg, n := range in.pinned { // abandoned frames: dead bytes for compaction
+		s.segs.unpin(seg, n)
 	}
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range in.res.Manifest.Chunks {
-		in.res.StoredSize += int64(in.sizes[c.ID])
+		in.res.StoredSize += int64(in.frames[c.ID])
 	}
-	return in.res, nil
+	return &in.res, nil
 }
 
-func (in *ingest) run(r io.Reader) error {
+// read cuts the stream and feeds the chunks to add.
+func (in *ingest) read(r io.Reader) error {
 	cfg := in.s.cfg
-	head := make([]byte, cfg.NarSizeThreshold)
+	head := in.s.bufs.get(cfg.NarSizeThreshold)
+	defer in.s.bufs.put(head)
 	n, err := io.ReadFull(r, head)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		if n > 0 {
-			return in.add(head[:n])
+		if n == 0 {
+			return nil
 		}
-		return nil
+		return in.add(head[:n])
 	case err != nil:
 		return err
 	}
-	ch, err := chunkers.NewChunker(cdcAlgorithm, io.MultiReader(bytes.NewReader(head), r),
-		&chunkers.ChunkerOpts{MinSize: cfg.MinSize, NormalSize: cfg.AvgSize, MaxSize: cfg.MaxSize})
+	scan := in.s.bufs.get(2 * cfg.MaxSize)
+	defer in.s.bufs.put(scan)
+	ch, err := chunkers.NewChunkerBuffer(cdcAlgorithm, io.MultiReader(bytes.NewReader(head), r),
+		&chunkers.ChunkerOpts{MinSize: cfg.MinSize, NormalSize: cfg.AvgSize, MaxSize: cfg.MaxSize}, scan)
 	if err != nil {
 		return fmt.Errorf("chunkstore: chunker: %w", err)
 	}
@@ -102,121 +117,122 @@ func (in *ingest) run(r io.Reader) error {
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := in.failed(); err != nil {
+		} else if err != nil {
 			return err
 		}
 	}
 }
 
-func (in *ingest) failed() error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+// add records one chunk and, if the store lacks it, queues it for a worker.
+// data is only valid until add returns.
+func (in *ingest) add(data []byte) error {
+	if err := in.ctx.Err(); err != nil {
+		return err
+	}
 	if in.err != nil {
 		return in.err
 	}
-	return in.ctx.Err()
-}
-
-// add records one chunk and, if it is new, hands a copy to a compressor.
-func (in *ingest) add(data []byte) error {
 	id := ChunkID(blake3.Sum256(data))
 	size := uint32(len(data))
 	in.res.Manifest.Chunks = append(in.res.Manifest.Chunks, Chunk{ID: id, Size: size})
 	in.res.RawSize += int64(size)
-	in.mu.Lock()
-	_, known := in.sizes[id]
-	inFlight := in.pending[id]
-	in.mu.Unlock()
-	if known || inFlight {
+	if _, seen := in.frames[id]; seen {
 		in.res.DedupChunks++
 		in.res.DedupRawBytes += int64(size)
 		return nil
 	}
-	meta, ok, err := in.s.getMeta(id)
+	meta, ok, err := in.s.touch(id)
 	if err != nil {
 		return err
 	}
 	if ok {
+		in.frames[id] = meta.frameSize
 		in.res.DedupChunks++
 		in.res.DedupRawBytes += int64(size)
-		in.mu.Lock()
-		in.sizes[id] = meta.frameSize
-		if t := now(); meta.touched+touchAge < t {
-			meta.touched = t
-			err = in.batch.Set(key(prefixMeta, id), meta.encode(), nil)
-		}
-		in.mu.Unlock()
-		return err
+		return nil
 	}
+	in.frames[id] = 0
 	in.res.NewChunks++
-	if err := in.s.inflight.Acquire(in.ctx, int64(size)); err != nil {
+
+	weight := int64(sizeClass(len(data)))
+	if err := in.s.inflight.Acquire(in.ctx, weight); err != nil {
 		return err
 	}
-	buf := in.s.getBuf(len(data))
-	copy(buf, data)
-	in.mu.Lock()
-	in.pending[id] = true
-	in.mu.Unlock()
-	in.slots <- struct{}{}
-	in.wg.Add(1)
-	go in.compress(id, buf)
+	raw := in.s.bufs.get(len(data))
+	copy(raw, data)
+	if in.outstanding == cap(in.done) {
+		in.handle(<-in.done)
+	}
+	select {
+	case in.s.jobs <- job{id: id, raw: raw, weight: weight, done: in.done}:
+		in.outstanding++
+	case <-in.ctx.Done():
+		in.s.bufs.put(raw)
+		in.s.inflight.Release(weight)
+		return in.ctx.Err()
+	}
+	for { // collect what is ready without waiting
+		select {
+		case r := <-in.done:
+			in.handle(r)
+		default:
+			return nil
+		}
+	}
+}
+
+// handle takes a worker's result into the pending index batch.
+func (in *ingest) handle(r result) {
+	in.outstanding--
+	if r.err != nil {
+		in.err = firstErr(in.err, r.err)
+		return
+	}
+	in.pinned[r.meta.seg]++
+	in.frames[r.id] = r.meta.frameSize
+	if err := in.batch.Set(chunkKey(r.id), r.meta.encode(), nil); err != nil {
+		in.err = firstErr(in.err, err)
+		return
+	}
+	if in.unsynced += int64(r.meta.frameSize); in.unsynced >= syncEvery && in.err == nil {
+		in.err = in.commit(false)
+	}
+}
+
+// commit makes the frames durable, then their index entries (an index entry
+// never points at bytes that could vanish in a crash), and unpins them.
+func (in *ingest) commit(final bool) error {
+	for seg := range in.pinned {
+		if err := in.s.segs.sync(seg); err != nil {
+			return err
+		}
+	}
+	opts := pebble.NoSync
+	if final {
+		opts = pebble.Sync
+	}
+	empty := in.batch.Empty()
+	if err := in.batch.Commit(opts); err != nil {
+		return fmt.Errorf("chunkstore: commit: %w", err)
+	}
+	if final && empty && in.committed {
+		if err := in.s.db.LogData(nil, pebble.Sync); err != nil { // sync the earlier NoSync commits
+			return fmt.Errorf("chunkstore: sync: %w", err)
+		}
+	}
+	in.batch.Reset()
+	in.committed = in.committed || !empty
+	for seg, n := range in.pinned {
+		in.s.segs.unpin(seg, n)
+	}
+	clear(in.pinned)
+	in.unsynced = 0
 	return nil
 }
 
-// compress encodes one chunk as a zstd frame and adds it to the batch.
-func (in *ingest) compress(id ChunkID, raw []byte) {
-	defer func() {
-		in.s.putBuf(raw)
-		in.s.inflight.Release(int64(len(raw)))
-		<-in.slots
-		in.wg.Done()
-	}()
-	// Compression is CPU-bound: more than GOMAXPROCS at once only adds
-	// encoders (≈1 MiB each) to memory, so slots are store-wide.
-	in.s.compress <- struct{}{}
-	enc := in.s.encoders.Get().(*zstd.Encoder)
-	frame := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
-	in.s.encoders.Put(enc)
-	<-in.s.compress
-	meta := chunkMeta{rawSize: uint32(len(raw)), frameSize: uint32(len(frame)), crc: crcOf(in.s, frame), touched: now()}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.err != nil {
-		return
+func firstErr(first, next error) error {
+	if first != nil {
+		return first
 	}
-	in.sizes[id] = meta.frameSize
-	delete(in.pending, id)
-	if err := in.batch.Set(key(prefixFrame, id), frame, nil); err != nil {
-		in.err = err
-		return
-	}
-	if err := in.batch.Set(key(prefixMeta, id), meta.encode(), nil); err != nil {
-		in.err = err
-		return
-	}
-	if in.batch.Len() >= batchBytes {
-		if err := in.batch.Commit(pebble.NoSync); err != nil {
-			in.err = err
-			return
-		}
-		_ = in.batch.Close()
-		in.batch = in.s.db.NewBatch()
-	}
-}
-
-func (s *Store) getBuf(n int) []byte {
-	if b, ok := s.bufs.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n, max(n, s.cfg.MaxSize))
-}
-
-func (s *Store) putBuf(b []byte) {
-	if cap(b) >= s.cfg.MaxSize {
-		s.bufs.Put(&b)
-	}
+	return next
 }

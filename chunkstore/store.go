@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,185 +17,187 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// Sentinel errors.
-var (
-	ErrNotFound      = errors.New("chunkstore: not found")
-	ErrMissingChunks = errors.New("chunkstore: chunks missing")
-	ErrCorrupt       = errors.New("chunkstore: corrupt chunk")
-)
-
-// MissingChunksError lists the chunks of a manifest that are not local.
-type MissingChunksError struct{ Chunks []ChunkID }
-
-func (e *MissingChunksError) Error() string {
-	return fmt.Sprintf("chunkstore: %d chunk(s) missing, first %s", len(e.Chunks), e.Chunks[0])
-}
-
-// Unwrap makes errors.Is(err, ErrMissingChunks) true.
-func (e *MissingChunksError) Unwrap() error { return ErrMissingChunks }
-
-// Config tunes the store.
-type Config struct {
-	Dir                       string
-	NarSizeThreshold          int // smaller NARs are one chunk
-	MinSize, AvgSize, MaxSize int // FastCDC bounds
-	Level                     zstd.EncoderLevel
-	MaxChunksInFlight         int   // compressions in flight per Ingest
-	MaxBytesInFlight          int64 // raw chunk bytes buffered across all ingests
-	CacheSize                 int64 // pebble block cache
-}
-
-// DefaultConfig returns Attic's chunking defaults and Garret's bounds.
-func DefaultConfig() Config {
-	return Config{NarSizeThreshold: 64 << 10, MinSize: 16 << 10, AvgSize: 64 << 10, MaxSize: 256 << 10,
-		Level: zstd.SpeedFastest, MaxChunksInFlight: 4, MaxBytesInFlight: 16 << 20, CacheSize: 32 << 20}
-}
-
-// Validate checks the bounds.
-func (c Config) Validate() error {
-	switch {
-	case c.Dir == "":
-		return errors.New("chunkstore: no Dir")
-	case c.MinSize < 64 || c.MinSize > c.AvgSize || c.AvgSize > c.MaxSize:
-		return fmt.Errorf("chunkstore: need 64 <= MinSize <= AvgSize <= MaxSize, got %d/%d/%d", c.MinSize, c.AvgSize, c.MaxSize)
-	case c.NarSizeThreshold < 0 || c.NarSizeThreshold > 64<<20:
-		return fmt.Errorf("chunkstore: NarSizeThreshold %d out of range", c.NarSizeThreshold)
-	case c.MaxChunksInFlight < 1:
-		return errors.New("chunkstore: MaxChunksInFlight < 1")
-	case c.MaxBytesInFlight < int64(2*max(c.MaxSize, c.NarSizeThreshold)):
-		return errors.New("chunkstore: MaxBytesInFlight must hold at least two of the largest chunks")
-	}
-	return nil
-}
-
-// Store is the chunk store.
+// Store is a node's local chunk store. All methods are safe for concurrent use.
 type Store struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *pebble.DB
-	cache    *pebble.Cache
-	inflight *semaphore.Weighted
-	compress chan struct{} // store-wide compression slots: GOMAXPROCS
-	encoders sync.Pool
-	bufs     sync.Pool
-	crc      *crc32.Table
-	closing  sync.Once
-	closeErr error
+	cfg  Config
+	log  *slog.Logger
+	db   *pebble.DB
+	segs *segments
+
+	// life guards Close: every operation holds it shared; Close takes it
+	// exclusively, so it waits for running operations and later ones get
+	// ErrClosed.
+	life   sync.RWMutex
+	closed bool
+
+	// gc orders deletions against writes that rely on existing data: Sweep,
+	// segment compaction and dropping a corrupt frame hold it exclusively
+	// while they re-check and delete; a dedup touch, PutManifest and PutFrame
+	// hold it shared.
+	gc sync.RWMutex
+	// sweeping serializes sweeps.
+	sweeping sync.Mutex
+	// touchAfter (nanoseconds) is a quarter of the last sweep's grace: a
+	// deduplicated chunk older than this gets its touched time refreshed.
+	// Zero until the first sweep, so every dedup refreshes until then.
+	touchAfter atomic.Int64
+
+	inflight *semaphore.Weighted // raw chunk bytes across all ingests
+	jobs     chan job            // to the compression workers
+	workers  sync.WaitGroup
+	bufs     bufferPool
+	decoder  *zstd.Decoder // for PutFrame; DecodeAll is safe for concurrent use
 }
 
-// Key prefixes.
-const (
-	prefixFrame    = 'c' // c/<chunk id> → zstd frame
-	prefixMeta     = 'm' // m/<chunk id> → chunkMeta
-	prefixManifest = 'f' // f/<manifest id> → written-at + manifest
-)
+// castagnoli is CRC-32C: hardware-accelerated, checked on every frame served.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func key(prefix byte, id [32]byte) []byte {
-	k := make([]byte, 33)
-	k[0] = prefix
-	copy(k[1:], id[:])
-	return k
-}
-
-// chunkMeta is the small record read on the serving path.
-type chunkMeta struct {
-	rawSize, frameSize, crc uint32
-	touched                 int64 // unix seconds
-}
-
-func (m chunkMeta) encode() []byte {
-	b := make([]byte, 20)
-	binary.LittleEndian.PutUint32(b[0:], m.rawSize)
-	binary.LittleEndian.PutUint32(b[4:], m.frameSize)
-	binary.LittleEndian.PutUint32(b[8:], m.crc)
-	binary.LittleEndian.PutUint64(b[12:], uint64(m.touched))
-	return b
-}
-
-func decodeMeta(b []byte) (chunkMeta, error) {
-	if len(b) != 20 {
-		return chunkMeta{}, fmt.Errorf("%w: metadata of %d bytes", ErrCorrupt, len(b))
-	}
-	return chunkMeta{binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:]),
-		binary.LittleEndian.Uint32(b[8:]), int64(binary.LittleEndian.Uint64(b[12:]))}, nil
-}
-
-// Open opens or creates the store.
+// Open opens or creates the store in cfg.Dir and starts GOMAXPROCS
+// compression workers.
 func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.Default()
+	}
+	segs, err := openSegments(filepath.Join(cfg.Dir, "segments"), cfg.SegmentSize)
+	if err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(cfg.CacheSize)
-	db, err := pebble.Open(cfg.Dir, &pebble.Options{
-		Cache: cache, MemTableSize: 8 << 20, MaxOpenFiles: 1000,
-		FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{log},
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(filepath.Join(cfg.Dir, "index"), &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       4 << 20, // the index holds ~70 B per chunk; frames are in segments
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log},
 	})
 	if err != nil {
-		cache.Unref()
-		return nil, fmt.Errorf("chunkstore: open %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("chunkstore: open index in %s: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, log: log, db: db, cache: cache,
-		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), crc: crc32.MakeTable(crc32.Castagnoli),
-		compress: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	s.encoders.New = func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-		return e
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithDecoderMaxMemory(uint64(cfg.maxChunk())), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		_ = db.Close()
+		return nil, err
 	}
+	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec,
+		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), jobs: make(chan job)}
+	for range runtime.GOMAXPROCS(0) {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		s.workers.Add(1)
+		go s.compressor(enc)
+	}
+	log.Debug("chunkstore open", "dir", cfg.Dir, "segments", len(segs.list()))
 	return s, nil
 }
 
-// Close closes the database; later calls return the first result.
+// Close waits for running operations, stops the workers and closes the
+// index and segment files. Later calls return nil.
 func (s *Store) Close() error {
-	s.closing.Do(func() {
-		s.closeErr = s.db.Close()
-		s.cache.Unref()
-	})
-	return s.closeErr
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.jobs)
+	s.workers.Wait()
+	s.decoder.Close()
+	return errors.Join(s.db.Close(), s.segs.close())
 }
 
-// pebbleLogger sends pebble's chatter to slog at debug level.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...))
-}
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...))
-}
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
+// enter starts an operation; exit ends it.
+func (s *Store) enter() error {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
 }
 
-// getMeta reads a chunk's metadata.
+func (s *Store) exit() { s.life.RUnlock() }
+
+// chunkMeta is a chunk's index entry: everything OpenNAR, HasChunk and the
+// serving path need, without touching the frame.
+type chunkMeta struct {
+	rawSize, frameSize, crc uint32
+	seg                     uint32 // segment file
+	off                     int64  // offset of the frame in it
+	touched                 int64  // unix nanoseconds: written, or last relied on by a dedup
+}
+
+const metaLen = 32
+
+func (m chunkMeta) encode() []byte {
+	b := make([]byte, metaLen)
+	binary.LittleEndian.PutUint32(b[0:], m.rawSize)
+	binary.LittleEndian.PutUint32(b[4:], m.frameSize)
+	binary.LittleEndian.PutUint32(b[8:], m.crc)
+	binary.LittleEndian.PutUint32(b[12:], m.seg)
+	binary.LittleEndian.PutUint64(b[16:], uint64(m.off))
+	binary.LittleEndian.PutUint64(b[24:], uint64(m.touched))
+	return b
+}
+
+func decodeMeta(b []byte) (chunkMeta, error) {
+	if len(b) != metaLen {
+		return chunkMeta{}, fmt.Errorf("%w: chunk metadata of %d bytes", ErrCorrupt, len(b))
+	}
+	return chunkMeta{rawSize: binary.LittleEndian.Uint32(b[0:]), frameSize: binary.LittleEndian.Uint32(b[4:]),
+		crc: binary.LittleEndian.Uint32(b[8:]), seg: binary.LittleEndian.Uint32(b[12:]),
+		off: int64(binary.LittleEndian.Uint64(b[16:])), touched: int64(binary.LittleEndian.Uint64(b[24:]))}, nil
+}
+
+// sameFrame reports whether two metas point at the same stored bytes.
+func (m chunkMeta) sameFrame(o chunkMeta) bool {
+	return m.seg == o.seg && m.off == o.off && m.frameSize == o.frameSize && m.crc == o.crc
+}
+
+// getMeta reads a chunk's index entry.
 func (s *Store) getMeta(id ChunkID) (chunkMeta, bool, error) {
-	v, closer, err := s.db.Get(key(prefixMeta, id))
+	v, closer, err := s.db.Get(chunkKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return chunkMeta{}, false, nil
 	} else if err != nil {
-		return chunkMeta{}, false, err
+		return chunkMeta{}, false, fmt.Errorf("chunkstore: read chunk %s: %w", id, err)
 	}
 	defer closer.Close()
 	m, err := decodeMeta(v)
 	return m, err == nil, err
 }
 
-// HasChunk reports whether the chunk is stored locally.
+// HasChunk reports whether the chunk is stored locally (index only).
 func (s *Store) HasChunk(id ChunkID) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
 	_, ok, err := s.getMeta(id)
 	return ok, err
 }
 
-// Stats counts stored chunks and their frame bytes.
+// Stats counts what the store holds.
 type Stats struct {
-	Chunks      int64
-	StoredBytes int64
+	Chunks      int64 // chunks in the index
+	StoredBytes int64 // their frame bytes (segment files also hold dead bytes until compacted)
 }
 
-// Stats walks the chunk metadata.
+// Stats walks the chunk index.
 func (s *Store) Stats() (Stats, error) {
+	if err := s.enter(); err != nil {
+		return Stats{}, err
+	}
+	defer s.exit()
 	var st Stats
-	err := s.scan(prefixMeta, func(_ [32]byte, v []byte) error {
+	err := s.scan(prefixChunk, func(_ [32]byte, v []byte) error {
 		m, err := decodeMeta(v)
 		if err != nil {
 			return err
@@ -205,28 +209,41 @@ func (s *Store) Stats() (Stats, error) {
 	return st, err
 }
 
-// scan visits every key with a prefix.
+// scan visits every key with a prefix, in key order.
 func (s *Store) scan(prefix byte, fn func(id [32]byte, value []byte) error) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return err
 	}
-	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		var id [32]byte
-		if len(it.Key()) != 33 {
+		if len(it.Key()) != 1+len(id) {
 			continue
 		}
 		copy(id[:], it.Key()[1:])
 		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
+		if err == nil {
+			err = fn(id, v)
 		}
-		if err := fn(id, v); err != nil {
+		if err != nil {
+			_ = it.Close()
 			return err
 		}
 	}
-	return it.Error()
+	return it.Close()
 }
 
-func now() int64 { return time.Now().Unix() }
+func now() int64 { return time.Now().UnixNano() }
+
+// pebbleLogger sends pebble's messages to slog; its info chatter at debug.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+
+func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+
+// Fatalf must not return (pebble's contract); only cmd/ may exit, so it panics.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

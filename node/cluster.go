@@ -57,8 +57,14 @@ func (n *Node) startGossip(ctx context.Context, peerID string) error {
 	if n.members, err = membership.New(mc); err != nil {
 		return err
 	}
-	n.wg.Add(1)
+	n.book = loadPeerBook(n.cfg.Server.DataDir)
+	rejoinEvery := 10 * time.Second
+	if n.cfg.FastTimings {
+		rejoinEvery = time.Second
+	}
+	n.wg.Add(2)
 	go n.clusterLoop(ctx, cc.Join)
+	go n.rejoinLoop(ctx, rejoinEvery)
 	return nil
 }
 
@@ -108,6 +114,7 @@ func (n *Node) reconcile() {
 	if n.members == nil {
 		return
 	}
+	n.checkBook()
 	members := n.members.Members()
 	for _, m := range members {
 		pid, err := peer.Decode(m.Meta.PeerID)
@@ -194,6 +201,7 @@ func (n *Node) ClusterStatus() v1.ClusterStatus {
 	r := n.catalog.Raft()
 	_, leader := r.LeaderWithID()
 	st := v1.ClusterStatus{Node: n.host.ID().String(), Leader: string(leader), AppliedIndex: r.AppliedIndex(), CommitIndex: r.CommitIndex()}
+	st.Term, _ = strconv.ParseUint(r.Stats()["term"], 10, 64)
 	roles := map[string]string{}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {

@@ -47,6 +47,7 @@ type Node struct {
 	http     *http.Server
 	listener net.Listener
 	members  *membership.Membership
+	book     *peerBook     // gossip addresses of members, for rejoining
 	changes  chan struct{} // gossip saw a join, leave or update
 	stopGC   context.CancelFunc
 	wg       sync.WaitGroup

@@ -205,5 +205,6 @@ type ClusterStatus struct {
 	Leader       string        `json:"leader,omitempty"` // peer ID
 	AppliedIndex uint64        `json:"applied_index"`
 	CommitIndex  uint64        `json:"commit_index"`
+	Term         uint64        `json:"term"` // the answering node's Raft term: it grows with every election
 	Nodes        []ClusterNode `json:"nodes"`
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -75,6 +76,14 @@ func (c *Catalog) serveForward(s network.Stream) {
 	_ = json.NewEncoder(s).Encode(reply)
 }
 
+// Forwarding bounds: opening a stream to the leader, and the whole exchange.
+// A forward also ends as soon as Raft on this node loses the leader it was
+// sent to (see watchLeader), so a partition is a prompt 503, not a hang.
+const (
+	forwardDialTimeout = 5 * time.Second
+	forwardTimeout     = 30 * time.Second
+)
+
 // forward sends cmd to the leader, then waits until this node has applied
 // the entry, so a client that wrote here reads its write here.
 func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
@@ -83,26 +92,37 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	}
 	_, leaderID := c.raft.LeaderWithID()
 	if leaderID == "" {
-		return result{}, fmt.Errorf("%w: no leader is known", ErrNotLeader)
+		return result{}, fmt.Errorf("%w: no leader is known (an election is running, or this node cannot reach a majority of the voters)", ErrNotLeader)
+	}
+	if err := c.leaderContact(); err != nil {
+		return result{}, err
 	}
 	pid, err := peer.Decode(string(leaderID))
 	if err != nil {
 		return result{}, fmt.Errorf("catalog: leader id %q: %w", leaderID, err)
 	}
-	s, err := c.host.NewStream(ctx, pid, ForwardProtocol)
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, forwardDialTimeout)
+	s, err := c.host.NewStream(dctx, pid, ForwardProtocol)
+	dcancel()
 	if err != nil {
 		return result{}, fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err)
 	}
 	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(s).Encode(cmd); err != nil {
-		return result{}, fmt.Errorf("%w: forwarding: %v", ErrNotLeader, err)
-	}
+	dl, _ := ctx.Deadline()
+	_ = s.SetDeadline(dl)
+	lost := c.watchLeader(ctx, leaderID, s)
 	var reply forwardReply
-	if err := json.NewDecoder(bufio.NewReader(io.LimitReader(s, 1<<20))).Decode(&reply); err != nil {
-		return result{}, fmt.Errorf("%w: leader's answer: %v", ErrNotLeader, err)
+	err = json.NewEncoder(s).Encode(cmd)
+	if err == nil {
+		err = json.NewDecoder(bufio.NewReader(io.LimitReader(s, 1<<20))).Decode(&reply)
+	}
+	if err != nil {
+		if why := lost(); why != nil {
+			return result{}, why
+		}
+		return result{}, fmt.Errorf("%w: forwarding to the leader: %v", ErrNotLeader, err)
 	}
 	if reply.Code == "error" {
 		return result{}, fmt.Errorf("catalog: leader: %s", reply.Error)
@@ -115,6 +135,54 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	}
 	r := result{count: reply.Count, index: reply.Index, err: errorCodes[reply.Code]}
 	return r, r.err
+}
+
+// leaderContact fails when this follower has not heard from its leader for
+// longer than the heartbeat timeout: the leader is likely on the other side
+// of a partition, and Raft will notice soon; waiting would only delay the 503.
+func (c *Catalog) leaderContact() error {
+	last := c.raft.LastContact()
+	if last.IsZero() {
+		return nil // not contacted since start: the leader is new to us, try it
+	}
+	if since := time.Since(last); since > c.cfg.HeartbeatTimeout {
+		return fmt.Errorf("%w: no contact with the leader for %v (this node may be cut off from the majority)", ErrNotLeader, since.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// watchLeader resets s once Raft here stops following leaderID or loses
+// contact with it, until ctx ends. The returned func tells whether it did.
+func (c *Catalog) watchLeader(ctx context.Context, leaderID raft.ServerID, s network.Stream) func() error {
+	var why atomic.Pointer[error]
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var err error
+			if _, id := c.raft.LeaderWithID(); id != leaderID {
+				err = fmt.Errorf("%w: the leader changed while forwarding", ErrNotLeader)
+			} else {
+				err = c.leaderContact()
+			}
+			if err != nil {
+				why.Store(&err)
+				_ = s.Reset()
+				return
+			}
+		}
+	}()
+	return func() error {
+		if p := why.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
 }
 
 // waitApplied waits until the local FSM has applied index.

@@ -67,6 +67,9 @@ func New(cfg Config) (*Membership, error) {
 	mc := memberlist.DefaultLANConfig()
 	if cfg.WAN {
 		mc = memberlist.DefaultWANConfig()
+		// 30 s by default; a push/pull or join to an unreachable member need
+		// not wait that long at WAN round trips of a few hundred ms.
+		mc.TCPTimeout = 10 * time.Second
 	}
 	mc.Name = cfg.NodeName
 	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.BindPort

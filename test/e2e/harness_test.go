@@ -162,12 +162,26 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dir
+	return execute(t, cmd, env)
+}
+
+// local runs commands on this machine (see cnode.run for a cluster host).
+func local(t *testing.T) func(env []string, name string, args ...string) string {
+	return func(env []string, name string, args ...string) string {
+		t.Helper()
+		return run(t, env, name, args...)
+	}
+}
+
+// execute runs cmd with env added, failing the test with its output on error.
+func execute(t *testing.T, cmd *exec.Cmd, env []string) string {
+	t.Helper()
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
 }

@@ -101,10 +101,10 @@ func createCache(t *testing.T, s *server, tok, name string) (publicKey string) {
 
 // substitute realises path into a fresh store of the test's own from the
 // cache, checking signatures against publicKey, and checks the closure landed.
-func substitute(t *testing.T, env []string, cacheURL, publicKey, top, dep string) {
+func substitute(t *testing.T, run func(env []string, name string, args ...string) string, env []string, cacheURL, publicKey, top, dep string) {
 	t.Helper()
 	store := t.TempDir()
-	run(t, env, "nix-store", "--store", store, "-r", top,
+	run(env, "nix-store", "--store", store, "-r", top,
 		"--option", "substituters", cacheURL,
 		"--option", "trusted-public-keys", publicKey,
 		"--option", "require-sigs", "true")
@@ -132,18 +132,18 @@ func TestNix_CopyAndSubstitute(t *testing.T) {
 	} {
 		keys[c.cache] = createCache(t, s, tok, c.cache)
 		run(t, env, "nix", "copy", "--to", s.url+c.cache+"?compression="+c.compression, top)
-		substitute(t, env, s.url+c.cache, keys[c.cache], top, dep)
+		substitute(t, local(t), env, s.url+c.cache, keys[c.cache], top, dep)
 	}
 
 	// After a restart the catalog and chunks are still there.
 	s.stop()
 	s.start()
 	for cache, key := range keys {
-		substitute(t, env, s.url+cache, key, top, dep)
+		substitute(t, local(t), env, s.url+cache, key, top, dep)
 	}
 
 	// A pull-only token can substitute but not push.
 	pull := s.makeToken("--sub", "reader", "--validity", "1 hour", "--pull", "zstdcache")
 	penv := nixEnv(t, s.url, pull)
-	substitute(t, penv, s.url+"zstdcache", keys["zstdcache"], top, dep)
+	substitute(t, local(t), penv, s.url+"zstdcache", keys["zstdcache"], top, dep)
 }

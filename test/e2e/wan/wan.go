@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -81,6 +82,9 @@ func Available() string {
 	return ""
 }
 
+// instances numbers the Nets of this process (tests may run in parallel).
+var instances atomic.Int32
+
 // New prepares an empty network. Namespaces left behind by earlier runs
 // whose process has died are removed first.
 func New() (*Net, error) {
@@ -88,10 +92,10 @@ func New() (*Net, error) {
 		return nil, errors.New(why)
 	}
 	removeStale()
-	pid := os.Getpid()
+	pid, k := os.Getpid(), int(instances.Add(1))
 	return &Net{
-		prefix:    fmt.Sprintf("garret-e2e-%d-", pid),
-		subnet:    byte(100 + pid%100),
+		prefix:    fmt.Sprintf("garret-e2e-%d-%d-", pid, k),
+		subnet:    byte(100 + (pid+k)%100),
 		hosts:     map[string]*Host{},
 		byIP:      map[[4]byte]*Host{},
 		regions:   map[string]byte{},

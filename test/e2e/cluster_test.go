@@ -1,0 +1,353 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// run executes a command on the node's host (its own network namespace).
+func (nd *cnode) run(env []string, name string, args ...string) string {
+	t := nd.c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	return execute(t, nd.host.Command(ctx, name, args...), env)
+}
+
+// TestCluster_NixCopyToFollowerAcrossRegions is the cluster issue's "done
+// when": 3 nodes in 2 regions (eu: 1, us: 2) with 150 ms RTT between them,
+// real `nix copy --to` into the us follower, the narinfo read from every node,
+// substitution from the eu node (its chunks cross the WAN), `garret cluster
+// status`, and no election for the whole run.
+func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
+	if l := us1.leader(); l != "eu-1" {
+		t.Fatalf("leader is %q; the bootstrapping eu-1 should lead", l)
+	}
+	healthyFrom, term := time.Now(), eu.term()
+
+	us1.createCache("wan") // a follower's write, forwarded to the eu leader
+	env := nixEnv(t, us1.url(), c.admin)
+	top, dep := buildClosure(t, env)
+	start := time.Now()
+	us1.run(env, "nix", "copy", "--to", us1.url()+"wan?compression=zstd", top)
+	t.Logf("nix copy of a 2-path closure to the us follower (leader in eu, 150 ms RTT): %v", time.Since(start).Round(time.Millisecond))
+
+	// The narinfo on every node, each read from the node's own host.
+	for _, nd := range c.nodes {
+		for _, p := range []string{top, dep} {
+			hash := strings.TrimPrefix(p, "/nix/store/")[:32]
+			eventuallyT(t, 10*time.Second, "narinfo on "+nd.name, func() bool { return nd.narinfoStatus("wan", hash) == 200 })
+			if ni := nd.narinfo("wan", hash); !strings.Contains(ni, "StorePath: "+p) {
+				t.Errorf("narinfo of %s on %s:\n%s", p, nd.name, ni)
+			}
+		}
+	}
+	// Substitution from eu-1 and us-2: their NARs come over libp2p from us-1.
+	key := cachePublicKey(t, us1)
+	for _, nd := range []*cnode{eu, us2} {
+		start := time.Now()
+		substitute(t, nd.run, nixEnv(t, nd.url(), c.admin), nd.url()+"wan", key, top, dep)
+		t.Logf("substitute from %s (chunks fetched from peers): %v", nd.name, time.Since(start).Round(time.Millisecond))
+	}
+
+	// garret cluster status, as an operator on us-2 would run it.
+	home := t.TempDir()
+	cli := []string{"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "HOME=" + home}
+	us2.run(cli, garret, "login", "wan", strings.TrimSuffix(us2.url(), "/"), c.admin)
+	out := us2.run(cli, garret, "cluster", "status")
+	t.Logf("garret cluster status on us-2:\n%s", out)
+	for _, want := range []string{"eu-1", "us-1", "us-2", "eu ", "us ", "voter"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cluster status lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Keep the healthy cluster busy for a while: pushes to us-2 every 250 ms.
+	soak := time.Now()
+	for i := 0; time.Since(soak) < 25*time.Second; i++ {
+		if _, err := pushUntilAcked(us2, "wan", newSynthPath(fmt.Sprintf("soak-%d", i), 8<<10), time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// Gossip measured the round trips: ~150 ms across the ocean, ~1 ms inside a region.
+	st, err := us2.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Nodes {
+		switch m.Name {
+		case "eu-1":
+			if m.RTTMs < 140 || m.RTTMs > 600 {
+				t.Errorf("us-2 → eu-1 RTT %.1f ms, want ~150", m.RTTMs)
+			}
+		case "us-1":
+			if m.RTTMs <= 0 || m.RTTMs > 50 {
+				t.Errorf("us-2 → us-1 RTT %.1f ms, want ~1", m.RTTMs)
+			}
+		}
+	}
+
+	// WAN timings: the healthy cluster never held an election.
+	for _, nd := range c.nodes {
+		if got := nd.term(); got != term {
+			t.Errorf("%s is in term %d, the run started in term %d: an election happened at 150 ms RTT", nd.name, got, term)
+		}
+	}
+	t.Logf("no election in %v of a healthy cluster at 150 ms RTT (term %d throughout)", time.Since(healthyFrom).Round(time.Second), term)
+}
+
+// cachePublicKey reads a cache's public key through the node's API.
+func cachePublicKey(t *testing.T, nd *cnode) string {
+	t.Helper()
+	resp, err := nd.get("_api/v1/cache-config/wan", nd.c.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	i := strings.Index(string(b), `"public_key":"`)
+	if i < 0 {
+		t.Fatalf("cache-config: %s", b)
+	}
+	rest := string(b)[i+len(`"public_key":"`):]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// pushUntilAcked pushes p to nd, retrying 5xx answers and network errors
+// (what `garret push` does) until it is acknowledged or the deadline passes.
+func pushUntilAcked(nd *cnode, cache string, p synthPath, deadline time.Time) (attempts int, err error) {
+	for {
+		attempts++
+		status, body, err := nd.push(cache, p)
+		if err == nil && status == 200 {
+			return attempts, nil
+		}
+		if err == nil && status < 500 {
+			return attempts, fmt.Errorf("push %s to %s: %d %s", p.hash, nd.name, status, body)
+		}
+		if time.Now().After(deadline) {
+			return attempts, fmt.Errorf("push %s to %s: still failing at the deadline: %d %s %v", p.hash, nd.name, status, body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCluster_KillLeaderDuringPushes: kill -9 the leader while 50 pushes run
+// on the followers. Every acknowledged path is in the catalog of every
+// surviving node, a new leader is elected within seconds, the pushes resume,
+// and the killed node, restarted, catches up.
+func TestCluster_KillLeaderDuringPushes(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	us1 := c.node("us-1")
+	leader := c.node(us1.leader())
+	var followers []*cnode
+	for _, nd := range c.nodes {
+		if nd != leader {
+			followers = append(followers, nd)
+		}
+	}
+	followers[0].createCache("ha")
+
+	const n = 50
+	paths := make([]synthPath, n)
+	for i := range paths {
+		paths[i] = newSynthPath(fmt.Sprintf("ha-%d", i), 96<<10)
+	}
+	var mu sync.Mutex
+	acked := map[int]bool{}
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Minute)
+	errs := make(chan error, n)
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i >= n/2 { // the second half starts once the leader is dead (below)
+				time.Sleep(time.Duration(i) * 20 * time.Millisecond)
+			}
+			if _, err := pushUntilAcked(followers[i%2], "ha", paths[i], deadline); err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			acked[i] = true
+			mu.Unlock()
+		}()
+	}
+	eventuallyT(t, time.Minute, "10 acknowledged pushes", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 10 })
+	mu.Lock()
+	ackedBeforeKill := len(acked)
+	mu.Unlock()
+	killed := time.Now()
+	leader.kill()
+
+	var newLeader string
+	eventuallyT(t, 30*time.Second, "a new leader", func() bool {
+		newLeader = followers[0].leader()
+		return newLeader != "" && newLeader != leader.name && followers[1].leader() == newLeader
+	})
+	election := time.Since(killed)
+	t.Logf("leader %s killed after %d acknowledged pushes; %s leads %v later", leader.name, ackedBeforeKill, newLeader, election.Round(time.Millisecond))
+	if election > 15*time.Second {
+		t.Errorf("a new leader took %v", election)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(acked) != n {
+		t.Fatalf("%d of %d pushes acknowledged", len(acked), n)
+	}
+	// The node that acknowledged a path has it at once; the other within moments.
+	for i := range acked {
+		if s := followers[i%2].narinfoStatus("ha", paths[i].hash); s != 200 {
+			t.Errorf("acknowledged path %d: narinfo on %s, which acknowledged it, is %d", i, followers[i%2].name, s)
+		}
+	}
+	for _, nd := range followers {
+		eventuallyT(t, 10*time.Second, "every acknowledged path on "+nd.name, func() bool {
+			for i := range acked {
+				if nd.narinfoStatus("ha", paths[i].hash) != 200 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	// The killed node restarts with its data dir and catches up.
+	leader.start()
+	eventuallyT(t, 60*time.Second, leader.name+" caught up", func() bool {
+		if !leader.ready() {
+			return false
+		}
+		for i := range paths {
+			if leader.narinfoStatus("ha", paths[i].hash) != 200 {
+				return false
+			}
+		}
+		return true
+	})
+	resp, err := leader.get("ha/nar/"+paths[n-1].hash+".nar", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) == 0 {
+		t.Errorf("NAR from the restarted %s: %d, %d bytes", leader.name, resp.StatusCode, len(b))
+	}
+}
+
+// TestCluster_PartitionRegion cuts the eu region (holding the leader) off.
+// Reads keep working on both sides; the minority answers writes with a 503
+// naming the cause, quickly; the majority elects a leader and takes writes;
+// after the heal the eu node has everything.
+func TestCluster_PartitionRegion(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
+	eu.createCache("part")
+	before := newSynthPath("before", 80<<10)
+	if _, err := pushUntilAcked(eu, "part", before, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyT(t, 10*time.Second, "replicated before the cut", func() bool { return us2.narinfoStatus("part", before.hash) == 200 })
+
+	c.net.Isolate("eu")
+	cut := time.Now()
+
+	// Minority: 503 with the cause, and fast.
+	var lastBody string
+	eventuallyT(t, 20*time.Second, "eu-1 refusing writes", func() bool {
+		start := time.Now()
+		status, body, err := eu.push("part", newSynthPath("minority", 4<<10))
+		if took := time.Since(start); took > 6*time.Second {
+			t.Errorf("a push on the minority side took %v to fail", took)
+		}
+		lastBody = body
+		return err == nil && status == 503
+	})
+	t.Logf("eu-1 answers 503 %v after the cut: %s", time.Since(cut).Round(time.Millisecond), lastBody)
+	if !strings.Contains(strings.ToLower(lastBody), "leader") {
+		t.Errorf("the minority's 503 does not name the cause: %s", lastBody)
+	}
+	start := time.Now()
+	status, body, _ := eu.push("part", newSynthPath("minority", 4<<10))
+	if status != 503 || time.Since(start) > 3*time.Second {
+		t.Errorf("once partitioned, a push on eu-1: %d after %v: %s", status, time.Since(start), body)
+	}
+	// Reads on both sides.
+	for _, nd := range c.nodes {
+		if s := nd.narinfoStatus("part", before.hash); s != 200 {
+			t.Errorf("narinfo on %s during the partition: %d", nd.name, s)
+		}
+	}
+	// Majority: a new leader, and writes.
+	during := newSynthPath("during", 80<<10)
+	if _, err := pushUntilAcked(us1, "part", during, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the us majority took a write %v after the cut (leader now %s)", time.Since(cut).Round(time.Millisecond), us1.leader())
+	if s := eu.narinfoStatus("part", during.hash); s != 404 {
+		t.Errorf("eu-1 saw a write made during the partition: %d", s)
+	}
+
+	// Heal: eu-1 converges, and can serve the NAR (fetched from a us node).
+	c.net.Rejoin("eu")
+	healed := time.Now()
+	eventuallyT(t, 60*time.Second, "eu-1 converged", func() bool {
+		return eu.ready() && eu.narinfoStatus("part", during.hash) == 200 && eu.leader() == us1.leader()
+	})
+	t.Logf("eu-1 converged %v after the heal", time.Since(healed).Round(time.Millisecond))
+	resp, err := eu.get("part/nar/"+during.hash+".nar", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) == 0 {
+		t.Errorf("NAR on eu-1 after the heal: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	// And eu-1 takes writes again (forwarded).
+	if _, err := pushUntilAcked(eu, "part", newSynthPath("after", 8<<10), time.Now().Add(30*time.Second)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCluster_WrongSecret: a node with another cluster secret can neither
+// gossip with nor join the cluster, and says so in its log.
+func TestCluster_WrongSecret(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 20*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"eu-2", "eu"})
+	intruder := c.add(nodeSpec{"xx-1", "xx"}, "another-cluster-secret-0123456789abcdef", true)
+	intruder.start()
+	eventuallyT(t, 30*time.Second, "the intruder logging why it cannot join", func() bool {
+		return strings.Contains(intruder.log.String(), "cannot join the cluster") && strings.Contains(intruder.log.String(), "secret")
+	})
+	st, err := c.node("eu-1").status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Nodes {
+		if m.Name == "xx-1" {
+			t.Errorf("the cluster lists the node with the wrong secret: %+v", m)
+		}
+	}
+	if intruder.ready() {
+		t.Error("the node with the wrong secret says it is ready")
+	}
+}

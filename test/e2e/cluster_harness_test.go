@@ -250,7 +250,9 @@ func (nd *cnode) do(method, path, tok string, body io.Reader, header map[string]
 	return nd.http.Do(req)
 }
 
-func (nd *cnode) get(path, tok string) (*http.Response, error) { return nd.do("GET", path, tok, nil, nil) }
+func (nd *cnode) get(path, tok string) (*http.Response, error) {
+	return nd.do("GET", path, tok, nil, nil)
+}
 
 // status is the node's GET /_api/v1/cluster.
 func (nd *cnode) status() (v1.ClusterStatus, error) {

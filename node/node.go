@@ -97,6 +97,9 @@ func New(cfg Config) (_ *Node, err error) {
 		listen = []string{sc.Cluster.P2PListen}
 	}
 	hc := p2p.Config{ListenAddrs: listen, PrivateKey: key}
+	if sc.Cluster.P2PAdvertise != "" {
+		hc.AdvertiseAddrs = []string{sc.Cluster.P2PAdvertise}
+	}
 	if sc.Cluster.Secret != "" {
 		// Only holders of the cluster secret can connect (libp2p pnet, TCP only).
 		if hc.PSK, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet); err != nil {

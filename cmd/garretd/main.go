@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -28,6 +29,9 @@ type serveFlags struct {
 	config string
 	listen string
 	mode   string
+	// [cluster] overrides
+	join             []string
+	region, nodeName string
 }
 
 func rootCmd() *cobra.Command {
@@ -43,6 +47,9 @@ func rootCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&f.config, "config", "f", "", "path to server.toml (default: $XDG_CONFIG_HOME/garret/server.toml, created on first start)")
 	cmd.Flags().StringVarP(&f.listen, "listen", "l", "", "address to listen on, overriding the config's listen")
 	cmd.Flags().StringVar(&f.mode, "mode", "monolithic", "Attic's run mode: monolithic or api-server (the same in Garret), or check-config")
+	cmd.Flags().StringArrayVar(&f.join, "join", nil, "gossip address (host:port) of an existing node to join; repeatable; replaces [cluster] join")
+	cmd.Flags().StringVar(&f.region, "region", "", "this node's region, overriding [cluster] region")
+	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
 	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd())
 	return cmd
 }
@@ -86,6 +93,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	if f.listen != "" {
 		cfg.Listen = f.listen
 	}
+	if err := f.applyCluster(cfg); err != nil {
+		return err
+	}
 	if f.mode == "check-config" {
 		fmt.Printf("config %s is valid\n", cfg.Path)
 		return nil
@@ -113,4 +123,24 @@ func serve(ctx context.Context, f serveFlags) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// applyCluster applies the [cluster] flags. --join replaces the config's
+// list (a node given --join never bootstraps unless bootstrap = true).
+func (f serveFlags) applyCluster(cfg *serverconfig.Config) error {
+	for _, j := range f.join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("--join %q: want host:port of another node's gossip-listen address", j)
+		}
+	}
+	if len(f.join) > 0 {
+		cfg.Cluster.Join = f.join
+	}
+	if f.region != "" {
+		cfg.Cluster.Region = f.region
+	}
+	if f.nodeName != "" {
+		cfg.Cluster.NodeName = f.nodeName
+	}
+	return nil
 }

@@ -63,6 +63,9 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, peer.ID, error) {
 // Config configures the host.
 type Config struct {
 	ListenAddrs []string // multiaddrs or "host:port"; default /ip4/127.0.0.1/tcp/0
+	// AdvertiseAddrs, when set, are the only addresses the host announces
+	// (behind NAT or a port mapping); multiaddrs or "host:port".
+	AdvertiseAddrs []string
 	PrivateKey  crypto.PrivKey
 	PSK         []byte // optional 32-byte private-network key
 }
@@ -113,6 +116,17 @@ func NewHost(cfg Config) (host.Host, error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
+	}
+	if len(cfg.AdvertiseAddrs) > 0 {
+		adv := make([]ma.Multiaddr, 0, len(cfg.AdvertiseAddrs))
+		for _, a := range cfg.AdvertiseAddrs {
+			m, err := ToMultiaddr(a)
+			if err != nil {
+				return nil, err
+			}
+			adv = append(adv, m)
+		}
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return adv }))
 	}
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != 32 {

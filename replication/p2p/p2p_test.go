@@ -43,3 +43,20 @@ func TestToMultiaddr(t *testing.T) {
 		t.Error("nonsense accepted")
 	}
 }
+
+// TestNewHost_Advertise: with p2p-advertise the host announces only that
+// address (what gossip then carries to the other nodes).
+func TestNewHost_Advertise(t *testing.T) {
+	key, _, err := LoadOrCreateIdentity(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHost(Config{PrivateKey: key, AdvertiseAddrs: []string{"203.0.113.7:4001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got := h.Addrs(); len(got) != 1 || got[0].String() != "/ip4/203.0.113.7/tcp/4001" {
+		t.Errorf("advertised %v", got)
+	}
+}

@@ -66,8 +66,8 @@ type Config struct {
 	// AdvertiseAddrs, when set, are the only addresses the host announces
 	// (behind NAT or a port mapping); multiaddrs or "host:port".
 	AdvertiseAddrs []string
-	PrivateKey  crypto.PrivKey
-	PSK         []byte // optional 32-byte private-network key
+	PrivateKey     crypto.PrivKey
+	PSK            []byte // optional 32-byte private-network key
 }
 
 // ToMultiaddr accepts a multiaddr or "host:port".

@@ -351,3 +351,54 @@ func TestCluster_WrongSecret(t *testing.T) {
 		t.Error("the node with the wrong secret says it is ready")
 	}
 }
+
+// TestCluster_ManyPathsToFollowerAreBatched pushes 500 paths to the us
+// follower, 8 at a time (as `garret push -j 8` does), with the leader 150 ms
+// away: concurrent writes share Raft entries, so the push takes far fewer
+// than 500 entries and far less than 500 round trips in sequence (75 s).
+func TestCluster_ManyPathsToFollowerAreBatched(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	us1 := c.node("us-1")
+	us1.createCache("many")
+	st0, err := us1.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, jobs = 500, 8
+	work := make(chan synthPath)
+	errs := make(chan error, jobs)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				if _, err := pushUntilAcked(us1, "many", p, time.Now().Add(time.Minute)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- newSynthPath(fmt.Sprintf("many-%d", i), 2<<10)
+	}
+	close(work)
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st1, err := us1.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := st1.CommitIndex - st0.CommitIndex
+	t.Logf("%d paths pushed to the us follower, %d at a time, leader at 150 ms RTT: %v, %d Raft entries (500 sequential round trips: 75 s)", n, jobs, took.Round(time.Millisecond), entries)
+	if entries > n/2 {
+		t.Errorf("%d paths took %d Raft entries: concurrent writes are not batched", n, entries)
+	}
+}

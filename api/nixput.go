@@ -169,6 +169,9 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	}
 	url := strings.TrimPrefix(ni.URL, "./")
 	st, ok := s.staging.get(name, url)
+	if !ok {
+		st, ok = s.stagedOnPeer(r.Context(), name, url)
+	}
 	if ok {
 		s.staging.remove(name, url)
 		if st.compression != kind {

@@ -16,6 +16,7 @@ import (
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // Catalog is what the API needs from the Raft catalog: writes go through
@@ -60,6 +61,15 @@ func (s *Server) SetCluster(c ClusterView) { s.cluster = c }
 // SetFetcher lets the API fill in NARs this node lacks from its peers.
 func (s *Server) SetFetcher(f Fetcher) { s.fetcher = f }
 
+// PeerStaging finds a NAR that Nix PUT to another node of the cluster.
+type PeerStaging interface {
+	FindStaged(ctx context.Context, cache, url string) (p2p.StagedNAR, bool)
+}
+
+// SetPeerStaging lets a narinfo PUT commit a NAR staged on a peer (Nix's
+// two PUTs reached different nodes behind a load balancer).
+func (s *Server) SetPeerStaging(p PeerStaging) { s.peerStaging = p }
+
 // Verifier checks tokens.
 type Verifier interface {
 	Verify(raw string) (*token.Claims, error)
@@ -99,6 +109,8 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	fetcher Fetcher
+	// peerStaging is nil on a lone node.
+	peerStaging PeerStaging
 	cluster ClusterView
 }
 

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixcompress"
 	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // staged is a NAR that Nix PUT before its narinfo: stored and structurally
@@ -79,4 +81,38 @@ func (st *staging) expireLocked(now time.Time) {
 			delete(st.entries, k)
 		}
 	}
+}
+
+// LookupStaged is a staged upload as peers see it (see p2p.ServeStaged).
+func (s *Server) LookupStaged(cache, url string) (p2p.StagedNAR, bool) {
+	name, err := nixid.ParseCacheName(cache)
+	if err != nil {
+		return p2p.StagedNAR{}, false
+	}
+	st, ok := s.staging.get(name, url)
+	if !ok {
+		return p2p.StagedNAR{}, false
+	}
+	return p2p.StagedNAR{Manifest: st.manifest.String(), NarHash: st.narHash.String(), NarSize: st.narSize,
+		StoredSize: st.storedSize, Compression: string(st.compression)}, true
+}
+
+// stagedOnPeer finds an upload staged on another node and checks what the
+// peer says as strictly as a local record.
+func (s *Server) stagedOnPeer(ctx context.Context, cache nixid.CacheName, url string) (staged, bool) {
+	if s.peerStaging == nil {
+		return staged{}, false
+	}
+	p, ok := s.peerStaging.FindStaged(ctx, string(cache), url)
+	if !ok {
+		return staged{}, false
+	}
+	manifest, err1 := chunkstore.ParseManifestID(p.Manifest)
+	narHash, err2 := nixid.ParseNarHash(p.NarHash)
+	kind, err3 := nixcompress.ParseKind(p.Compression)
+	if err1 != nil || err2 != nil || err3 != nil || p.NarSize <= 0 {
+		s.log.Warn("a peer described a staged upload badly", "cache", cache, "url", url)
+		return staged{}, false
+	}
+	return staged{manifest: manifest, narHash: narHash, narSize: p.NarSize, storedSize: p.StoredSize, compression: kind, at: time.Now()}, true
 }

@@ -1,14 +1,25 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/garret-cache/garret/internal/nixid"
 )
 
 // run executes a command on the node's host (its own network namespace).
@@ -401,4 +412,84 @@ func TestCluster_ManyPathsToFollowerAreBatched(t *testing.T) {
 	if entries > n/2 {
 		t.Errorf("%d paths took %d Raft entries: concurrent writes are not batched", n, entries)
 	}
+}
+
+// roundRobin is a load balancer on this machine in front of some nodes: each
+// new connection goes to the next node, so Nix's NAR PUT and narinfo PUT
+// land on different nodes.
+func roundRobin(t *testing.T, nodes ...*cnode) string {
+	t.Helper()
+	var mu sync.Mutex
+	next := 0
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		mu.Lock()
+		nd := nodes[next%len(nodes)]
+		next++
+		mu.Unlock()
+		return nd.host.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", httpPort))
+	}}
+	target, _ := url.Parse("http://backend/")
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = tr
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+// TestCluster_NixPutsToTwoNodes: `nix copy --to` through a load balancer
+// that alternates between the two us nodes. A narinfo PUT finds the NAR
+// staged on the other node; every path lands, and substitutes from eu-1.
+func TestCluster_NixPutsToTwoNodes(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
+	us1.createCache("wan")
+
+	// Deterministic: the NAR to us-1, its narinfo to us-2.
+	p := newSynthPath("split", 200<<10)
+	sum := sha256.Sum256(p.nar)
+	resp, err := us1.do("PUT", "wan/nar/"+p.hash+".nar", c.admin, bytes.NewReader(p.nar), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("NAR PUT on us-1: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ni := fmt.Sprintf("StorePath: %s\nURL: nar/%s.nar\nCompression: none\nNarHash: %s\nNarSize: %d\nReferences: \n",
+		p.storePath, p.hash, nixid.NarHash(sum).String(), len(p.nar))
+	resp, err = us2.do("PUT", "wan/"+p.hash+".narinfo", c.admin, strings.NewReader(ni), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("narinfo PUT on us-2 for a NAR staged on us-1: %d %s", resp.StatusCode, b)
+	}
+	resp, err = eu.get("wan/nar/"+p.hash+".nar", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, _ := zstd.NewReader(resp.Body)
+	got, err := io.ReadAll(zr)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, p.nar) {
+		t.Fatalf("NAR from eu-1: %d bytes (want %d), %v", len(got), len(p.nar), err)
+	}
+	// A narinfo whose NAR was never uploaded anywhere is still refused.
+	q := newSynthPath("never", 1<<10)
+	resp, err = us2.do("PUT", "wan/"+q.hash+".narinfo", c.admin, strings.NewReader(strings.ReplaceAll(ni, p.hash, q.hash)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("narinfo without any staged NAR: %d", resp.StatusCode)
+	}
+
+	// The real client through the load balancer.
+	lb := roundRobin(t, us1, us2)
+	env := nixEnv(t, lb, c.admin)
+	top, dep := buildClosure(t, env)
+	run(t, env, "nix", "copy", "--to", lb+"wan?compression=zstd", top)
+	substitute(t, eu.run, nixEnv(t, eu.url(), c.admin), eu.url()+"wan", cachePublicKey(t, us1), top, dep)
 }

@@ -111,7 +111,7 @@ type Server struct {
 	fetcher Fetcher
 	// peerStaging is nil on a lone node.
 	peerStaging PeerStaging
-	cluster ClusterView
+	cluster     ClusterView
 }
 
 // New builds the API server.

@@ -195,19 +195,33 @@ func (s *Server) serveNAR(w http.ResponseWriter, r *http.Request, id chunkstore.
 	return nil
 }
 
-// openNAR opens a NAR, first copying it from peers if it is not all here
-// (the whole NAR, before any byte is promised to the client).
+// openNAR opens a NAR. Chunks this node lacks are served from peers as the
+// response streams (and kept): their frame sizes are asked first, so the
+// length is exact and a chunk no peer has is a 503 before any byte.
 func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunkstore.NAR, error) {
 	nar, err := s.store.OpenNAR(id)
 	if s.fetcher == nil || !(errors.Is(err, chunkstore.ErrNotFound) || errors.Is(err, chunkstore.ErrMissingChunks)) {
 		return nar, err
 	}
-	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if ferr := s.fetcher.FetchNAR(fctx, id); ferr != nil {
+	if errors.Is(err, chunkstore.ErrNotFound) {
+		if ferr := s.fetcher.FetchManifest(fctx, id); ferr != nil {
+			return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
+		}
+		if nar, err = s.store.OpenNAR(id); !errors.Is(err, chunkstore.ErrMissingChunks) {
+			return nar, err
+		}
+	}
+	var missing *chunkstore.MissingChunksError
+	if !errors.As(err, &missing) {
+		return nil, err
+	}
+	remote, ferr := s.fetcher.Remote(fctx, missing.Chunks)
+	if ferr != nil {
 		return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
 	}
-	return s.store.OpenNAR(id)
+	return s.store.OpenNARFrom(id, remote)
 }
 
 // parseRange handles a single "bytes=" range; anything it cannot satisfy as

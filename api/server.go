@@ -43,11 +43,14 @@ type ChunkStore interface {
 	Ingest(ctx context.Context, r io.Reader) (*chunkstore.IngestResult, error)
 	PutManifest(m chunkstore.Manifest) (chunkstore.ManifestID, error)
 	OpenNAR(id chunkstore.ManifestID) (*chunkstore.NAR, error)
+	OpenNARFrom(id chunkstore.ManifestID, remote chunkstore.Remote) (*chunkstore.NAR, error)
 }
 
-// Fetcher copies a NAR's manifest and chunks from peers.
+// Fetcher gets what a NAR needs from peers: its manifest, and a Remote
+// that serves the chunks this node lacks.
 type Fetcher interface {
-	FetchNAR(ctx context.Context, id chunkstore.ManifestID) error
+	FetchManifest(ctx context.Context, id chunkstore.ManifestID) error
+	Remote(ctx context.Context, missing []chunkstore.ChunkID) (chunkstore.Remote, error)
 }
 
 // ClusterView reports the cluster as this node sees it.

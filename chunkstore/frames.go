@@ -32,44 +32,129 @@ func (s *Store) Frame(id ChunkID) ([]byte, error) {
 	return frame, err
 }
 
+// FrameSize is the size of a chunk's stored frame; false if it is not here.
+func (s *Store) FrameSize(id ChunkID) (uint32, bool, error) {
+	if err := s.enter(); err != nil {
+		return 0, false, err
+	}
+	defer s.exit()
+	meta, ok, err := s.getMeta(id)
+	return meta.frameSize, ok, err
+}
+
 // PutFrame stores a frame received from a peer. It first decompresses it and
 // checks that the bytes hash to id: on a mismatch it returns ErrCorrupt and
 // stores nothing. Storing a chunk the store already has is a no-op.
 func (s *Store) PutFrame(id ChunkID, frame []byte) error {
+	v, err := s.VerifyFrame(id, frame)
+	if err != nil {
+		return err
+	}
+	return s.PutVerifiedFrames([]VerifiedFrame{v})
+}
+
+// VerifiedFrame is a frame that VerifyFrame accepted for its id.
+type VerifiedFrame struct {
+	ID      ChunkID
+	Frame   []byte
+	rawSize uint32
+}
+
+// VerifyFrame decompresses a frame from a peer and checks that its bytes
+// hash to id. ErrCorrupt on any mismatch.
+func (s *Store) VerifyFrame(id ChunkID, frame []byte) (VerifiedFrame, error) {
+	if err := s.enter(); err != nil {
+		return VerifiedFrame{}, err
+	}
+	defer s.exit()
+	return s.verifyFrame(id, frame)
+}
+
+// verifyFrame is VerifyFrame inside enter/exit.
+func (s *Store) verifyFrame(id ChunkID, frame []byte) (VerifiedFrame, error) {
+	n, err := s.decodeCheck(id, frame)
+	return VerifiedFrame{ID: id, Frame: frame, rawSize: uint32(n)}, err
+}
+
+func (s *Store) decodeCheck(id ChunkID, frame []byte) (int, error) {
+	if len(frame) > 2*s.cfg.maxChunk()+1024 {
+		return 0, fmt.Errorf("%w: chunk %s: frame of %d bytes", ErrCorrupt, id, len(frame))
+	}
+	buf := s.bufs.get(s.cfg.maxChunk())
+	raw, err := s.decoder.DecodeAll(frame, buf[:0])
+	defer func() { s.bufs.put(buf) }()
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: chunk %s does not decode: %v", ErrCorrupt, id, err)
+	case len(raw) == 0 || len(raw) > s.cfg.maxChunk():
+		return 0, fmt.Errorf("%w: chunk %s decodes to %d bytes", ErrCorrupt, id, len(raw))
+	case ChunkID(blake3.Sum256(raw)) != id:
+		return 0, fmt.Errorf("%w: chunk %s has other content", ErrCorrupt, id)
+	}
+	return len(raw), nil
+}
+
+// PutVerifiedFrames stores frames that VerifyFrame accepted, with one
+// segment sync and one index commit for all of them (the segment bytes are
+// durable before any index entry points at them). Chunks already stored are
+// skipped.
+func (s *Store) PutVerifiedFrames(frames []VerifiedFrame) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	if _, ok, err := s.getMeta(id); err != nil || ok {
-		return err
+	return s.putVerifiedFrames(frames)
+}
+
+// putVerifiedFrames is PutVerifiedFrames inside enter/exit.
+func (s *Store) putVerifiedFrames(frames []VerifiedFrame) error {
+	type placed struct {
+		id   ChunkID
+		meta chunkMeta
 	}
-	if len(frame) > 2*s.cfg.maxChunk()+1024 {
-		return fmt.Errorf("%w: chunk %s: frame of %d bytes", ErrCorrupt, id, len(frame))
+	var done []placed
+	pinned := map[uint32]int{}
+	defer func() {
+		for seg, n := range pinned {
+			s.segs.unpin(seg, n)
+		}
+	}()
+	for _, f := range frames {
+		if _, ok, err := s.getMeta(f.ID); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		if f.rawSize == 0 {
+			return fmt.Errorf("chunkstore: chunk %s was not verified", f.ID)
+		}
+		var err error
+		meta := chunkMeta{rawSize: f.rawSize, frameSize: uint32(len(f.Frame)), crc: crc32.Checksum(f.Frame, castagnoli), touched: now()}
+		if meta.seg, meta.off, err = s.segs.append(f.Frame); err != nil {
+			return err
+		}
+		pinned[meta.seg]++
+		done = append(done, placed{f.ID, meta})
 	}
-	buf := s.bufs.get(s.cfg.maxChunk())
-	raw, err := s.decoder.DecodeAll(frame, buf[:0])
-	defer s.bufs.put(buf)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: chunk %s does not decode: %v", ErrCorrupt, id, err)
-	case len(raw) == 0 || len(raw) > s.cfg.maxChunk():
-		return fmt.Errorf("%w: chunk %s decodes to %d bytes", ErrCorrupt, id, len(raw))
-	case ChunkID(blake3.Sum256(raw)) != id:
-		return fmt.Errorf("%w: chunk %s has other content", ErrCorrupt, id)
+	if len(done) == 0 {
+		return nil
 	}
-	meta := chunkMeta{rawSize: uint32(len(raw)), frameSize: uint32(len(frame)),
-		crc: crc32.Checksum(frame, castagnoli), touched: now()}
-	if meta.seg, meta.off, err = s.segs.append(frame); err != nil {
-		return err
-	}
-	defer s.segs.unpin(meta.seg, 1)
-	if err := s.segs.sync(meta.seg); err != nil {
-		return err
+	for seg := range pinned {
+		if err := s.segs.sync(seg); err != nil {
+			return err
+		}
 	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
-	if err := s.db.Set(chunkKey(id), meta.encode(), pebble.Sync); err != nil {
-		return fmt.Errorf("chunkstore: put frame: %w", err)
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range done {
+		if err := b.Set(chunkKey(p.id), p.meta.encode(), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("chunkstore: put frames: %w", err)
 	}
 	return nil
 }

@@ -21,12 +21,44 @@ type NAR struct {
 	chunks  []Chunk
 	metas   []chunkMeta
 	offsets []int64 // served offset of each frame
+	// remote serves the chunks marked pending (not stored here when the NAR
+	// was opened); their metas hold only the remote frame size.
+	remote  Remote
+	pending []bool
 }
+
+// Remote supplies frames this store lacks (from peers): the size of each
+// frame when a NAR is opened, so the served size is exact before the first
+// byte, and the bytes when a stream reaches them.
+type Remote interface {
+	// FrameSize is the size of the frame Frames will yield for id.
+	FrameSize(id ChunkID) (uint32, bool)
+	// Frames yields the frames of ids in that order.
+	Frames(ctx context.Context, ids []ChunkID) (FrameIter, error)
+}
+
+// FrameIter yields frames in the order they were asked for. Each returned
+// slice is the caller's to keep.
+type FrameIter interface {
+	Next() ([]byte, error)
+	Close() error
+}
+
+// remoteBatchBytes is how many fetched frame bytes a stream keeps before
+// storing them (one segment sync and one index commit per batch).
+const remoteBatchBytes = 4 << 20
 
 // OpenNAR resolves a manifest from chunk metadata only. A missing manifest is
 // ErrNotFound; chunks not stored here give a *MissingChunksError listing them
 // (errors.Is(err, ErrMissingChunks)).
-func (s *Store) OpenNAR(id ManifestID) (*NAR, error) {
+func (s *Store) OpenNAR(id ManifestID) (*NAR, error) { return s.OpenNARFrom(id, nil) }
+
+// OpenNARFrom is OpenNAR for a NAR whose chunks may partly be elsewhere:
+// chunks not stored here are served from remote (frame sizes asked at once,
+// bytes when the stream reaches them, each frame verified against its chunk
+// id before it is written, and kept). Chunks neither here nor known to
+// remote give a *MissingChunksError.
+func (s *Store) OpenNARFrom(id ManifestID, remote Remote) (*NAR, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -43,8 +75,18 @@ func (s *Store) OpenNAR(id ManifestID) (*NAR, error) {
 			return nil, err
 		}
 		if !ok {
-			missing = append(missing, c.ID)
-			continue
+			size, known := uint32(0), false
+			if remote != nil {
+				size, known = remote.FrameSize(c.ID)
+			}
+			if !known {
+				missing = append(missing, c.ID)
+				continue
+			}
+			if n.pending == nil {
+				n.pending, n.remote = make([]bool, len(m.Chunks)), remote
+			}
+			n.pending[i], meta = true, chunkMeta{rawSize: c.Size, frameSize: size}
 		}
 		if meta.rawSize != c.Size {
 			return nil, fmt.Errorf("%w: chunk %s is %d bytes, manifest %s says %d", ErrCorrupt, c.ID, meta.rawSize, id, c.Size)
@@ -76,16 +118,27 @@ func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (i
 	i := sort.Search(len(n.offsets), func(i int) bool { return n.offsets[i]+int64(n.metas[i].frameSize) > off })
 	buf := n.s.bufs.get(n.s.cfg.maxChunk())
 	defer func() { n.s.bufs.put(buf) }()
+	rf, err := n.openRemote(ctx, i, off+length)
+	if err != nil {
+		return 0, err
+	}
+	defer rf.close()
 	var written int64
 	for ; written < length && i < len(n.chunks); i++ {
 		if err := ctx.Err(); err != nil {
 			return written, err
 		}
-		frame, err := n.s.readFrame(n.chunks[i].ID, n.metas[i], buf)
-		if err != nil {
-			return written, err
+		var frame []byte
+		if n.pending != nil && n.pending[i] {
+			if frame, err = rf.next(n.chunks[i], n.metas[i].frameSize); err != nil {
+				return written, err
+			}
+		} else {
+			if frame, err = n.s.readFrame(n.chunks[i].ID, n.metas[i], buf); err != nil {
+				return written, err
+			}
+			buf = frame[:0]
 		}
-		buf = frame[:0]
 		start := off + written - n.offsets[i]
 		end := min(int64(len(frame)), start+length-written)
 		k, err := w.Write(frame[start:end])
@@ -95,6 +148,84 @@ func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (i
 		}
 	}
 	return written, nil
+}
+
+// remoteFrames fetches a stream's pending frames, verifies and keeps them.
+type remoteFrames struct {
+	s       *Store
+	it      FrameIter
+	batch   []VerifiedFrame
+	batched int
+}
+
+// openRemote starts fetching the pending frames among chunks [from, …)
+// that start before served offset end; nil iter when there are none.
+func (n *NAR) openRemote(ctx context.Context, from int, end int64) (*remoteFrames, error) {
+	rf := &remoteFrames{s: n.s}
+	if n.pending == nil {
+		return rf, nil
+	}
+	var ids []ChunkID
+	for k := from; k < len(n.chunks) && n.offsets[k] < end; k++ {
+		if n.pending[k] {
+			ids = append(ids, n.chunks[k].ID)
+		}
+	}
+	if len(ids) == 0 {
+		return rf, nil
+	}
+	it, err := n.remote.Frames(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("%w: fetching %d chunks: %v", ErrMissingChunks, len(ids), err)
+	}
+	rf.it = it
+	return rf, nil
+}
+
+// next is the verified frame of chunk c, which must be size bytes (what
+// the served size was computed with).
+func (rf *remoteFrames) next(c Chunk, size uint32) ([]byte, error) {
+	if rf.it == nil {
+		return nil, fmt.Errorf("chunkstore: chunk %s is not fetched", c.ID)
+	}
+	frame, err := rf.it.Next()
+	if err != nil {
+		return nil, fmt.Errorf("%w: fetching chunk %s: %v", ErrMissingChunks, c.ID, err)
+	}
+	if len(frame) != int(size) {
+		return nil, fmt.Errorf("%w: chunk %s: the peer sent a %d-byte frame, announced %d", ErrCorrupt, c.ID, len(frame), size)
+	}
+	v, err := rf.s.verifyFrame(c.ID, frame)
+	if err != nil {
+		return nil, err
+	}
+	if v.rawSize != c.Size {
+		return nil, fmt.Errorf("%w: chunk %s is %d bytes, the manifest says %d", ErrCorrupt, c.ID, v.rawSize, c.Size)
+	}
+	rf.batch = append(rf.batch, v)
+	if rf.batched += len(frame); rf.batched >= remoteBatchBytes {
+		rf.flush()
+	}
+	return frame, nil
+}
+
+// flush keeps the fetched frames. Failing to keep them does not fail the
+// stream: the bytes were verified, and the next read fetches them again.
+func (rf *remoteFrames) flush() {
+	if len(rf.batch) == 0 {
+		return
+	}
+	if err := rf.s.putVerifiedFrames(rf.batch); err != nil {
+		rf.s.log.Warn("keeping fetched chunks failed", "chunks", len(rf.batch), "err", err)
+	}
+	rf.batch, rf.batched = rf.batch[:0], 0
+}
+
+func (rf *remoteFrames) close() {
+	rf.flush()
+	if rf.it != nil {
+		_ = rf.it.Close()
+	}
 }
 
 // RawReader streams the decompressed NAR (for small auxiliary files). Read

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -18,66 +19,146 @@ import (
 	"github.com/garret-cache/garret/chunkstore"
 )
 
-// ChunkProtocol serves manifests and chunk frames to other nodes.
-const ChunkProtocol protocol.ID = "/garret/chunks/1"
+// ChunkProtocol serves manifests, frame sizes and frames to other nodes.
+const ChunkProtocol protocol.ID = "/garret/chunks/2"
 
-// maxFrame caps a frame received from a peer.
-const maxFrame = 64 << 20
+const (
+	maxFrame       = 64 << 20 // caps a frame received from a peer
+	maxIDs         = 4096     // chunk ids in one request (~270 KB of JSON)
+	maxRequest     = 1 << 20
+	ioStallTimeout = 30 * time.Second // a peer silent this long is given up on
+)
 
-// chunkRequest asks for one manifest or one frame.
+// chunkRequest asks for one manifest, or for the sizes or frames of chunks.
 type chunkRequest struct {
-	Kind string `json:"kind"` // "manifest" or "frame"
-	ID   string `json:"id"`   // hex
+	Kind string   `json:"kind"` // "manifest", "sizes" or "frames"
+	ID   string   `json:"id,omitempty"`
+	IDs  []string `json:"ids,omitempty"`
 }
 
-// Status bytes of a reply, followed (when ok) by a u32 length and the bytes.
+// Status bytes in replies, followed (when ok) by a u32 length and the bytes.
 const (
 	replyOK       = 0
 	replyNotFound = 1
 )
 
-// ServeChunks answers other nodes' requests from the local store.
+// ServeChunks answers other nodes' requests from the local store:
+//   - manifest: status, u32 length, the manifest encoding;
+//   - sizes: status, then a u32 frame size per id (0: not here);
+//   - frames: per id, in order: status, u32 length, the frame (CRC-checked).
 func ServeChunks(h host.Host, store *chunkstore.Store, log *slog.Logger) {
 	h.SetStreamHandler(ChunkProtocol, func(s network.Stream) {
 		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(time.Minute))
+		_ = s.SetReadDeadline(time.Now().Add(ioStallTimeout))
 		var req chunkRequest
-		if err := json.NewDecoder(io.LimitReader(s, 4096)).Decode(&req); err != nil {
+		if err := json.NewDecoder(io.LimitReader(s, maxRequest)).Decode(&req); err != nil || len(req.IDs) > maxIDs {
 			_ = s.Reset()
 			return
 		}
-		var data []byte
+		w := bufio.NewWriterSize(deadlineWriter{s}, 64<<10)
 		var err error
 		switch req.Kind {
 		case "manifest":
-			var id chunkstore.ManifestID
-			if id, err = chunkstore.ParseManifestID(req.ID); err == nil {
-				var m chunkstore.Manifest
-				if m, err = store.Manifest(id); err == nil {
-					data, err = m.MarshalBinary()
-				}
-			}
-		case "frame":
-			var id chunkstore.ChunkID
-			if id, err = chunkstore.ParseChunkID(req.ID); err == nil {
-				data, err = store.Frame(id)
-			}
+			err = serveManifest(w, store, req.ID)
+		case "sizes":
+			err = serveSizes(w, store, req.IDs)
+		case "frames":
+			err = serveFrames(w, store, req.IDs)
 		default:
 			err = errors.New("unknown request")
 		}
-		if err != nil {
-			_, _ = s.Write([]byte{replyNotFound})
-			return
+		if err == nil {
+			err = w.Flush()
 		}
-		hdr := make([]byte, 5)
-		binary.LittleEndian.PutUint32(hdr[1:], uint32(len(data)))
-		if _, err := s.Write(append(hdr, data...)); err != nil {
-			log.Debug("chunk reply failed", "err", err)
+		if err != nil {
+			log.Debug("chunk request failed", "kind", req.Kind, "peer", s.Conn().RemotePeer(), "err", err)
+			_ = s.Reset()
 		}
 	})
 }
 
-// Fetcher copies NARs this node lacks from peers.
+// deadlineWriter gives every write to a stream its own stall timeout.
+type deadlineWriter struct{ s network.Stream }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.s.SetWriteDeadline(time.Now().Add(ioStallTimeout))
+	return d.s.Write(p)
+}
+
+func writeBlob(w io.Writer, data []byte) error {
+	var hdr [5]byte
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(data)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+func serveManifest(w io.Writer, store *chunkstore.Store, hexID string) error {
+	id, err := chunkstore.ParseManifestID(hexID)
+	if err != nil {
+		return err
+	}
+	m, err := store.Manifest(id)
+	if errors.Is(err, chunkstore.ErrNotFound) {
+		_, err = w.Write([]byte{replyNotFound})
+		return err
+	} else if err != nil {
+		return err
+	}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return writeBlob(w, data)
+}
+
+func serveSizes(w io.Writer, store *chunkstore.Store, ids []string) error {
+	if _, err := w.Write([]byte{replyOK}); err != nil {
+		return err
+	}
+	for _, h := range ids {
+		id, err := chunkstore.ParseChunkID(h)
+		if err != nil {
+			return err
+		}
+		size, _, err := store.FrameSize(id)
+		if err != nil {
+			return err
+		}
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], size)
+		if _, err := w.Write(b[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serveFrames(w io.Writer, store *chunkstore.Store, ids []string) error {
+	for _, h := range ids {
+		id, err := chunkstore.ParseChunkID(h)
+		if err != nil {
+			return err
+		}
+		frame, err := store.Frame(id)
+		if errors.Is(err, chunkstore.ErrNotFound) || errors.Is(err, chunkstore.ErrCorrupt) {
+			if _, err := w.Write([]byte{replyNotFound}); err != nil {
+				return err
+			}
+			continue
+		} else if err != nil {
+			return err
+		}
+		if err := writeBlob(w, frame); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fetcher gets what this node lacks from its peers.
 type Fetcher struct {
 	Host  host.Host
 	Store *chunkstore.Store
@@ -88,27 +169,33 @@ type Fetcher struct {
 // ErrUnavailable means no peer could provide what was asked.
 var ErrUnavailable = errors.New("p2p: no peer has it")
 
-func (f *Fetcher) get(ctx context.Context, p peer.ID, kind, id string) ([]byte, error) {
+// request opens a stream to p and sends req.
+func (f *Fetcher) request(ctx context.Context, p peer.ID, req chunkRequest) (network.Stream, *bufio.Reader, error) {
 	s, err := f.Host.NewStream(ctx, p, ChunkProtocol)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(ioStallTimeout))
+	if err := json.NewEncoder(s).Encode(req); err != nil {
+		_ = s.Reset()
+		return nil, nil, err
+	}
+	_ = s.CloseWrite()
+	return s, bufio.NewReaderSize(s, 64<<10), nil
+}
+
+// readBlob reads a status byte and, when ok, a length-prefixed blob.
+func readBlob(s network.Stream, r *bufio.Reader) ([]byte, error) {
+	_ = s.SetReadDeadline(time.Now().Add(ioStallTimeout))
+	status, err := r.ReadByte()
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(s).Encode(chunkRequest{Kind: kind, ID: id}); err != nil {
-		return nil, err
-	}
-	var status [1]byte
-	if _, err := io.ReadFull(s, status[:]); err != nil {
-		return nil, err
-	}
-	if status[0] != replyOK {
+	if status != replyOK {
 		return nil, chunkstore.ErrNotFound
 	}
 	var l [4]byte
-	if _, err := io.ReadFull(s, l[:]); err != nil {
+	if _, err := io.ReadFull(r, l[:]); err != nil {
 		return nil, err
 	}
 	n := binary.LittleEndian.Uint32(l[:])
@@ -116,37 +203,23 @@ func (f *Fetcher) get(ctx context.Context, p peer.ID, kind, id string) ([]byte, 
 		return nil, fmt.Errorf("p2p: peer sent %d bytes", n)
 	}
 	data := make([]byte, n)
-	_, err = io.ReadFull(s, data)
+	_, err = io.ReadFull(r, data)
 	return data, err
 }
 
-// FetchNAR makes the manifest and all its chunks local, verifying the
-// manifest against its id and every frame against its chunk id.
-func (f *Fetcher) FetchNAR(ctx context.Context, id chunkstore.ManifestID) error {
-	peers := f.Peers()
-	m, err := f.Store.Manifest(id)
-	if errors.Is(err, chunkstore.ErrNotFound) {
-		m, err = f.fetchManifest(ctx, peers, id)
-	}
-	if err != nil {
+// FetchManifest makes a manifest local (verified against its id) unless it
+// already is.
+func (f *Fetcher) FetchManifest(ctx context.Context, id chunkstore.ManifestID) error {
+	if _, err := f.Store.Manifest(id); !errors.Is(err, chunkstore.ErrNotFound) {
 		return err
 	}
-	for _, c := range m.Chunks {
-		if ok, err := f.Store.HasChunk(c.ID); err != nil {
-			return err
-		} else if ok {
+	for _, p := range f.Peers() {
+		s, r, err := f.request(ctx, p, chunkRequest{Kind: "manifest", ID: id.String()})
+		if err != nil {
 			continue
 		}
-		if err := f.fetchFrame(ctx, peers, c.ID); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *Fetcher) fetchManifest(ctx context.Context, peers []peer.ID, id chunkstore.ManifestID) (chunkstore.Manifest, error) {
-	for _, p := range peers {
-		data, err := f.get(ctx, p, "manifest", id.String())
+		data, err := readBlob(s, r)
+		_ = s.Close()
 		if err != nil {
 			continue
 		}
@@ -156,22 +229,152 @@ func (f *Fetcher) fetchManifest(ctx context.Context, peers []peer.ID, id chunkst
 			continue
 		}
 		_, err = f.Store.PutManifest(m)
-		return m, err
+		return err
 	}
-	return chunkstore.Manifest{}, fmt.Errorf("%w: manifest %s", ErrUnavailable, id)
+	return fmt.Errorf("%w: manifest %s", ErrUnavailable, id)
 }
 
-func (f *Fetcher) fetchFrame(ctx context.Context, peers []peer.ID, id chunkstore.ChunkID) error {
-	for _, p := range peers {
-		frame, err := f.get(ctx, p, "frame", id.String())
-		if err != nil {
-			continue
+// Remote finds, for every chunk in ids, a peer that has it (nearest first)
+// and the size of that peer's frame, so a NAR can be served from it with an
+// exact length (chunkstore.OpenNARFrom). ErrUnavailable if some chunk is on
+// no reachable peer.
+func (f *Fetcher) Remote(ctx context.Context, ids []chunkstore.ChunkID) (chunkstore.Remote, error) {
+	r := &remote{f: f, size: map[chunkstore.ChunkID]uint32{}, owner: map[chunkstore.ChunkID]peer.ID{}}
+	left := ids
+	for _, p := range f.Peers() {
+		if len(left) == 0 {
+			break
 		}
-		if err := f.Store.PutFrame(id, frame); err != nil {
-			f.Log.Warn("peer sent a bad frame", "peer", p, "chunk", id, "err", err)
-			continue
+		var still []chunkstore.ChunkID
+		for start := 0; start < len(left); start += maxIDs {
+			batch := left[start:min(start+maxIDs, len(left))]
+			sizes, err := f.sizes(ctx, p, batch)
+			if err != nil {
+				still = append(still, left[start:]...)
+				break
+			}
+			for i, id := range batch {
+				if sizes[i] == 0 {
+					still = append(still, id)
+				} else {
+					r.size[id], r.owner[id] = sizes[i], p
+				}
+			}
 		}
-		return nil
+		left = still
 	}
-	return fmt.Errorf("%w: chunk %s", ErrUnavailable, id)
+	if len(left) > 0 {
+		return nil, fmt.Errorf("%w: %d of %d chunks (first %s)", ErrUnavailable, len(left), len(ids), left[0])
+	}
+	return r, nil
+}
+
+func (f *Fetcher) sizes(ctx context.Context, p peer.ID, ids []chunkstore.ChunkID) ([]uint32, error) {
+	s, r, err := f.request(ctx, p, chunkRequest{Kind: "sizes", IDs: hexIDs(ids)})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	_ = s.SetReadDeadline(time.Now().Add(ioStallTimeout))
+	if status, err := r.ReadByte(); err != nil || status != replyOK {
+		return nil, fmt.Errorf("p2p: sizes from %s: status %d %v", p, status, err)
+	}
+	out := make([]uint32, len(ids))
+	var b [4]byte
+	for i := range out {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil, err
+		}
+		out[i] = binary.LittleEndian.Uint32(b[:])
+	}
+	return out, nil
+}
+
+func hexIDs(ids []chunkstore.ChunkID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
+// remote serves frames from the peers Fetcher.Remote chose.
+type remote struct {
+	f     *Fetcher
+	size  map[chunkstore.ChunkID]uint32
+	owner map[chunkstore.ChunkID]peer.ID
+}
+
+func (r *remote) FrameSize(id chunkstore.ChunkID) (uint32, bool) {
+	s, ok := r.size[id]
+	return s, ok
+}
+
+// Frames streams the frames of ids: one "frames" request per owning peer
+// (and per maxIDs chunks), read in the order of ids.
+func (r *remote) Frames(ctx context.Context, ids []chunkstore.ChunkID) (chunkstore.FrameIter, error) {
+	queues := map[peer.ID][]chunkstore.ChunkID{}
+	for _, id := range ids {
+		p, ok := r.owner[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: chunk %s", ErrUnavailable, id)
+		}
+		queues[p] = append(queues[p], id)
+	}
+	return &frameIter{r: r, ctx: ctx, ids: ids, queues: queues, open: map[peer.ID]*frameStream{}}, nil
+}
+
+type frameStream struct {
+	s    network.Stream
+	rd   *bufio.Reader
+	left int // frames still to read from this request
+}
+
+type frameIter struct {
+	r      *remote
+	ctx    context.Context
+	ids    []chunkstore.ChunkID
+	queues map[peer.ID][]chunkstore.ChunkID // ids not yet requested, per peer
+	open   map[peer.ID]*frameStream
+}
+
+func (it *frameIter) Next() ([]byte, error) {
+	if len(it.ids) == 0 {
+		return nil, errors.New("p2p: no more frames")
+	}
+	id := it.ids[0]
+	it.ids = it.ids[1:]
+	p := it.r.owner[id]
+	fs := it.open[p]
+	if fs == nil || fs.left == 0 {
+		if fs != nil {
+			_ = fs.s.Close()
+		}
+		q := it.queues[p]
+		n := min(len(q), maxIDs)
+		s, rd, err := it.r.f.request(it.ctx, p, chunkRequest{Kind: "frames", IDs: hexIDs(q[:n])})
+		if err != nil {
+			return nil, fmt.Errorf("p2p: frames from %s: %w", p, err)
+		}
+		it.queues[p] = q[n:]
+		fs = &frameStream{s: s, rd: rd, left: n}
+		it.open[p] = fs
+	}
+	fs.left--
+	frame, err := readBlob(fs.s, fs.rd)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: chunk %s from %s: %w", id, p, err)
+	}
+	return frame, nil
+}
+
+func (it *frameIter) Close() error {
+	for _, fs := range it.open {
+		if fs.left > 0 {
+			_ = fs.s.Reset()
+		} else {
+			_ = fs.s.Close()
+		}
+	}
+	return nil
 }

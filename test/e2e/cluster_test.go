@@ -493,3 +493,59 @@ func TestCluster_NixPutsToTwoNodes(t *testing.T) {
 	run(t, env, "nix", "copy", "--to", lb+"wan?compression=zstd", top)
 	substitute(t, eu.run, nixEnv(t, eu.url(), c.admin), eu.url()+"wan", cachePublicKey(t, us1), top, dep)
 }
+
+// TestCluster_ReadThroughStreams: a node asked for a NAR it lacks streams
+// it from the peer that has it, verifying every chunk: the first bytes
+// arrive long before the whole NAR has crossed a 4 MiB/s, 150 ms link, the
+// length is exact, and the second read is local.
+func TestCluster_ReadThroughStreams(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"})
+	eu, us := c.node("eu-1"), c.node("us-1")
+	us.createCache("big")
+	p := newSynthPath("big", 24<<20) // 12 MiB random: ~12 MiB of frames
+	if _, err := pushUntilAcked(us, "big", p, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyT(t, 10*time.Second, "narinfo on eu-1", func() bool { return eu.narinfoStatus("big", p.hash) == 200 })
+	c.net.SetBandwidth("eu", "us", 4<<20)
+
+	read := func() (ttfb, total time.Duration, body []byte, length int64) {
+		start := time.Now()
+		resp, err := eu.get("big/nar/"+p.hash+".nar", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("NAR on eu-1: %d", resp.StatusCode)
+		}
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(resp.Body, first); err != nil {
+			t.Fatal(err)
+		}
+		ttfb = time.Since(start)
+		rest, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ttfb, time.Since(start), append(first, rest...), resp.ContentLength
+	}
+	ttfb, total, body, length := read()
+	t.Logf("read-through of %d MiB of frames over 4 MiB/s at 150 ms RTT: first byte %v, whole %v", len(body)>>20, ttfb.Round(time.Millisecond), total.Round(time.Millisecond))
+	if int64(len(body)) != length {
+		t.Errorf("Content-Length %d, body %d", length, len(body))
+	}
+	zr, _ := zstd.NewReader(bytes.NewReader(body))
+	raw, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(raw, p.nar) {
+		t.Fatalf("NAR from eu-1 differs: %d bytes, %v", len(raw), err)
+	}
+	if ttfb > total/2 {
+		t.Errorf("first byte after %v of %v: the NAR was not streamed", ttfb, total)
+	}
+	// Kept: the second read does not cross the link.
+	if _, total2, _, _ := read(); total2 > total/3 {
+		t.Errorf("second read took %v (first %v): chunks were not kept", total2, total)
+	}
+}

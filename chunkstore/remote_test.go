@@ -10,8 +10,8 @@ import (
 // storeRemote serves frames from another store, optionally damaging them.
 type storeRemote struct {
 	src     *Store
-	lie     int    // added to every announced size
-	damage  bool   // flip a byte in every frame
+	lie     int  // added to every announced size
+	damage  bool // flip a byte in every frame
 	fetched *[]ChunkID
 }
 

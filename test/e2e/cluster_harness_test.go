@@ -346,6 +346,20 @@ func (nd *cnode) createCache(name string) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("create cache %s on %s: %d %s", name, nd.name, resp.StatusCode, b)
 	}
+	// The node that took the write has it; the others apply it moments later.
+	for _, other := range nd.c.nodes {
+		if other.cmd == nil {
+			continue
+		}
+		eventuallyT(t, 10*time.Second, "cache "+name+" on "+other.name, func() bool {
+			resp, err := other.get(name+"/nix-cache-info", "")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
 }
 
 // synthPath is a store path with a one-file NAR, made up for pushes that do

@@ -61,6 +61,9 @@ type ClusterView interface {
 // SetCluster enables GET /_api/v1/cluster.
 func (s *Server) SetCluster(c ClusterView) { s.cluster = c }
 
+// SetReadiness adds a check to /readyz besides the catalog's.
+func (s *Server) SetReadiness(check func() error) { s.readiness = check }
+
 // SetFetcher lets the API fill in NARs this node lacks from its peers.
 func (s *Server) SetFetcher(f Fetcher) { s.fetcher = f }
 
@@ -102,16 +105,17 @@ func DefaultConfig() Config {
 
 // Server serves the HTTP API of one node.
 type Server struct {
-	cfg     Config
-	catalog Catalog
-	store   ChunkStore
-	tokens  Verifier
-	log     *slog.Logger
-	staging *staging
-	keys    keyCache
-	mux     *http.ServeMux
-	metrics *metrics
-	fetcher Fetcher
+	cfg       Config
+	catalog   Catalog
+	store     ChunkStore
+	tokens    Verifier
+	log       *slog.Logger
+	staging   *staging
+	keys      keyCache
+	mux       *http.ServeMux
+	metrics   *metrics
+	fetcher   Fetcher
+	readiness func() error // nil: the catalog alone decides
 	// peerStaging is nil on a lone node.
 	peerStaging PeerStaging
 	cluster     ClusterView
@@ -251,12 +255,17 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // readyz answers 200 once the node knows a leader and has applied the
-// entries it knows are committed (load balancers and fly.io checks use it).
+// entries it knows are committed, and passes the node's own check (in a
+// cluster: gossip sees another member). Load balancers and fly.io use it.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	if err := s.catalog.Ready(); err != nil {
+	err := s.catalog.Ready()
+	if err == nil && s.readiness != nil {
+		err = s.readiness()
+	}
+	if err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err}
 	}
-	_, err := io.WriteString(w, "ready\n")
+	_, err = io.WriteString(w, "ready\n")
 	return err
 }
 

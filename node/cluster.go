@@ -185,7 +185,7 @@ func (n *Node) peersByDistance() []peer.ID {
 			out = append(out, pid)
 		}
 	}
-	return out
+	return n.withRaftPeers(out)
 }
 
 // Members is the gossip view (empty without gossip).

@@ -158,6 +158,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.peersByDistance, Log: n.log.With("component", "fetch")})
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
 	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.peersByDistance})
+	n.api.SetReadiness(n.gossipReady)
 	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen on %s: %w", sc.Listen, err)
 	}

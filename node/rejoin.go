@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -158,4 +159,44 @@ func (n *Node) refreshPeer(id string) {
 	}
 	_ = n.host.Network().ClosePeer(pid)
 	n.log.Info("member is back; reconnecting", "peer", id)
+}
+
+// withRaftPeers appends the Raft members gossip does not list: while gossip
+// is still rejoining (a restart) or split (a partition), libp2p may well
+// reach them, since the leader dials every member.
+func (n *Node) withRaftPeers(peers []peer.ID) []peer.ID {
+	f := n.catalog.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return peers
+	}
+	have := map[peer.ID]bool{n.host.ID(): true}
+	for _, p := range peers {
+		have[p] = true
+	}
+	for _, s := range f.Configuration().Servers {
+		if pid, err := peer.Decode(string(s.ID)); err == nil && !have[pid] {
+			peers = append(peers, pid)
+			have[pid] = true
+		}
+	}
+	return peers
+}
+
+// gossipReady is part of /readyz for a node of a multi-node cluster: it has
+// seen at least one other member by gossip (a restarted node has rejoined),
+// so it can find peers for the NARs it lacks.
+func (n *Node) gossipReady() error {
+	if n.members == nil {
+		return nil
+	}
+	f := n.catalog.Raft().GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) <= 1 {
+		return nil
+	}
+	for _, m := range n.members.Members() {
+		if m.Meta.PeerID != n.host.ID().String() {
+			return nil
+		}
+	}
+	return errors.New("gossip: no other cluster member seen yet")
 }

@@ -92,6 +92,18 @@ func ToMultiaddr(s string) (ma.Multiaddr, error) {
 	return ma.NewMultiaddr(fmt.Sprintf("/%s/%s/tcp/%s", proto, h, port))
 }
 
+func toMultiaddrs(in []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(in))
+	for _, a := range in {
+		m, err := ToMultiaddr(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // NewHost starts a TCP-only libp2p host (a PSK rules out QUIC anyway).
 func NewHost(cfg Config) (host.Host, error) {
 	if cfg.PrivateKey == nil {
@@ -100,13 +112,9 @@ func NewHost(cfg Config) (host.Host, error) {
 	if len(cfg.ListenAddrs) == 0 {
 		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
-	addrs := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
-	for _, a := range cfg.ListenAddrs {
-		m, err := ToMultiaddr(a)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, m)
+	addrs, err := toMultiaddrs(cfg.ListenAddrs)
+	if err != nil {
+		return nil, err
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.PrivateKey),
@@ -118,13 +126,9 @@ func NewHost(cfg Config) (host.Host, error) {
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 	}
 	if len(cfg.AdvertiseAddrs) > 0 {
-		adv := make([]ma.Multiaddr, 0, len(cfg.AdvertiseAddrs))
-		for _, a := range cfg.AdvertiseAddrs {
-			m, err := ToMultiaddr(a)
-			if err != nil {
-				return nil, err
-			}
-			adv = append(adv, m)
+		adv, err := toMultiaddrs(cfg.AdvertiseAddrs)
+		if err != nil {
+			return nil, err
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return adv }))
 	}

@@ -34,6 +34,10 @@ type Config struct {
 	// the GC sweep may delete it; longer than the longest upload and the
 	// staging TTL. Default 6h.
 	SweepGrace time.Duration
+	// DeadVoterTimeout is how long gossip must have shown a voter gone
+	// before the leader removes it from Raft and gives its vote to a live
+	// non-voter. Default 30s.
+	DeadVoterTimeout time.Duration
 }
 
 // Node is one running garretd.
@@ -48,8 +52,16 @@ type Node struct {
 	listener net.Listener
 	members  *membership.Membership
 	changes  chan struct{} // gossip saw a join, leave or update
-	stopGC   context.CancelFunc
-	wg       sync.WaitGroup
+	// reconcileMu serialises voter placement; seenMu guards seen, what
+	// gossip last said about each node and when it was last alive.
+	reconcileMu sync.Mutex
+	seenMu      sync.Mutex
+	seen        map[string]seenNode
+	leaving     chan struct{} // closed when an admin asked this node to leave
+	leaveOnce   sync.Once
+	crashed     bool // set by tests that stop a node abruptly
+	stopGC      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // New builds and starts a node. On failure it stops what it started.
@@ -63,8 +75,11 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.SweepGrace <= 0 {
 		cfg.SweepGrace = 6 * time.Hour
 	}
+	if cfg.DeadVoterTimeout <= 0 {
+		cfg.DeadVoterTimeout = 30 * time.Second
+	}
 	sc := cfg.Server
-	n := &Node{cfg: cfg, log: cfg.Logger}
+	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()

@@ -51,7 +51,7 @@ type Fetcher interface {
 
 // ClusterView reports the cluster as this node sees it.
 type ClusterView interface {
-	ClusterStatus() v1.ClusterStatus
+	ClusterStatus(ctx context.Context) v1.ClusterStatus
 }
 
 // SetCluster enables GET /_api/v1/cluster.

@@ -275,11 +275,14 @@ func (n *Node) Members() []membership.Member {
 	return n.members.Members()
 }
 
-// ClusterStatus is this node's view: Raft roles and leader, gossip metadata and RTTs.
-func (n *Node) ClusterStatus() v1.ClusterStatus {
+// ClusterStatus is this node's view: Raft roles and leader, gossip metadata
+// and RTTs, and every node's own Raft progress, asked in parallel.
+func (n *Node) ClusterStatus(ctx context.Context) v1.ClusterStatus {
 	r := n.catalog.Raft()
 	_, leader := r.LeaderWithID()
-	st := v1.ClusterStatus{Node: n.host.ID().String(), Leader: string(leader), AppliedIndex: r.AppliedIndex(), CommitIndex: r.CommitIndex()}
+	self := n.localStatus()
+	st := v1.ClusterStatus{Node: n.host.ID().String(), Leader: string(leader), Term: self.Term,
+		AppliedIndex: self.AppliedIndex, CommitIndex: self.CommitIndex}
 	roles := map[string]string{}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
@@ -300,10 +303,32 @@ func (n *Node) ClusterStatus() v1.ClusterStatus {
 		st.Nodes = append(st.Nodes, v1.ClusterNode{Name: m.Name, PeerID: m.Meta.PeerID, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
 			Role: role, Leader: m.Meta.PeerID == string(leader), RTTMs: float64(m.RTT.Microseconds()) / 1000})
 	}
+	n.seenMu.Lock()
 	for id, role := range roles { // Raft members gossip does not show (down, or no gossip)
 		if !seen[id] {
-			st.Nodes = append(st.Nodes, v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == string(leader)})
+			cn := v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == string(leader)}
+			if sn, ok := n.seen[id]; ok && sn.name != "" {
+				cn.Name, cn.Region = sn.name, sn.region // as gossip last showed it
+			}
+			if id == st.Node {
+				cn.Name = orDefault(n.cfg.Server.Cluster.NodeName, id)
+			}
+			st.Nodes = append(st.Nodes, cn)
 		}
+	}
+	n.seenMu.Unlock()
+	ids := make([]string, len(st.Nodes))
+	for i, cn := range st.Nodes {
+		ids[i] = cn.PeerID
+	}
+	progress := n.queryStatuses(ctx, ids)
+	for i, cn := range st.Nodes {
+		if p, ok := progress[cn.PeerID]; ok {
+			cn.AppliedIndex, cn.CommitIndex, cn.Term, cn.State = p.AppliedIndex, p.CommitIndex, p.Term, p.State
+		} else {
+			cn.Unreachable = true
+		}
+		st.Nodes[i] = cn
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })
 	return st

@@ -120,12 +120,17 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	}
 
 	// The cluster status, as `garret cluster status` gets it, needs cluster-admin.
-	st := nodes[1].ClusterStatus()
-	roles := map[string]int{}
+	st := nodes[1].ClusterStatus(ctx)
+	roles, states := map[string]int{}, map[string]int{}
 	for _, cn := range st.Nodes {
 		roles[cn.Role]++
+		states[cn.State]++
+		// Every node answered with its own progress: it has applied the cache.
+		if cn.Unreachable || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
+			t.Fatalf("status of %s: %+v (answering node's term %d)", cn.Name, cn, st.Term)
+		}
 	}
-	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" {
+	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" || st.Term == 0 || states["leader"] != 1 || states["follower"] != 2 {
 		t.Fatalf("cluster status: %+v", st)
 	}
 
@@ -323,6 +328,15 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 	victim.crash()
 	crashedAt := time.Now()
 	victimID, standbyID := victim.host.ID().String(), standby.host.ID().String()
+	st := l.ClusterStatus(context.Background())
+	if took := time.Since(crashedAt); took > statusTimeout+time.Second {
+		t.Fatalf("the cluster status took %v with a node down", took)
+	}
+	for _, cn := range st.Nodes {
+		if down := cn.PeerID == victimID; cn.Unreachable != down || (down && (cn.State != "" || cn.AppliedIndex != 0)) || (!down && cn.State == "") {
+			t.Fatalf("status of %s right after %s crashed: %+v", cn.Name, victim.cfg.Server.Cluster.NodeName, cn)
+		}
+	}
 	eventually(t, "the dead voter removed and the non-voter promoted", func() bool {
 		l := leader()
 		if l == nil {

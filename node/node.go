@@ -57,8 +57,6 @@ type Node struct {
 	reconcileMu sync.Mutex
 	seenMu      sync.Mutex
 	seen        map[string]seenNode
-	leaving     chan struct{} // closed when an admin asked this node to leave
-	leaveOnce   sync.Once
 	crashed     bool // set by tests that stop a node abruptly
 	stopGC      context.CancelFunc
 	wg          sync.WaitGroup
@@ -79,7 +77,7 @@ func New(cfg Config) (_ *Node, err error) {
 		cfg.DeadVoterTimeout = 30 * time.Second
 	}
 	sc := cfg.Server
-	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -166,6 +164,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.api = api.New(ac, n.catalog, n.store, tokens, n.log)
 	n.api.SetCluster(n)
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
+	n.host.SetStreamHandler(StatusProtocol, n.serveStatus)
 	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.peersByDistance, Log: n.log.With("component", "fetch")})
 	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen on %s: %w", sc.Listen, err)
@@ -245,6 +244,9 @@ func (n *Node) close() error {
 	n.wg.Wait()
 	if n.members != nil {
 		_ = n.members.Leave(0)
+	}
+	if n.host != nil {
+		n.host.RemoveStreamHandler(StatusProtocol) // it reads the catalog
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())

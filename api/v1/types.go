@@ -197,12 +197,20 @@ type ClusterNode struct {
 	Role   string  `json:"role"` // voter, nonvoter, or joining (gossip only)
 	Leader bool    `json:"leader"`
 	RTTMs  float64 `json:"rtt_ms"` // from the answering node; 0 for itself or unmeasured
+	// The node's own Raft progress, asked by the answering node; omitted
+	// (and Unreachable set) when it did not answer within 2 s.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	CommitIndex  uint64 `json:"commit_index,omitempty"`
+	Term         uint64 `json:"term,omitempty"`
+	State        string `json:"state,omitempty"` // leader, follower, candidate, shutdown
+	Unreachable  bool   `json:"unreachable,omitempty"`
 }
 
 // ClusterStatus is the answering node's view of the cluster.
 type ClusterStatus struct {
 	Node         string        `json:"node"`
 	Leader       string        `json:"leader,omitempty"` // peer ID
+	Term         uint64        `json:"term"`             // the answering node's current Raft term
 	AppliedIndex uint64        `json:"applied_index"`
 	CommitIndex  uint64        `json:"commit_index"`
 	Nodes        []ClusterNode `json:"nodes"`

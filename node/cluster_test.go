@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,6 +234,15 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	}
 }
 
+// stoppedByTest holds the nodes a test stopped itself (*Node → true), which
+// the cleanup must not shut down again.
+var stoppedByTest sync.Map
+
+func stopped(n *Node) bool {
+	_, ok := stoppedByTest.Load(n)
+	return ok
+}
+
 // startCluster starts a node with FastTimings and the given dead-voter
 // timeout; it is shut down at the end of the test unless crashed first.
 func startCluster(t *testing.T, cfg *serverconfig.Config, deadVoter time.Duration) *Node {
@@ -246,7 +256,7 @@ func startCluster(t *testing.T, cfg *serverconfig.Config, deadVoter time.Duratio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if !n.crashed {
+		if !stopped(n) {
 			_ = n.Shutdown(context.Background())
 		}
 	})
@@ -283,7 +293,7 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 	}
 	leader := func() *Node {
 		for _, n := range nodes {
-			if !n.crashed && n.Catalog().IsLeader() {
+			if !stopped(n) && n.Catalog().IsLeader() {
 				return n
 			}
 		}
@@ -359,7 +369,7 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 // crash stops the node as a crash would: gossip stops without a leave and
 // Raft without leaving the configuration.
 func (n *Node) crash() {
-	n.crashed = true
+	stoppedByTest.Store(n, true)
 	_ = n.members.Stop()
 	_ = n.close()
 }

@@ -57,7 +57,8 @@ type Node struct {
 	reconcileMu sync.Mutex
 	seenMu      sync.Mutex
 	seen        map[string]seenNode
-	crashed     bool // set by tests that stop a node abruptly
+	leaving     chan struct{} // closed when an admin asked this node to leave
+	leaveOnce   sync.Once
 	stopGC      context.CancelFunc
 	wg          sync.WaitGroup
 }
@@ -77,7 +78,7 @@ func New(cfg Config) (_ *Node, err error) {
 		cfg.DeadVoterTimeout = 30 * time.Second
 	}
 	sc := cfg.Server
-	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -140,6 +141,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
 	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
+	n.catalog.EnableRemoval()          // and admins' removals of other nodes
 	if bootstrap {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -215,3 +215,36 @@ type ClusterStatus struct {
 	CommitIndex  uint64        `json:"commit_index"`
 	Nodes        []ClusterNode `json:"nodes"`
 }
+
+// ClusterJoinRequest is the body of POST /_api/v1/cluster/join (Garret;
+// cluster-admin): gossip addresses ("host:port") of existing members.
+type ClusterJoinRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// ClusterJoinResponse says how many of the addresses answered.
+type ClusterJoinResponse struct {
+	Contacted int `json:"contacted"`
+}
+
+// ClusterLeaveResponse answers POST /_api/v1/cluster/leave (Garret;
+// cluster-admin) before the node leaves and its garretd exits.
+type ClusterLeaveResponse struct {
+	Node    string `json:"node"`
+	Message string `json:"message"`
+}
+
+// ClusterRemoveRequest is the body of POST /_api/v1/cluster/remove (Garret;
+// cluster-admin): a node name or peer ID.
+type ClusterRemoveRequest struct {
+	Node string `json:"node"`
+}
+
+// ClusterRemoveResponse names the node removed from the Raft configuration.
+// StillAlive means gossip still sees it, so the leader will add it again.
+type ClusterRemoveResponse struct {
+	Node       string `json:"node"`
+	PeerID     string `json:"peer_id"`
+	StillAlive bool   `json:"still_alive"`
+	Message    string `json:"message"`
+}

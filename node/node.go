@@ -216,14 +216,16 @@ func (n *Node) Store() *chunkstore.Store { return n.store }
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if n.members != nil {
-		// SIGTERM leaves gracefully: out of Raft first (a leader hands over),
-		// then out of gossip.
+		// SIGTERM and `garret cluster leave` leave gracefully: out of gossip
+		// first, so the leader cannot add the node back after removing it,
+		// then out of Raft (a leader hands over first). If the Raft leave
+		// fails, the leader removes the node as a dead voter later.
+		_ = n.members.Leave(2 * time.Second)
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := n.catalog.Leave(lctx); err != nil {
 			n.log.Warn("leaving the Raft configuration failed", "err", err)
 		}
 		cancel()
-		_ = n.members.Leave(2 * time.Second)
 	}
 	if n.http != nil {
 		errs = append(errs, n.http.Shutdown(ctx))

@@ -97,7 +97,14 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		}
 		return voters == 3
 	})
-	eventually(t, "gossip sees everyone", func() bool { return len(nodes[2].Members()) == 3 })
+	eventually(t, "gossip sees everyone everywhere", func() bool {
+		for _, n := range nodes {
+			if len(n.Members()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
 	var follower *Node
 	eventually(t, "a follower that knows the leader", func() bool {
 		for _, n := range nodes {

@@ -44,7 +44,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 	if s.cluster == nil {
 		return errNotFound
 	}
-	return writeJSON(w, s.cluster.ClusterStatus())
+	return writeJSON(w, s.cluster.ClusterStatus(r.Context()))
 }
 
 // revokeToken is POST /_api/v1/revoke-token: records a token id in the catalog

@@ -32,6 +32,7 @@ type testEnv struct {
 	cat   *catalog.Catalog
 	store *chunkstore.Store
 	auth  *token.Authority
+	api   *Server
 	root  string // token with every permission on "*"
 }
 
@@ -81,7 +82,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	s := New(DefaultConfig(), cat, store, auth, log)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth}
+	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth, api: s}
 	all := []string{"*"}
 	e.root = e.mint(token.MintOptions{Subject: "root", Validity: time.Hour, Pull: all, Push: all, Delete: all,
 		CreateCache: all, ConfigureCache: all, ConfigureCacheRetention: all, DestroyCache: all})

@@ -53,12 +53,23 @@ type Fetcher interface {
 	Remote(ctx context.Context, missing []chunkstore.ChunkID) (chunkstore.Remote, error)
 }
 
-// ClusterView reports the cluster as this node sees it.
+// ClusterView reports the cluster as this node sees it and carries out the
+// admin commands. Its methods return errors made by ClusterRequestError and
+// NoSuchNode for what the caller can fix, catalog.ErrNotLeader (wrapped)
+// when no leader can be reached, anything else for internal failures.
 type ClusterView interface {
-	ClusterStatus() v1.ClusterStatus
+	ClusterStatus(ctx context.Context) v1.ClusterStatus
+	// JoinCluster gossip-joins the given "host:port" addresses and returns
+	// how many answered.
+	JoinCluster(addrs []string) (int, error)
+	// LeaveCluster starts this node's graceful leave (after which garretd
+	// exits) and returns at once, so the request can still be answered.
+	LeaveCluster() (v1.ClusterLeaveResponse, error)
+	// RemoveNode has the leader remove a node (name or peer ID) from Raft.
+	RemoveNode(ctx context.Context, node string) (v1.ClusterRemoveResponse, error)
 }
 
-// SetCluster enables GET /_api/v1/cluster.
+// SetCluster enables GET /_api/v1/cluster and the cluster admin routes.
 func (s *Server) SetCluster(c ClusterView) { s.cluster = c }
 
 // SetReadiness adds a check to /readyz besides the catalog's.
@@ -184,6 +195,9 @@ func (s *Server) routes() {
 	m.Handle("POST /_api/v1/delete-paths", s.handle(s.deletePaths))
 	m.Handle("POST /_api/v1/revoke-token", s.handle(s.revokeToken))
 	m.Handle("GET /_api/v1/cluster", s.handle(s.clusterStatus))
+	m.Handle("POST /_api/v1/cluster/join", s.handle(s.clusterJoin))
+	m.Handle("POST /_api/v1/cluster/leave", s.handle(s.clusterLeave))
+	m.Handle("POST /_api/v1/cluster/remove", s.handle(s.clusterRemove))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

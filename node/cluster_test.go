@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +97,14 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		}
 		return voters == 3
 	})
-	eventually(t, "gossip sees everyone", func() bool { return len(nodes[2].Members()) == 3 })
+	eventually(t, "gossip sees everyone everywhere", func() bool {
+		for _, n := range nodes {
+			if len(n.Members()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
 	var follower *Node
 	eventually(t, "a follower that knows the leader", func() bool {
 		for _, n := range nodes {
@@ -119,12 +128,17 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	}
 
 	// The cluster status, as `garret cluster status` gets it, needs cluster-admin.
-	st := nodes[1].ClusterStatus()
-	roles := map[string]int{}
+	st := nodes[1].ClusterStatus(ctx)
+	roles, states := map[string]int{}, map[string]int{}
 	for _, cn := range st.Nodes {
 		roles[cn.Role]++
+		states[cn.State]++
+		// Every node answered with its own progress: it has applied the cache.
+		if cn.Unreachable || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
+			t.Fatalf("status of %s: %+v (answering node's term %d)", cn.Name, cn, st.Term)
+		}
 	}
-	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" {
+	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" || st.Term == 0 || states["leader"] != 1 || states["follower"] != 2 {
 		t.Fatalf("cluster status: %+v", st)
 	}
 
@@ -225,4 +239,144 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	if err := rest[0].Catalog().CreateCache(ctx, catalog.Cache{Name: "after-leave", StoreDir: "/nix/store"}); err != nil {
 		t.Fatalf("write after the leader left: %v", err)
 	}
+}
+
+// stoppedByTest holds the nodes a test stopped itself (*Node → true), which
+// the cleanup must not shut down again.
+var stoppedByTest sync.Map
+
+func stopped(n *Node) bool {
+	_, ok := stoppedByTest.Load(n)
+	return ok
+}
+
+// startCluster starts a node with FastTimings and the given dead-voter
+// timeout; it is shut down at the end of the test unless crashed first.
+func startCluster(t *testing.T, cfg *serverconfig.Config, deadVoter time.Duration) *Node {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("at", cfg.Cluster.NodeName)
+	}
+	n, err := New(Config{Server: cfg, Logger: log, FastTimings: true, DeadVoterTimeout: deadVoter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !stopped(n) {
+			_ = n.Shutdown(context.Background())
+		}
+	})
+	return n
+}
+
+// raftConfig is the leader's configuration as ID → voter.
+func raftConfig(n *Node) map[string]bool {
+	f := n.Catalog().Raft().GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, s := range f.Configuration().Servers {
+		out[string(s.ID)] = s.Suffrage == raft.Voter
+	}
+	return out
+}
+
+// TestCluster_VotersSpreadAndDeadVoterReplaced: four nodes in two regions
+// get three voters covering both; a voter that crashes (no leave) is removed
+// after DeadVoterTimeout and the non-voter takes its vote.
+func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
+	const deadAfter = 500 * time.Millisecond
+	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), deadAfter)
+	seed := first.members.GossipAddr()
+	nodes := []*Node{first}
+	for _, name := range []string{"eu-2", "us-1", "us-2"} {
+		nodes = append(nodes, startCluster(t, clusterConfig(t, name, name[:2], []string{seed}), deadAfter))
+	}
+	byID := map[string]*Node{}
+	for _, n := range nodes {
+		byID[n.host.ID().String()] = n
+	}
+	leader := func() *Node {
+		for _, n := range nodes {
+			if !stopped(n) && n.Catalog().IsLeader() {
+				return n
+			}
+		}
+		return nil
+	}
+	regions := func(conf map[string]bool) map[string]bool {
+		out := map[string]bool{}
+		for id, v := range conf {
+			if v {
+				out[byID[id].cfg.Server.Cluster.Region] = true
+			}
+		}
+		return out
+	}
+	voters := func(conf map[string]bool) (n int) {
+		for _, v := range conf {
+			if v {
+				n++
+			}
+		}
+		return n
+	}
+	var conf map[string]bool
+	eventually(t, "four servers, three voters covering eu and us", func() bool {
+		l := leader()
+		if l == nil {
+			return false
+		}
+		conf = raftConfig(l)
+		return len(conf) == 4 && voters(conf) == 3 && len(regions(conf)) == 2
+	})
+	var victim, standby *Node
+	l := leader()
+	for id, v := range conf {
+		switch {
+		case !v:
+			standby = byID[id]
+		case byID[id] != l && victim == nil:
+			victim = byID[id]
+		}
+	}
+	victim.crash()
+	crashedAt := time.Now()
+	victimID, standbyID := victim.host.ID().String(), standby.host.ID().String()
+	st := l.ClusterStatus(context.Background())
+	if took := time.Since(crashedAt); took > statusTimeout+time.Second {
+		t.Fatalf("the cluster status took %v with a node down", took)
+	}
+	for _, cn := range st.Nodes {
+		if down := cn.PeerID == victimID; cn.Unreachable != down || (down && (cn.State != "" || cn.AppliedIndex != 0)) || (!down && cn.State == "") {
+			t.Fatalf("status of %s right after %s crashed: %+v", cn.Name, victim.cfg.Server.Cluster.NodeName, cn)
+		}
+	}
+	eventually(t, "the dead voter removed and the non-voter promoted", func() bool {
+		l := leader()
+		if l == nil {
+			return false
+		}
+		conf = raftConfig(l)
+		_, still := conf[victimID]
+		return !still && len(conf) == 3 && conf[standbyID] && len(regions(conf)) == 2
+	})
+	if waited := time.Since(crashedAt); waited < deadAfter {
+		t.Fatalf("the voter was replaced %v after the crash, before DeadVoterTimeout", waited)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := standby.Catalog().CreateCache(ctx, catalog.Cache{Name: "after-crash", StoreDir: "/nix/store"}); err != nil {
+		t.Fatalf("write after the voter was replaced: %v", err)
+	}
+}
+
+// crash stops the node as a crash would: gossip stops without a leave and
+// Raft without leaving the configuration.
+func (n *Node) crash() {
+	stoppedByTest.Store(n, true)
+	_ = n.members.Stop()
+	_ = n.close()
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// the GC sweep may delete it; longer than the longest upload and the
 	// staging TTL. Default 6h.
 	SweepGrace time.Duration
+	// DeadVoterTimeout is how long gossip must have shown a voter gone
+	// before the leader removes it from Raft and gives its vote to a live
+	// non-voter. Default 30s.
+	DeadVoterTimeout time.Duration
 }
 
 // Node is one running garretd.
@@ -49,8 +53,15 @@ type Node struct {
 	members  *membership.Membership
 	book     *peerBook     // gossip addresses of members, for rejoining
 	changes  chan struct{} // gossip saw a join, leave or update
-	stopGC   context.CancelFunc
-	wg       sync.WaitGroup
+	// reconcileMu serialises voter placement; seenMu guards seen, what
+	// gossip last said about each node and when it was last alive.
+	reconcileMu sync.Mutex
+	seenMu      sync.Mutex
+	seen        map[string]seenNode
+	leaving     chan struct{} // closed when an admin asked this node to leave
+	leaveOnce   sync.Once
+	stopGC      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // New builds and starts a node. On failure it stops what it started.
@@ -64,8 +75,11 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.SweepGrace <= 0 {
 		cfg.SweepGrace = 6 * time.Hour
 	}
+	if cfg.DeadVoterTimeout <= 0 {
+		cfg.DeadVoterTimeout = 30 * time.Second
+	}
 	sc := cfg.Server
-	n := &Node{cfg: cfg, log: cfg.Logger}
+	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -131,6 +145,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
 	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
+	n.catalog.EnableRemoval()          // and admins' removals of other nodes
 	if bootstrap {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -155,6 +170,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.api = api.New(ac, n.catalog, n.store, tokens, n.log)
 	n.api.SetCluster(n)
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
+	n.host.SetStreamHandler(StatusProtocol, n.serveStatus)
 	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.peersByDistance, Log: n.log.With("component", "fetch")})
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
 	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.peersByDistance})
@@ -207,14 +223,16 @@ func (n *Node) Store() *chunkstore.Store { return n.store }
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if n.members != nil {
-		// SIGTERM leaves gracefully: out of Raft first (a leader hands over),
-		// then out of gossip.
+		// SIGTERM and `garret cluster leave` leave gracefully: out of gossip
+		// first, so the leader cannot add the node back after removing it,
+		// then out of Raft (a leader hands over first). If the Raft leave
+		// fails, the leader removes the node as a dead voter later.
+		_ = n.members.Leave(2 * time.Second)
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := n.catalog.Leave(lctx); err != nil {
 			n.log.Warn("leaving the Raft configuration failed", "err", err)
 		}
 		cancel()
-		_ = n.members.Leave(2 * time.Second)
 	}
 	if n.http != nil {
 		errs = append(errs, n.http.Shutdown(ctx))
@@ -237,6 +255,9 @@ func (n *Node) close() error {
 	n.wg.Wait()
 	if n.members != nil {
 		_ = n.members.Leave(0)
+	}
+	if n.host != nil {
+		n.host.RemoveStreamHandler(StatusProtocol) // it reads the catalog
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())

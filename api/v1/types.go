@@ -197,14 +197,54 @@ type ClusterNode struct {
 	Role   string  `json:"role"` // voter, nonvoter, or joining (gossip only)
 	Leader bool    `json:"leader"`
 	RTTMs  float64 `json:"rtt_ms"` // from the answering node; 0 for itself or unmeasured
+	// The node's own Raft progress, asked by the answering node; omitted
+	// (and Unreachable set) when it did not answer within 2 s.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	CommitIndex  uint64 `json:"commit_index,omitempty"`
+	Term         uint64 `json:"term,omitempty"`
+	State        string `json:"state,omitempty"` // leader, follower, candidate, shutdown
+	Unreachable  bool   `json:"unreachable,omitempty"`
 }
 
 // ClusterStatus is the answering node's view of the cluster.
 type ClusterStatus struct {
 	Node         string        `json:"node"`
 	Leader       string        `json:"leader,omitempty"` // peer ID
+	Term         uint64        `json:"term"`             // the answering node's Raft term: it grows with every election
 	AppliedIndex uint64        `json:"applied_index"`
 	CommitIndex  uint64        `json:"commit_index"`
-	Term         uint64        `json:"term"` // the answering node's Raft term: it grows with every election
 	Nodes        []ClusterNode `json:"nodes"`
+}
+
+// ClusterJoinRequest is the body of POST /_api/v1/cluster/join (Garret;
+// cluster-admin): gossip addresses ("host:port") of existing members.
+type ClusterJoinRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// ClusterJoinResponse says how many of the addresses answered.
+type ClusterJoinResponse struct {
+	Contacted int `json:"contacted"`
+}
+
+// ClusterLeaveResponse answers POST /_api/v1/cluster/leave (Garret;
+// cluster-admin) before the node leaves and its garretd exits.
+type ClusterLeaveResponse struct {
+	Node    string `json:"node"`
+	Message string `json:"message"`
+}
+
+// ClusterRemoveRequest is the body of POST /_api/v1/cluster/remove (Garret;
+// cluster-admin): a node name or peer ID.
+type ClusterRemoveRequest struct {
+	Node string `json:"node"`
+}
+
+// ClusterRemoveResponse names the node removed from the Raft configuration.
+// StillAlive means gossip still sees it, so the leader will add it again.
+type ClusterRemoveResponse struct {
+	Node       string `json:"node"`
+	PeerID     string `json:"peer_id"`
+	StillAlive bool   `json:"still_alive"`
+	Message    string `json:"message"`
 }

@@ -13,12 +13,13 @@ import (
 )
 
 func clusterCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "cluster", Short: "Inspect the cluster (needs a --cluster-admin token)"}
-	var asJSON bool
+	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and manage the cluster (needs a --cluster-admin token)"}
 	var server string
+	cmd.PersistentFlags().StringVar(&server, "server", "", "server name (default: the default server)")
+	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Nodes, regions, roles, leader and RTTs as the server sees them",
+		Short: "Nodes, regions, roles, leader, RTTs and Raft progress as the server sees them",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			c, err := connectServer(server)
@@ -39,14 +40,65 @@ func clusterCmd() *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	status.Flags().StringVar(&server, "server", "", "server name (default: the default server)")
-	cmd.AddCommand(status)
+	join := &cobra.Command{
+		Use:   "join ADDR...",
+		Short: "Have the server gossip-join existing members (their gossip host:port); the leader then adds it to Raft",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connectServer(server)
+			if err != nil {
+				return err
+			}
+			var res v1.ClusterJoinResponse
+			if err := c.doJSON("POST", "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: args}, &res); err != nil {
+				return err
+			}
+			fmt.Printf("🤝 Joined: contacted %d of %d address(es)\n", res.Contacted, len(args))
+			return nil
+		},
+	}
+	leave := &cobra.Command{
+		Use:   "leave",
+		Short: "Have the server leave the cluster gracefully (handing over leadership first); its garretd then exits",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connectServer(server)
+			if err != nil {
+				return err
+			}
+			var res v1.ClusterLeaveResponse
+			if err := c.doJSON("POST", "_api/v1/cluster/leave", nil, &res); err != nil {
+				return err
+			}
+			fmt.Printf("👋 %s\n", res.Message)
+			return nil
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Remove a node that will not come back (name or peer ID) from the Raft configuration",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := connectServer(server)
+			if err != nil {
+				return err
+			}
+			var res v1.ClusterRemoveResponse
+			if err := c.doJSON("POST", "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: args[0]}, &res); err != nil {
+				return err
+			}
+			fmt.Printf("🗑️ %s\n", res.Message)
+			return nil
+		},
+	}
+	cmd.AddCommand(status, join, leave, remove)
 	return cmd
 }
 
 func printStatus(w io.Writer, st v1.ClusterStatus) {
-	fmt.Fprintf(w, "answered by %s; applied %d of %d committed entries\n\n", short(st.Node), st.AppliedIndex, st.CommitIndex)
-	fmt.Fprintf(w, "%-16s %-12s %-9s %-7s %9s  %s\n", "NODE", "REGION", "ROLE", "LEADER", "RTT", "API")
+	fmt.Fprintf(w, "answered by %s; term %d; applied %d of %d committed entries\n\n", short(st.Node), st.Term, st.AppliedIndex, st.CommitIndex)
+	const row = "%-16s %-12s %-9s %-7s %9s  %-11s %9s %6s  %s\n"
+	fmt.Fprintf(w, row, "NODE", "REGION", "ROLE", "LEADER", "RTT", "STATE", "APPLIED", "TERM", "API")
 	for _, n := range st.Nodes {
 		leader, rtt := "", "-"
 		if n.Leader {
@@ -55,7 +107,11 @@ func printStatus(w io.Writer, st v1.ClusterStatus) {
 		if n.RTTMs > 0 {
 			rtt = fmt.Sprintf("%.1f ms", n.RTTMs)
 		}
-		fmt.Fprintf(w, "%-16s %-12s %-9s %-7s %9s  %s\n", short(n.Name), n.Region, n.Role, leader, rtt, n.APIURL)
+		state, applied, term := n.State, fmt.Sprint(n.AppliedIndex), fmt.Sprint(n.Term)
+		if n.Unreachable {
+			state, applied, term = "unreachable", "-", "-"
+		}
+		fmt.Fprintf(w, row, short(n.Name), n.Region, n.Role, leader, rtt, state, applied, term, n.APIURL)
 	}
 }
 

@@ -2,6 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -10,14 +16,78 @@ import (
 
 func TestPrintStatus(t *testing.T) {
 	var b bytes.Buffer
-	printStatus(&b, v1.ClusterStatus{Node: "eu-1", AppliedIndex: 7, CommitIndex: 7, Nodes: []v1.ClusterNode{
-		{Name: "eu-1", Region: "eu", Role: "voter", Leader: true, APIURL: "http://a/"},
-		{Name: "us-1", Region: "us", Role: "nonvoter", RTTMs: 151.2},
+	printStatus(&b, v1.ClusterStatus{Node: "eu-1", Term: 4, AppliedIndex: 7, CommitIndex: 7, Nodes: []v1.ClusterNode{
+		{Name: "eu-1", Region: "eu", Role: "voter", Leader: true, APIURL: "http://a/", State: "leader", AppliedIndex: 7, Term: 4},
+		{Name: "us-1", Region: "us", Role: "nonvoter", RTTMs: 151.2, State: "follower", AppliedIndex: 5, Term: 4},
+		{Name: "us-2", Region: "us", Role: "voter", Unreachable: true},
 	}})
 	out := b.String()
-	for _, want := range []string{"applied 7 of 7", "eu-1", "voter", "*", "151.2 ms", "nonvoter"} {
+	for _, want := range []string{"term 4; applied 7 of 7", "STATE", "APPLIED", "TERM", "151.2 ms", "nonvoter"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	for _, row := range []string{
+		`(?m)^eu-1 +eu +voter +\* +- +leader +7 +4 +http://a/$`,
+		`(?m)^us-1 +us +nonvoter +151\.2 ms +follower +5 +4 *$`,
+		`(?m)^us-2 +us +voter +- +unreachable +- +- *$`,
+	} {
+		if !regexp.MustCompile(row).MatchString(out) {
+			t.Fatalf("status output has no row matching %s:\n%s", row, out)
+		}
+	}
+}
+
+// TestClusterCommands: join, leave and remove send their requests with the
+// token; an error answer becomes a one-line error.
+func TestClusterCommands(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization")+" "+strings.TrimSpace(string(b)))
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/_api/v1/cluster/join":
+			_, _ = io.WriteString(w, `{"contacted":1}`)
+		case "/_api/v1/cluster/leave":
+			_, _ = io.WriteString(w, `{"node":"eu-1","message":"eu-1 is leaving"}`)
+		default:
+			w.WriteHeader(404)
+			_, _ = io.WriteString(w, `{"code":404,"error":"NoSuchNode","message":"no node \"ghost\" in the Raft configuration or in gossip"}`)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	_ = os.MkdirAll(filepath.Join(dir, "garret"), 0o700)
+	cfg := "default-server = \"c\"\n[servers.c]\nendpoint = \"" + srv.URL + "\"\ntoken = \"T\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "garret", "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) error {
+		cmd := rootCmd()
+		cmd.SetArgs(args)
+		return cmd.Execute()
+	}
+	if err := run("cluster", "join", "eu-1:7946", "eu-2:7946"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("cluster", "leave"); err != nil {
+		t.Fatal(err)
+	}
+	err := run("cluster", "remove", "ghost")
+	if err == nil || err.Error() != `NoSuchNode: no node "ghost" in the Raft configuration or in gossip` {
+		t.Fatalf("remove of an unknown node: %v", err)
+	}
+	if err := run("cluster", "remove"); err == nil {
+		t.Fatal("remove without a node accepted")
+	}
+	want := []string{
+		`POST /_api/v1/cluster/join bearer T {"addrs":["eu-1:7946","eu-2:7946"]}`,
+		`POST /_api/v1/cluster/leave bearer T `,
+		`POST /_api/v1/cluster/remove bearer T {"node":"ghost"}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -112,12 +112,15 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 	}
 
-	// 3. Wait for a signal, then shut down in reverse order.
+	// 3. Wait for a signal or `garret cluster leave`, then shut down in
+	// reverse order (leaving the cluster first); a leave exits with 0.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
+	case <-n.Done():
+		log.Info("shutting down: an admin asked this node to leave the cluster")
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

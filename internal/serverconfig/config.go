@@ -36,6 +36,9 @@ type Cluster struct {
 	P2PListen, P2PAdvertise, APIURL string
 	Join                            []string
 	Bootstrap, Voter                *bool
+	// Voters is how many Raft voters the leader keeps (3 or 5); the other
+	// voter-eligible nodes are non-voters.
+	Voters int
 }
 
 // Config is a loaded server.toml.

@@ -71,11 +71,27 @@ func TestLoad_Errors(t *testing.T) {
 		"bad chunking":         "[chunking]\nmin-size = 100000\n" + hs,
 		"bad interval":         "[garbage-collection]\ninterval = \"soon\"\n" + hs,
 		"short cluster secret": "[cluster]\nsecret = \"short\"\n" + hs,
+		"four voters":          "[cluster]\nvoters = 4\n" + hs,
+		"one voter":            "[cluster]\nvoters = 1\n" + hs,
+		"voters not a number":  "[cluster]\nvoters = \"five\"\n" + hs,
 		"not toml":             "= = =",
 	} {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestLoad_ClusterVoters(t *testing.T) {
+	for text, want := range map[string]int{hs: 3, "[cluster]\nvoters = 3\n" + hs: 3, "[cluster]\nvoters = 5\n" + hs: 5} {
+		c, err := Load(write(t, text), env(map[string]string{"HOME": "/h"}))
+		if err != nil || c.Cluster.Voters != want {
+			t.Fatalf("%q: voters %d, %v; want %d", text, c.Cluster.Voters, err, want)
+		}
+	}
+	_, err := Load(write(t, "[cluster]\nvoters = 4\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err == nil || !strings.Contains(err.Error(), "voters = 4: must be 3 or 5") {
+		t.Fatalf("voters = 4: %v", err)
 	}
 }
 

@@ -61,6 +61,7 @@ type file struct {
 		Join            []string `toml:"join"`
 		Bootstrap       *bool    `toml:"bootstrap"`
 		Voter           *bool    `toml:"voter"`
+		Voters          *int     `toml:"voters"`
 	} `toml:"cluster"`
 	Database map[string]any `toml:"database"`
 	Storage  map[string]any `toml:"storage"`
@@ -183,6 +184,13 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 	}
 	if s := c.Cluster.Secret; s != "" && len(s) < 32 {
 		return fmt.Errorf("[cluster] secret must be at least 32 bytes (garretd gen-secret prints one)")
+	}
+	c.Cluster.Voters = 3
+	if fc.Voters != nil {
+		if v := *fc.Voters; v != 3 && v != 5 {
+			return fmt.Errorf("[cluster] voters = %d: must be 3 or 5 (an odd number that tolerates one or two failed voters)", v)
+		}
+		c.Cluster.Voters = *fc.Voters
 	}
 	return nil
 }

@@ -177,6 +177,7 @@ func (c *Catalog) Close() error {
 		if c.host != nil {
 			c.host.RemoveStreamHandler(ForwardProtocol)
 			c.host.RemoveStreamHandler(LeaveProtocol)
+			c.host.RemoveStreamHandler(RemoveProtocol)
 		}
 		errs := []error{c.raft.Shutdown().Error()}
 		errs = append(errs, c.wal.Close(), c.fsm.st.close())

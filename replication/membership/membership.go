@@ -133,6 +133,14 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	return m.leaveErr
 }
 
+// Stop stops gossip without announcing departure: the others see this node
+// stop answering, as after a crash, and declare it dead by probing. Later
+// Leave and Stop calls do nothing.
+func (m *Membership) Stop() error {
+	m.leave.Do(func() { m.leaveErr = m.ml.Shutdown() })
+	return m.leaveErr
+}
+
 func (m *Membership) changed() {
 	if m.onChange != nil && m.ready.Load() {
 		go m.onChange()

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/garret-cache/garret/api/token"
+	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// fakeCluster records the admin calls and answers with the errors set.
+type fakeCluster struct {
+	joined             []string
+	left               bool
+	removed            string
+	joinErr, removeErr error
+	leaveErr           error
+	joinContacted      int
+	removeStillAlive   bool
+}
+
+func (f *fakeCluster) ClusterStatus(context.Context) v1.ClusterStatus {
+	return v1.ClusterStatus{Node: "eu-1", Term: 3}
+}
+
+func (f *fakeCluster) JoinCluster(addrs []string) (int, error) {
+	if f.joinErr != nil {
+		return 0, f.joinErr
+	}
+	f.joined = append(f.joined, addrs...)
+	return f.joinContacted, nil
+}
+
+func (f *fakeCluster) LeaveCluster() (v1.ClusterLeaveResponse, error) {
+	if f.leaveErr != nil {
+		return v1.ClusterLeaveResponse{}, f.leaveErr
+	}
+	f.left = true
+	return v1.ClusterLeaveResponse{Node: "eu-1", Message: "eu-1 is leaving"}, nil
+}
+
+func (f *fakeCluster) RemoveNode(_ context.Context, node string) (v1.ClusterRemoveResponse, error) {
+	if f.removeErr != nil {
+		return v1.ClusterRemoveResponse{}, f.removeErr
+	}
+	f.removed = node
+	return v1.ClusterRemoveResponse{Node: node, PeerID: "12D3KooWx", StillAlive: f.removeStillAlive}, nil
+}
+
+// errorBody decodes an Attic-style error and checks its code.
+func errorBody(t *testing.T, what string, st int, b []byte, wantStatus int, wantKind, wantText string) {
+	t.Helper()
+	var e v1.ErrorResponse
+	if err := json.Unmarshal(b, &e); err != nil || st != wantStatus || e.Code != wantStatus || e.Error != wantKind || !strings.Contains(e.Message, wantText) {
+		t.Fatalf("%s: %d %s (want %d %s containing %q)", what, st, b, wantStatus, wantKind, wantText)
+	}
+}
+
+func TestClusterAdmin_Permissions(t *testing.T) {
+	e := newTestEnv(t)
+	fc := &fakeCluster{}
+	e.api.SetCluster(fc)
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/_api/v1/cluster", ""},
+		{"POST", "/_api/v1/cluster/join", `{"addrs":["eu-1:7946"]}`},
+		{"POST", "/_api/v1/cluster/leave", ""},
+		{"POST", "/_api/v1/cluster/remove", `{"node":"us-1"}`},
+	} {
+		st, b := e.do(r.method, r.path, "", strings.NewReader(r.body), nil)
+		errorBody(t, "anonymous "+r.path, st, b, 401, "Unauthorized", "")
+		st, b = e.do(r.method, r.path, e.root, strings.NewReader(r.body), nil)
+		errorBody(t, "without cluster-admin "+r.path, st, b, 403, "AccessError", "cluster-admin")
+	}
+	if len(fc.joined) != 0 || fc.left || fc.removed != "" {
+		t.Fatalf("a refused request reached the cluster: %+v", fc)
+	}
+}
+
+func TestClusterAdmin_BadInputAndErrors(t *testing.T) {
+	e := newTestEnv(t)
+	fc := &fakeCluster{}
+	e.api.SetCluster(fc)
+	admin := e.mint(token.MintOptions{Subject: "a", Validity: time.Hour, ClusterAdmin: true})
+	post := func(path, body string) (int, []byte) {
+		return e.do("POST", path, admin, strings.NewReader(body), nil)
+	}
+	for _, body := range []string{`{"addrs":[]}`, `{}`, `{"addrs":["eu-1"]}`, `{"addrs":[":7946"]}`, `{"addrs":["eu-1:http"]}`, `{"addrs":["eu-1:0"]}`, `{"addrs":"eu-1:7946"}`, `not json`} {
+		st, b := post("/_api/v1/cluster/join", body)
+		errorBody(t, "join "+body, st, b, 400, "RequestError", "")
+	}
+	many := make([]string, maxJoinAddrs+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("%q", fmt.Sprintf("n%d:7946", i))
+	}
+	st, b := post("/_api/v1/cluster/join", `{"addrs":[`+strings.Join(many, ",")+`]}`)
+	errorBody(t, "join with too many addresses", st, b, 400, "RequestError", "gossip addresses")
+	for _, body := range []string{`{"node":""}`, `{}`, `[1]`} {
+		st, b := post("/_api/v1/cluster/remove", body)
+		errorBody(t, "remove "+body, st, b, 400, "RequestError", "")
+	}
+	if len(fc.joined) != 0 || fc.removed != "" {
+		t.Fatalf("bad input reached the cluster: %+v", fc)
+	}
+
+	// The cluster's own refusals keep their status and message.
+	fc.joinErr = ClusterRequestError("this node has no gossip configured: set [cluster] gossip-listen")
+	st, b = post("/_api/v1/cluster/join", `{"addrs":["eu-1:7946"]}`)
+	errorBody(t, "join without gossip", st, b, 400, "RequestError", "set [cluster] gossip-listen")
+	fc.leaveErr = ClusterRequestError("this node is not in a cluster")
+	st, b = post("/_api/v1/cluster/leave", "")
+	errorBody(t, "leave without gossip", st, b, 400, "RequestError", "not in a cluster")
+	fc.removeErr = NoSuchNode("no node %q in the Raft configuration or in gossip", "nope")
+	st, b = post("/_api/v1/cluster/remove", `{"node":"nope"}`)
+	errorBody(t, "remove an unknown node", st, b, 404, "NoSuchNode", `no node "nope"`)
+	fc.removeErr = ClusterRequestError("eu-1 is the leader: run garret cluster leave on that node instead")
+	st, b = post("/_api/v1/cluster/remove", `{"node":"eu-1"}`)
+	errorBody(t, "remove the leader", st, b, 400, "RequestError", "garret cluster leave")
+	fc.removeErr = fmt.Errorf("%w: cannot reach the leader", catalog.ErrNotLeader)
+	st, b = post("/_api/v1/cluster/remove", `{"node":"us-1"}`)
+	errorBody(t, "remove without a leader", st, b, 503, "ServiceUnavailable", "cannot reach the leader")
+	fc.removeErr = fmt.Errorf("raft exploded")
+	st, b = post("/_api/v1/cluster/remove", `{"node":"us-1"}`)
+	errorBody(t, "remove failing inside", st, b, 500, "InternalServerError", "")
+}
+
+func TestClusterAdmin_Success(t *testing.T) {
+	e := newTestEnv(t)
+	fc := &fakeCluster{joinContacted: 2, removeStillAlive: true}
+	e.api.SetCluster(fc)
+	admin := e.mint(token.MintOptions{Subject: "a", Validity: time.Hour, ClusterAdmin: true})
+
+	st, b := e.do("POST", "/_api/v1/cluster/join", admin, strings.NewReader(`{"addrs":["eu-1.example.net:7946","[::1]:7946"]}`), nil)
+	var join v1.ClusterJoinResponse
+	if st != 200 || json.Unmarshal(b, &join) != nil || join.Contacted != 2 || !slices.Equal(fc.joined, []string{"eu-1.example.net:7946", "[::1]:7946"}) {
+		t.Fatalf("join: %d %s, joined %v", st, b, fc.joined)
+	}
+	st, b = e.do("POST", "/_api/v1/cluster/leave", admin, nil, nil)
+	var leave v1.ClusterLeaveResponse
+	if st != 200 || json.Unmarshal(b, &leave) != nil || leave.Node != "eu-1" || !fc.left {
+		t.Fatalf("leave: %d %s", st, b)
+	}
+	st, b = e.do("POST", "/_api/v1/cluster/remove", admin, strings.NewReader(`{"node":"us-1"}`), nil)
+	var rm v1.ClusterRemoveResponse
+	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.Node != "us-1" || !rm.StillAlive || fc.removed != "us-1" {
+		t.Fatalf("remove: %d %s", st, b)
+	}
+	st, b = e.do("GET", "/_api/v1/cluster", admin, nil, nil)
+	var status v1.ClusterStatus
+	if st != 200 || json.Unmarshal(b, &status) != nil || status.Term != 3 {
+		t.Fatalf("status: %d %s", st, b)
+	}
+}

@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -79,12 +81,14 @@ func (n *Node) clusterLoop(ctx context.Context, join []string) {
 	joined := len(join) == 0
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	var quiet joinLog
 	for {
 		if !joined {
 			if _, err := n.members.Join(join); err != nil {
-				n.log.Warn("cannot join the cluster yet; retrying (if this persists, check that [cluster] secret matches the other nodes')", "join", join, "err", err)
+				quiet.report(n.log, join, err)
 			} else {
 				joined = true
+				n.log.Info("joined the cluster by gossip", "join", join)
 			}
 		}
 		n.reconcile()
@@ -95,6 +99,40 @@ func (n *Node) clusterLoop(ctx context.Context, join []string) {
 		case <-n.changes:
 		}
 	}
+}
+
+// joinLog reports failed joins: a wrong secret plainly, and each distinct
+// reason at most every 30 s while the node keeps retrying.
+type joinLog struct {
+	last    string
+	lastAt  time.Time
+	retries int
+}
+
+func (j *joinLog) report(log *slog.Logger, join []string, err error) {
+	j.retries++
+	msg := err.Error()
+	if j.last == msg && time.Since(j.lastAt) < 30*time.Second {
+		return
+	}
+	j.last, j.lastAt = msg, time.Now()
+	if wrongSecret(msg) {
+		log.Error("cannot join the cluster: the node(s) at "+strings.Join(join, ", ")+" use another [cluster] secret (their gossip cannot be decrypted); every node needs the same secret. Retrying.",
+			"retries", j.retries, "err", msg)
+		return
+	}
+	log.Warn("cannot join the cluster yet; retrying (if this persists, check the join addresses and that [cluster] secret matches the other nodes')",
+		"join", join, "retries", j.retries, "err", msg)
+}
+
+// wrongSecret recognises memberlist's errors for a key mismatch.
+func wrongSecret(msg string) bool {
+	for _, s := range []string{"no installed keys could decrypt", "encryption is not configured", "remote state is not encrypted"} {
+		if strings.Contains(strings.ToLower(msg), s) {
+			return true
+		}
+	}
+	return false
 }
 
 // signalChange wakes the cluster loop (gossip callbacks must not block).

@@ -347,7 +347,7 @@ func TestCluster_WrongSecret(t *testing.T) {
 	intruder := c.add(nodeSpec{"xx-1", "xx"}, "another-cluster-secret-0123456789abcdef", true)
 	intruder.start()
 	eventuallyT(t, 30*time.Second, "the intruder logging why it cannot join", func() bool {
-		return strings.Contains(intruder.log.String(), "cannot join the cluster") && strings.Contains(intruder.log.String(), "secret")
+		return strings.Contains(intruder.log.String(), "use another [cluster] secret")
 	})
 	st, err := c.node("eu-1").status()
 	if err != nil {

@@ -361,6 +361,17 @@ func TestCluster_WrongSecret(t *testing.T) {
 	if intruder.ready() {
 		t.Error("the node with the wrong secret says it is ready")
 	}
+	// Never bootstrapped (it has join), so it takes no writes: 503, with why.
+	resp, err := intruder.do("POST", "_api/v1/cache-config/lonely", c.admin,
+		strings.NewReader(`{"keypair":"Generate","is_public":true,"store_dir":"/nix/store","priority":41,"upstream_cache_key_names":[]}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "leader") {
+		t.Errorf("a write on the node that could not join: %d %s", resp.StatusCode, b)
+	}
 }
 
 // TestCluster_ManyPathsToFollowerAreBatched pushes 500 paths to the us

@@ -57,7 +57,7 @@ func (n *Node) startGossip(ctx context.Context, peerID string) error {
 		return err
 	}
 	n.book = loadPeerBook(n.cfg.Server.DataDir)
-	rejoinEvery := 10 * time.Second
+	rejoinEvery := 5 * time.Second
 	if n.cfg.FastTimings {
 		rejoinEvery = time.Second
 	}

@@ -28,6 +28,14 @@ func (n *Node) JoinCluster(addrs []string) (int, error) {
 	}
 	n.log.Info("joined gossip on an admin's request", "addrs", addrs, "contacted", k)
 	n.signalChange()
+	if ours := n.catalog.ClusterID(); ours != "" {
+		for _, m := range n.members.Members() {
+			if m.Meta.ClusterID != "" && m.Meta.ClusterID != ours {
+				return k, api.ClusterRequestError("gossip joined, but %s belongs to another cluster (catalog %s; this node's is %s): two Raft groups cannot merge, so this node will not be added to its Raft; to move it there, stop it and start it with an empty data dir and join = [%q]",
+					m.Name, m.Meta.ClusterID, ours, addrs[0])
+			}
+		}
+	}
 	return k, nil
 }
 

@@ -164,3 +164,16 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 		t.Fatalf("configuration after the leave: %v", conf)
 	}
 }
+
+// TestCluster_AdminJoinOfAnotherClustersNode: `garret cluster join` on a node
+// that bootstrapped its own catalog says plainly that it cannot enter.
+func TestCluster_AdminJoinOfAnotherClustersNode(t *testing.T) {
+	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
+	loner := startCluster(t, clusterConfig(t, "loner", "us", nil), time.Minute)
+	eventually(t, "the loner's own leader", func() bool { return loner.catalog.IsLeader() && loner.catalog.ClusterID() != "" })
+	st, b := adminPost(t, loner, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{first.members.GossipAddr()}})
+	wantError(t, "join from a node of another cluster", st, b, 400, "another cluster")
+	if f := first.Catalog().Raft().GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 1 {
+		t.Fatalf("the other cluster's node entered Raft: %+v", f.Configuration())
+	}
+}

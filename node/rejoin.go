@@ -31,7 +31,7 @@ type peerBook struct {
 	path string
 	mu   sync.Mutex
 	addr map[string]string
-	seen map[string]bool // alive at the last look
+	seen map[string]bool // members met alive by this process: alive at the last look?
 }
 
 func loadPeerBook(dataDir string) *peerBook {
@@ -75,8 +75,15 @@ func (b *peerBook) update(self string, alive []membership.Member, inRaft map[str
 			returned = append(returned, id)
 		}
 	}
+	// Only a member seen alive by this process can come "back": at start
+	// the book's members are simply not met yet, and their fresh
+	// connections must not be closed.
 	for id := range b.addr {
-		b.seen[id] = now[id]
+		if now[id] {
+			b.seen[id] = true
+		} else if _, met := b.seen[id]; met {
+			b.seen[id] = false
+		}
 	}
 	if changed {
 		b.save()

@@ -213,14 +213,17 @@ func (f *Fetcher) FetchManifest(ctx context.Context, id chunkstore.ManifestID) e
 	if _, err := f.Store.Manifest(id); !errors.Is(err, chunkstore.ErrNotFound) {
 		return err
 	}
+	var last error
 	for _, p := range f.Peers() {
 		s, r, err := f.request(ctx, p, chunkRequest{Kind: "manifest", ID: id.String()})
 		if err != nil {
+			last = fmt.Errorf("%s: %w", p, err)
 			continue
 		}
 		data, err := readBlob(s, r)
 		_ = s.Close()
 		if err != nil {
+			last = fmt.Errorf("%s: %w", p, err)
 			continue
 		}
 		var m chunkstore.Manifest
@@ -231,7 +234,7 @@ func (f *Fetcher) FetchManifest(ctx context.Context, id chunkstore.ManifestID) e
 		_, err = f.Store.PutManifest(m)
 		return err
 	}
-	return fmt.Errorf("%w: manifest %s", ErrUnavailable, id)
+	return fmt.Errorf("%w: manifest %s (last: %v)", ErrUnavailable, id, last)
 }
 
 // Remote finds, for every chunk in ids, a peer that has it (nearest first)
@@ -250,6 +253,7 @@ func (f *Fetcher) Remote(ctx context.Context, ids []chunkstore.ChunkID) (chunkst
 			batch := left[start:min(start+maxIDs, len(left))]
 			sizes, err := f.sizes(ctx, p, batch)
 			if err != nil {
+				f.Log.Debug("asking a peer for frame sizes failed", "peer", p, "err", err)
 				still = append(still, left[start:]...)
 				break
 			}

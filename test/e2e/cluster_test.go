@@ -91,22 +91,23 @@ func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	// Gossip measured the round trips: ~150 ms across the ocean, ~1 ms inside a region.
+	// Gossip measured the round trips: at least the 150 ms across the ocean
+	// (a loaded machine adds to a probe's time, never takes away), and the
+	// neighbour in the same region closer than that.
 	st, err := us2.status()
 	if err != nil {
 		t.Fatal(err)
 	}
+	rtt := map[string]float64{}
 	for _, m := range st.Nodes {
-		switch m.Name {
-		case "eu-1":
-			if m.RTTMs < 140 || m.RTTMs > 600 {
-				t.Errorf("us-2 → eu-1 RTT %.1f ms, want ~150", m.RTTMs)
-			}
-		case "us-1":
-			if m.RTTMs <= 0 || m.RTTMs > 50 {
-				t.Errorf("us-2 → us-1 RTT %.1f ms, want ~1", m.RTTMs)
-			}
-		}
+		rtt[m.Name] = m.RTTMs
+	}
+	t.Logf("RTTs measured by gossip from us-2: eu-1 %.1f ms, us-1 %.1f ms", rtt["eu-1"], rtt["us-1"])
+	if rtt["eu-1"] < 140 {
+		t.Errorf("us-2 → eu-1 RTT %.1f ms, want ≥ ~150", rtt["eu-1"])
+	}
+	if rtt["us-1"] <= 0 || rtt["us-1"] >= rtt["eu-1"] {
+		t.Errorf("us-2 → us-1 RTT %.1f ms, want measured and below the %.1f ms to eu-1", rtt["us-1"], rtt["eu-1"])
 	}
 
 	// WAN timings: the healthy cluster never held an election.

@@ -147,7 +147,7 @@ func TestLatencyCutsAndBandwidth(t *testing.T) {
 	defer c.Close()
 	r := bufio.NewReader(c)
 	rtt := tcpRTT(t, r, c)
-	if rtt < 150*time.Millisecond || rtt > 400*time.Millisecond {
+	if rtt < 150*time.Millisecond || rtt > time.Second {
 		t.Errorf("EU↔US TCP round trip %v, want ~150 ms", rtt)
 	}
 	// Inside a region.

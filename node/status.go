@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // StatusProtocol answers a node's Raft progress to the node that builds the
@@ -49,16 +50,8 @@ func (n *Node) queryStatus(ctx context.Context, id string) (raftStatus, error) {
 	if pid == n.host.ID() {
 		return n.localStatus(), nil
 	}
-	s, err := n.host.NewStream(ctx, pid, StatusProtocol)
-	if err != nil {
-		return raftStatus{}, err
-	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
 	var st raftStatus
-	err = json.NewDecoder(io.LimitReader(s, 4096)).Decode(&st)
+	err = p2p.Call(ctx, n.host, pid, StatusProtocol, nil, &st)
 	return st, err
 }
 

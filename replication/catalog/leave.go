@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // LeaveProtocol carries a departing node's "remove me" to the leader. It is
@@ -85,16 +87,8 @@ func (c *Catalog) askRemoval(ctx context.Context, leader string) error {
 	if err != nil {
 		return err
 	}
-	s, err := c.host.NewStream(ctx, pid, LeaveProtocol)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := json.NewEncoder(s).Encode(leaveRequest{ID: c.cfg.NodeID}); err != nil {
-		return err
-	}
 	var reply leaveReply
-	if err := json.NewDecoder(io.LimitReader(s, 4096)).Decode(&reply); err != nil {
+	if err := p2p.Call(ctx, c.host, pid, LeaveProtocol, leaveRequest{ID: c.cfg.NodeID}, &reply); err != nil {
 		return err
 	}
 	if reply.Error != "" {

@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // RemoveProtocol carries an admin's "remove that node" to the leader. Unlike
@@ -84,20 +86,9 @@ func (c *Catalog) RemoveServer(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("catalog: leader id %q: %w", leaderID, err)
 	}
-	s, err := c.host.NewStream(ctx, pid, RemoveProtocol)
-	if err != nil {
-		return fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err)
-	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(s).Encode(removeRequest{ID: id}); err != nil {
-		return fmt.Errorf("%w: asking the leader: %v", ErrNotLeader, err)
-	}
 	var reply removeReply
-	if err := json.NewDecoder(io.LimitReader(s, 4096)).Decode(&reply); err != nil {
-		return fmt.Errorf("%w: leader's answer: %v", ErrNotLeader, err)
+	if err := p2p.Call(ctx, c.host, pid, RemoveProtocol, removeRequest{ID: id}, &reply); err != nil {
+		return fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err)
 	}
 	if e, ok := removeCodes[reply.Code]; ok {
 		return fmt.Errorf("%w (leader: %s)", e, reply.Error)

@@ -99,19 +99,8 @@ func (f *StagedFinder) FindStaged(ctx context.Context, cache, url string) (Stage
 }
 
 func (f *StagedFinder) ask(ctx context.Context, p peer.ID, cache, url string) (StagedNAR, bool) {
-	s, err := f.Host.NewStream(ctx, p, StagedProtocol)
-	if err != nil {
-		return StagedNAR{}, false
-	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(s).Encode(stagedRequest{Cache: cache, URL: url}); err != nil {
-		return StagedNAR{}, false
-	}
 	var reply stagedReply
-	if err := json.NewDecoder(io.LimitReader(s, 4096)).Decode(&reply); err != nil || !reply.Found {
+	if err := Call(ctx, f.Host, p, StagedProtocol, stagedRequest{Cache: cache, URL: url}, &reply); err != nil || !reply.Found {
 		return StagedNAR{}, false
 	}
 	return reply.Staged, true

@@ -22,8 +22,6 @@ var (
 var (
 	cacheNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$`)
 	pathHashRE  = regexp.MustCompile(`^[0123456789abcdfghijklmnpqrsvwxyz]{32}$`)
-	// Store path names: Nix allows [A-Za-z0-9+\-._?=] and must not start with '.'.
-	pathNameRE = regexp.MustCompile(`^[A-Za-z0-9+\-_?=][A-Za-z0-9+\-._?=]{0,210}$`)
 )
 
 // CacheName is a validated Attic cache name: ^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$.
@@ -72,10 +70,38 @@ func SplitStorePath(p string) (storeDir string, hash StorePathHash, name string,
 		return "", "", "", fmt.Errorf("%w: %q", ErrInvalidStorePath, p)
 	}
 	name = base[33:]
-	if !pathNameRE.MatchString(name) {
-		return "", "", "", fmt.Errorf("%w: %q: bad name", ErrInvalidStorePath, p)
+	if err := CheckStorePathName(name); err != nil {
+		return "", "", "", fmt.Errorf("%w: %q: %v", ErrInvalidStorePath, p, err)
 	}
 	return storeDir, hash, name, nil
+}
+
+// MaxStorePathNameLen is Nix's StorePath::MaxPathLen.
+const MaxStorePathNameLen = 211
+
+// CheckStorePathName applies Nix's own rules for the name part of a store
+// path (libstore/path.cc checkName), nothing stricter: 1-211 characters of
+// [A-Za-z0-9+-._?=]; a leading '.' is allowed (Nix >= 2.4) except for the
+// names "." and "..", and names whose first dash-separated component is
+// "." or ".." (".-x", "..-x").
+func CheckStorePathName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("name must not be empty")
+	case len(name) > MaxStorePathNameLen:
+		return fmt.Errorf("name must be no longer than %d characters", MaxStorePathNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("name %q is not valid", name)
+	case strings.HasPrefix(name, ".-") || strings.HasPrefix(name, "..-"):
+		return fmt.Errorf("name %q is not valid: its first dash-separated component must not be %q", name, name[:strings.IndexByte(name, '-')])
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("+-._?=", c) >= 0) {
+			return fmt.Errorf("name contains the illegal character %q", c)
+		}
+	}
+	return nil
 }
 
 // NarHash is the SHA-256 of an uncompressed NAR.

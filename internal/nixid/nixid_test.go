@@ -3,6 +3,7 @@ package nixid
 import (
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -44,9 +45,34 @@ func TestSplitStorePath(t *testing.T) {
 	if err != nil || dir != "/nix/store" || h != "xcp9cav49dmsjbwdjlmkjxj10gkpx553" || name != "hello-2.10" {
 		t.Fatalf("got %q %q %q %v", dir, h, name, err)
 	}
-	for _, bad := range []string{"/nix/store/short", "nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a", "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-.x", "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a/b"} {
+	for _, bad := range []string{"/nix/store/short", "nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a", "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-a/b"} {
 		if _, _, _, err := SplitStorePath(bad); err == nil {
 			t.Errorf("SplitStorePath(%q) accepted", bad)
+		}
+	}
+}
+
+// TestCheckStorePathName follows Nix's checkName (libstore/path.cc): names
+// may start with '.' since Nix 2.4, but not be "." or "..", nor have "." or
+// ".." as their first dash-separated component.
+func TestCheckStorePathName(t *testing.T) {
+	long := strings.Repeat("a", MaxStorePathNameLen)
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"hello-2.10", true}, {".x", true}, {".dotfile", true}, {"..x", true}, {"...", true}, {".x-1", true},
+		{"a?b=c+d_e", true}, {long, true}, {"-x", true}, {"_", true},
+		{"", false}, {".", false}, {"..", false}, {".-x", false}, {"..-x", false}, {long + "a", false},
+		{"a/b", false}, {"a b", false}, {"é", false}, {"a\x00", false},
+	} {
+		err := CheckStorePathName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckStorePathName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		_, _, _, err = SplitStorePath("/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-" + tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("SplitStorePath(…-%q) = %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
 }

@@ -17,13 +17,11 @@ build:
 run: build
 	$(BIN)/garretd
 
-# test-deps installs the real Nix client (Debian's nix-bin) when it is missing.
+# test-deps installs the real Nix clients when missing: Debian's nix-bin (2.8)
+# here, and Debian 13's (2.26) in a cached debootstrap chroot.
+export GARRET_NIX_CHROOT ?= /var/cache/garret-test/nix-trixie
 test-deps:
-	@command -v nix-store >/dev/null 2>&1 || { \
-	  echo ">> installing nix-bin (Debian) for the e2e tests"; \
-	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nix-bin >/dev/null; }
-	@nix-store --version
+	@test/e2e/deps.sh
 
 test: test-deps
 	$(GO) vet -tags $(TEST_TAGS) ./...

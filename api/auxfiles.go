@@ -2,40 +2,114 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"regexp"
+	"strings"
 	"time"
 
+	"github.com/garret-cache/garret/internal/nixcompress"
 	"github.com/garret-cache/garret/replication/catalog"
 )
 
-// maxAuxFileSize caps build logs, listings and realisations.
+// maxAuxFileSize caps build logs, listings, realisations and debug-info
+// entries, after decoding any Content-Encoding.
 const maxAuxFileSize = 256 << 20
 
-// getAuxFile serves prefix + the last path segment (log/<drv>, realisations/<id>).
-func (s *Server) getAuxFile(prefix string) handlerFunc {
+// auxSegmentRE bounds the names of auxiliary files Nix uploads: derivation
+// file names (log/), realisation ids ("sha256:<hash>!out.doi"), build-trace
+// entries (build-trace-v2/<drv name>/<output>.doi) and build ids
+// (debuginfo/). Nothing with a slash, nothing that is "." or "..".
+var auxSegmentRE = regexp.MustCompile(`^[A-Za-z0-9+\-._?=:!]{1,255}$`)
+
+// auxFile names the file a route stands for: prefix + its path values.
+func auxFile(prefix string, r *http.Request, keys ...string) (string, error) {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := r.PathValue(k)
+		if !auxSegmentRE.MatchString(v) || v == "." || v == ".." {
+			return "", requestError("invalid file name %q under %s", v, prefix)
+		}
+		parts[i] = v
+	}
+	return prefix + strings.Join(parts, "/"), nil
+}
+
+// getAuxFile serves prefix + the route's path values (log/<drv>, realisations/<id>, …).
+func (s *Server) getAuxFile(prefix string, keys ...string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.serveAuxFile(w, r, prefix+lastSegment(r))
+		file, err := auxFile(prefix, r, keys...)
+		if err != nil {
+			return err
+		}
+		return s.serveAuxFile(w, r, file)
 	}
 }
 
-// putAuxFile stores prefix + the last path segment.
-func (s *Server) putAuxFile(prefix string) handlerFunc {
+// putAuxFile stores prefix + the route's path values.
+func (s *Server) putAuxFile(prefix string, keys ...string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.storeAuxFile(w, r, prefix+lastSegment(r))
+		file, err := auxFile(prefix, r, keys...)
+		if err != nil {
+			return err
+		}
+		return s.storeAuxFile(w, r, file)
 	}
 }
 
-func lastSegment(r *http.Request) string {
-	if v := r.PathValue("drv"); v != "" {
-		return v
+// decodedBody is the request body with its Content-Encoding removed: Nix
+// 2.32+ sends narinfos, listings and logs compressed when
+// narinfo-compression, ls-compression or log-compression is set, naming the
+// compression (xz, zstd, br, gzip, …) in Content-Encoding. The decoded size
+// is capped at limit; past it reads fail with an error isTooLarge knows.
+func decodedBody(w http.ResponseWriter, r *http.Request, limit int64) (io.ReadCloser, error) {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	switch enc {
+	case "", "identity":
+		return body, nil
+	case "zst":
+		enc = string(nixcompress.Zstd)
+	case "x-gzip":
+		enc = string(nixcompress.Gzip)
 	}
-	return r.PathValue("id")
+	kind, err := nixcompress.ParseKind(enc)
+	if err != nil || kind == nixcompress.None {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Kind: "RequestError",
+			Message: fmt.Sprintf("General request error: Content-Encoding %q is not supported: %v", enc, err)}
+	}
+	dec, err := nixcompress.NewReader(kind, body)
+	if err != nil {
+		return nil, requestError("Content-Encoding %s: %v", enc, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&capped{r: dec, left: limit, limit: limit}, dec}, nil
+}
+
+// capped fails a decoded stream that grows past its limit (a decompression
+// bomb), with the error http.MaxBytesReader uses.
+type capped struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1] // one byte past the limit tells a full stream from a bigger one
+	}
+	n, err := c.r.Read(p)
+	if c.left -= int64(n); c.left < 0 {
+		return n + int(c.left), &http.MaxBytesError{Limit: c.limit}
+	}
+	return n, err
 }
 
 // storeAuxFile keeps the files `nix copy` uploads besides NARs (build logs,
-// .ls listings, realisations) as opaque bytes with their content headers.
+// .ls listings, realisations, build traces, debug-info entries) decoded, as
+// opaque bytes with their Content-Type.
 func (s *Server) storeAuxFile(w http.ResponseWriter, r *http.Request, file string) error {
 	name, err := parseCacheName(r)
 	if err != nil {
@@ -44,7 +118,12 @@ func (s *Server) storeAuxFile(w http.ResponseWriter, r *http.Request, file strin
 	if _, err := s.authorize(r, name, needPush); err != nil {
 		return err
 	}
-	res, err := s.store.Ingest(r.Context(), clientReader{http.MaxBytesReader(w, r.Body, maxAuxFileSize)})
+	body, err := decodedBody(w, r, maxAuxFileSize)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	res, err := s.store.Ingest(r.Context(), clientReader{body})
 	if err != nil {
 		return classifyBodyError(err)
 	}
@@ -54,8 +133,7 @@ func (s *Server) storeAuxFile(w http.ResponseWriter, r *http.Request, file strin
 	}
 	f := catalog.File{
 		Cache: name, Name: file, Manifest: manifest, Size: res.RawSize,
-		ContentType: r.Header.Get("Content-Type"), ContentEncoding: r.Header.Get("Content-Encoding"),
-		CreatedAt: time.Now().UTC(),
+		ContentType: r.Header.Get("Content-Type"), CreatedAt: time.Now().UTC(),
 	}
 	if err := catalogError(s.catalog.PutFile(r.Context(), f)); err != nil {
 		return err
@@ -78,25 +156,8 @@ func (s *Server) serveAuxFile(w http.ResponseWriter, r *http.Request, file strin
 	} else if err != nil {
 		return err
 	}
-	nar, err := s.openNAR(r.Context(), f.Manifest)
-	if err != nil {
-		return errors.Join(errIncompleteNar, err)
-	}
-	if f.ContentType != "" {
-		w.Header().Set("Content-Type", f.ContentType)
-	}
-	if f.ContentEncoding != "" {
+	if f.ContentEncoding != "" { // stored encoded by an older Garret
 		w.Header().Set("Content-Encoding", f.ContentEncoding)
 	}
-	w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	rc := nar.RawReader(r.Context())
-	defer rc.Close()
-	if _, err := io.Copy(w, rc); err != nil {
-		s.log.Warn("file stream aborted", "file", file, "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	return nil
+	return s.serveRaw(w, r, f.Manifest, f.Size, f.ContentType)
 }

@@ -148,7 +148,7 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request) error {
 	file := r.PathValue("file")
 	hashPart, ok := strings.CutSuffix(file, ".nar")
 	if !ok || len(hashPart) != 32 {
-		return s.headStagedNar(w, r, name, file)
+		return s.getNarFile(w, r, name, file)
 	}
 	cache, obj, err := s.pullObject(r, name, hashPart)
 	if err != nil {

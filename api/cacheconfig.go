@@ -37,6 +37,17 @@ func (s *Server) substituterEndpoint(r *http.Request, name nixid.CacheName) stri
 	return strings.TrimSuffix(base, "/") + "/" + string(name)
 }
 
+// UploadPrefix is the path prefix of the upload URL (`nix copy --to
+// http://NODE/upload/CACHE`): the binary-cache routes again, so Nix's cache
+// of the narinfos it uploaded is keyed by another URL than the substituter.
+const UploadPrefix = "/upload"
+
+// uploadEndpoint is the URL `nix copy --to` should use for a cache: on the
+// API endpoint (uploads go to the node, never to a substituter CDN).
+func (s *Server) uploadEndpoint(r *http.Request, name nixid.CacheName) string {
+	return strings.TrimSuffix(s.apiEndpoint(r), "/") + UploadPrefix + "/" + string(name)
+}
+
 // getCacheConfig is GET /_api/v1/cache-config/{cache} and /{cache}/attic-cache-info.
 func (s *Server) getCacheConfig(w http.ResponseWriter, r *http.Request) error {
 	name, err := parseCacheName(r)
@@ -51,7 +62,7 @@ func (s *Server) getCacheConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sub, api, pub := s.substituterEndpoint(r, name), s.apiEndpoint(r), key.PublicKey()
+	sub, api, upload, pub := s.substituterEndpoint(r, name), s.apiEndpoint(r), s.uploadEndpoint(r, name), key.PublicKey()
 	upstream := cache.UpstreamCacheKeyNames
 	if upstream == nil {
 		upstream = []string{}
@@ -61,7 +72,7 @@ func (s *Server) getCacheConfig(w http.ResponseWriter, r *http.Request) error {
 		ret = v1.RetentionPeriodConfig{Period: *cache.RetentionPeriod}
 	}
 	return writeJSON(w, v1.CacheConfig{
-		SubstituterEndpoint: &sub, APIEndpoint: &api, PublicKey: &pub,
+		SubstituterEndpoint: &sub, APIEndpoint: &api, UploadEndpoint: &upload, PublicKey: &pub,
 		IsPublic: &cache.IsPublic, StoreDir: &cache.StoreDir, Priority: &cache.Priority,
 		UpstreamCacheKeyNames: &upstream, RetentionPeriod: &ret,
 	})
@@ -90,6 +101,9 @@ func (s *Server) createCache(w http.ResponseWriter, r *http.Request) error {
 			return errAccess
 		}
 		return c.unauthorized()
+	}
+	if "/"+string(name) == UploadPrefix {
+		return requestError("the cache name %q is reserved: %s/CACHE is the URL `nix copy --to` uploads to", name, UploadPrefix)
 	}
 	var req struct {
 		Keypair               *v1.KeypairConfig `json:"keypair"`

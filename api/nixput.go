@@ -51,6 +51,9 @@ func (s *Server) putCacheFile(w http.ResponseWriter, r *http.Request) error {
 
 // putNar stages a NAR uploaded by `nix copy --to`: decompress as it streams,
 // check structure, hash and chunk it; the narinfo that follows commits it.
+// Uploaded to the substituter URL in a compression other than zstd or none,
+// the file itself is kept too, so a client that remembers its own narinfo
+// can download it at its own URL (see catalog.UploadedNAR).
 func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	name, err := parseCacheName(r)
 	if err != nil {
@@ -58,10 +61,11 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	}
 	file := r.PathValue("file")
 	if !narFileRE.MatchString(file) {
-		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2]", file)
+		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2|.br|.lz4|.lzip]", file)
 	}
+	var hint nixcompress.Kind
 	if _, ext, ok := strings.Cut(file, ".nar."); ok {
-		if _, err := nixcompress.ParseKind(extKind(ext)); err != nil {
+		if hint, err = nixcompress.ParseKind(extKind(ext)); err != nil {
 			return requestError("%v", err)
 		}
 	}
@@ -70,11 +74,18 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	prefix, _ := br.Peek(16)
-	kind, err := nixcompress.Sniff(prefix)
+	kind, err := detectCompression(prefix, hint)
 	if err != nil {
 		return requestError("%v", err)
 	}
-	dec, err := nixcompress.NewReader(kind, br)
+	var body io.Reader = br
+	var kept *keptFile
+	if !isUpload(r) && kind != nixcompress.Zstd && kind != nixcompress.None {
+		kept = s.keepFile(r.Context(), br)
+		defer kept.abort()
+		body = kept.tee
+	}
+	dec, err := nixcompress.NewReader(kind, body)
 	if err != nil {
 		return requestError("%v", err)
 	}
@@ -83,14 +94,21 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	manifest, err := s.store.PutManifest(in.res.Manifest)
-	if err != nil {
+	st := staged{narHash: in.narHash, narSize: in.narSize, storedSize: in.res.StoredSize, compression: kind, at: time.Now()}
+	if kept != nil {
+		res, err := kept.finish()
+		if err != nil {
+			return err
+		}
+		if st.file, err = s.store.PutManifest(res.Manifest); err != nil {
+			return err
+		}
+		st.fileSize = res.RawSize
+	}
+	if st.manifest, err = s.store.PutManifest(in.res.Manifest); err != nil {
 		return err
 	}
-	s.staging.put(name, "nar/"+file, staged{
-		manifest: manifest, narHash: in.narHash, narSize: in.narSize,
-		storedSize: in.res.StoredSize, compression: kind, at: time.Now(),
-	})
+	s.staging.put(name, "nar/"+file, st)
 	s.metrics.ingested(in)
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -106,23 +124,8 @@ func extKind(ext string) string {
 	case "gz":
 		return "gzip"
 	}
+	// br, lz4, lzip and xz are Nix's extensions and its names alike.
 	return ext
-}
-
-// headStagedNar answers Nix's HEAD/GET of nar/<filehash>.nar.<ext> before it
-// uploads: 200 while the upload is staged, 404 otherwise. Needs push.
-func (s *Server) headStagedNar(w http.ResponseWriter, r *http.Request, name nixid.CacheName, file string) error {
-	if !narFileRE.MatchString(file) {
-		return errNotFound
-	}
-	if _, err := s.authorize(r, name, needPush); err != nil {
-		return err
-	}
-	st, ok := s.staging.get(name, "nar/"+file)
-	if !ok {
-		return errNoSuchObject
-	}
-	return s.serveNAR(w, r, st.manifest, mimeNar)
 }
 
 // putNarInfo commits a staged NAR: the narinfo's NarHash and NarSize must be
@@ -140,7 +143,12 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
-	ni, err := narinfo.Parse(http.MaxBytesReader(w, r.Body, s.cfg.MaxNarInfoSize))
+	body, err := decodedBody(w, r, s.cfg.MaxNarInfoSize)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	ni, err := narinfo.Parse(body)
 	if err != nil {
 		if isTooLarge(err) {
 			return withMessage(errTooLarge, "narinfo too large (limit %d bytes)", s.cfg.MaxNarInfoSize)
@@ -182,19 +190,42 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 				ni.NarHash, ni.NarSize, url, st.narHash, st.narSize)
 		}
 		obj.Manifest, obj.FileSize = st.manifest, st.storedSize
+		obj.Upload = &catalog.UploadedNAR{URL: url, Compression: string(kind), File: st.file, FileSize: st.fileSize}
 	} else {
-		// A narinfo re-sent for a path already here (same NAR) only updates metadata.
-		old, err := s.catalog.Object(name, h)
-		if errors.Is(err, catalog.ErrNoSuchObject) || (err == nil && (old.NarHash != ni.NarHash || old.NarSize != int64(ni.NarSize))) {
-			return requestError("the NAR %s was not uploaded before this narinfo (or its upload expired); upload it first", ni.URL)
-		} else if err != nil {
+		// No NAR was uploaded: this narinfo is re-sent for a path already
+		// here, or Nix found its NAR file here (HEAD) under another path
+		// with the same contents. Either way the NAR must be the same.
+		src, err := s.sameNarObject(name, h, url, ni.NarHash, int64(ni.NarSize))
+		if err != nil {
 			return err
 		}
-		obj.Manifest, obj.FileSize = old.Manifest, old.FileSize
+		obj.Manifest, obj.FileSize, obj.Upload = src.Manifest, src.FileSize, src.Upload
+		if src.Upload == nil || src.Upload.URL != url {
+			obj.Upload = &catalog.UploadedNAR{URL: url, Compression: string(kind)} // servable only if zstd or none
+		}
 	}
 	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// sameNarObject finds a committed object with the NAR a narinfo describes:
+// the path itself, or the object whose uploader used the same NAR URL.
+func (s *Server) sameNarObject(name nixid.CacheName, h nixid.StorePathHash, url string, narHash nixid.NarHash, narSize int64) (catalog.Object, error) {
+	same := func(o catalog.Object) bool { return o.NarHash == narHash && o.NarSize == narSize }
+	o, err := s.catalog.Object(name, h)
+	if err == nil && same(o) {
+		return o, nil
+	} else if err != nil && !errors.Is(err, catalog.ErrNoSuchObject) {
+		return o, err
+	}
+	o, err = s.catalog.ObjectByNarURL(name, url)
+	if err == nil && same(o) {
+		return o, nil
+	} else if err != nil && !errors.Is(err, catalog.ErrNoSuchNarURL) {
+		return o, err
+	}
+	return o, requestError("the NAR %s was not uploaded before this narinfo (or its upload expired); upload it first", url)
 }

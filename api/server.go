@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/garret-cache/garret/api/token"
@@ -32,6 +33,7 @@ type Catalog interface {
 	Cache(name nixid.CacheName) (catalog.Cache, error)
 	Caches() ([]catalog.Cache, error)
 	Object(cache nixid.CacheName, h nixid.StorePathHash) (catalog.Object, error)
+	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
 	IsRevoked(jti string) bool
@@ -176,10 +178,14 @@ func (s *Server) routes() {
 	m.Handle("PUT /{cache}/{file}", s.handle(s.putCacheFile))
 	m.Handle("GET /{cache}/nar/{file}", s.handle(s.getNar))
 	m.Handle("PUT /{cache}/nar/{file}", s.handle(s.putNar))
-	m.Handle("GET /{cache}/log/{drv}", s.handle(s.getAuxFile("log/")))
-	m.Handle("PUT /{cache}/log/{drv}", s.handle(s.putAuxFile("log/")))
-	m.Handle("GET /{cache}/realisations/{id}", s.handle(s.getAuxFile("realisations/")))
-	m.Handle("PUT /{cache}/realisations/{id}", s.handle(s.putAuxFile("realisations/")))
+	m.Handle("GET /{cache}/log/{drv}", s.handle(s.getAuxFile("log/", "drv")))
+	m.Handle("PUT /{cache}/log/{drv}", s.handle(s.putAuxFile("log/", "drv")))
+	m.Handle("GET /{cache}/realisations/{id}", s.handle(s.getAuxFile("realisations/", "id")))
+	m.Handle("PUT /{cache}/realisations/{id}", s.handle(s.putAuxFile("realisations/", "id")))
+	m.Handle("GET /{cache}/build-trace-v2/{drv}/{out}", s.handle(s.getAuxFile("build-trace-v2/", "drv", "out")))
+	m.Handle("PUT /{cache}/build-trace-v2/{drv}/{out}", s.handle(s.putAuxFile("build-trace-v2/", "drv", "out")))
+	m.Handle("GET /{cache}/debuginfo/{id}", s.handle(s.getAuxFile("debuginfo/", "id")))
+	m.Handle("PUT /{cache}/debuginfo/{id}", s.handle(s.putAuxFile("debuginfo/", "id")))
 	m.Handle("GET /{cache}/attic-cache-info", s.handle(s.getCacheConfig))
 
 	// Attic API.
@@ -207,7 +213,28 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxCaller
+	ctxUpload
 )
+
+// isUpload reports whether the request came in under UploadPrefix.
+func isUpload(r *http.Request) bool {
+	up, _ := r.Context().Value(ctxUpload).(bool)
+	return up
+}
+
+// stripUploadPrefix serves /upload/CACHE/… as /CACHE/…, marked as an upload
+// (the cache name "upload" is reserved for this).
+func stripUploadPrefix(r *http.Request) *http.Request {
+	rest, ok := strings.CutPrefix(r.URL.Path, UploadPrefix+"/")
+	if !ok {
+		return r
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxUpload, true))
+	u := *r.URL
+	u.Path, u.RawPath = "/"+rest, strings.TrimPrefix(u.RawPath, UploadPrefix)
+	r.URL = &u
+	return r
+}
 
 func requestID(r *http.Request) string {
 	id, _ := r.Context().Value(ctxRequestID).(string)
@@ -232,6 +259,7 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 			writeError(w, r, s.log, requestError("Bad Host"))
 			return
 		}
+		r = stripUploadPrefix(r)
 		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, s.authenticate(r)))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()

@@ -21,7 +21,10 @@ type staged struct {
 	narSize     int64
 	storedSize  int64
 	compression nixcompress.Kind
-	at          time.Time
+	// file is the upload as sent, when kept (see Server.putNar).
+	file     chunkstore.ManifestID
+	fileSize int64
+	at       time.Time
 }
 
 // staging holds staged uploads keyed by cache and URL ("nar/<filehash>.nar.xz"),
@@ -93,8 +96,12 @@ func (s *Server) LookupStaged(cache, url string) (p2p.StagedNAR, bool) {
 	if !ok {
 		return p2p.StagedNAR{}, false
 	}
-	return p2p.StagedNAR{Manifest: st.manifest.String(), NarHash: st.narHash.String(), NarSize: st.narSize,
-		StoredSize: st.storedSize, Compression: string(st.compression)}, true
+	p := p2p.StagedNAR{Manifest: st.manifest.String(), NarHash: st.narHash.String(), NarSize: st.narSize,
+		StoredSize: st.storedSize, Compression: string(st.compression)}
+	if !st.file.IsZero() {
+		p.File, p.FileSize = st.file.String(), st.fileSize
+	}
+	return p, true
 }
 
 // stagedOnPeer finds an upload staged on another node and checks what the
@@ -110,9 +117,15 @@ func (s *Server) stagedOnPeer(ctx context.Context, cache nixid.CacheName, url st
 	manifest, err1 := chunkstore.ParseManifestID(p.Manifest)
 	narHash, err2 := nixid.ParseNarHash(p.NarHash)
 	kind, err3 := nixcompress.ParseKind(p.Compression)
-	if err1 != nil || err2 != nil || err3 != nil || p.NarSize <= 0 {
+	var file chunkstore.ManifestID
+	var err4 error
+	if p.File != "" {
+		file, err4 = chunkstore.ParseManifestID(p.File)
+	}
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || p.NarSize <= 0 || p.FileSize < 0 {
 		s.log.Warn("a peer described a staged upload badly", "cache", cache, "url", url)
 		return staged{}, false
 	}
-	return staged{manifest: manifest, narHash: narHash, narSize: p.NarSize, storedSize: p.StoredSize, compression: kind, at: time.Now()}, true
+	return staged{manifest: manifest, narHash: narHash, narSize: p.NarSize, storedSize: p.StoredSize, compression: kind,
+		file: file, fileSize: p.FileSize, at: time.Now()}, true
 }

@@ -62,9 +62,13 @@ const (
 // CacheConfig is the body of GET and PATCH /_api/v1/cache-config/{cache}. Every
 // field is optional; nil fields are omitted, as Attic does.
 type CacheConfig struct {
-	Keypair               *KeypairConfig         `json:"keypair,omitempty"`
-	SubstituterEndpoint   *string                `json:"substituter_endpoint,omitempty"`
-	APIEndpoint           *string                `json:"api_endpoint,omitempty"`
+	Keypair             *KeypairConfig `json:"keypair,omitempty"`
+	SubstituterEndpoint *string        `json:"substituter_endpoint,omitempty"`
+	APIEndpoint         *string        `json:"api_endpoint,omitempty"`
+	// UploadEndpoint (Garret's addition) is the URL for `nix copy --to`: the
+	// binary-cache routes under /upload/, so the narinfo Nix remembers from
+	// its own upload is not taken for the substituter's (see README).
+	UploadEndpoint        *string                `json:"upload_endpoint,omitempty"`
 	PublicKey             *string                `json:"public_key,omitempty"`
 	IsPublic              *bool                  `json:"is_public,omitempty"`
 	StoreDir              *string                `json:"store_dir,omitempty"`

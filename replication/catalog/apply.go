@@ -94,18 +94,44 @@ func applyDestroyCache(b *pebble.Batch, c command) result {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Delete(k, nil))
-	for _, p := range [][]byte{objectPrefix(c.Name), filePrefix(c.Name)} {
+	for _, p := range [][]byte{objectPrefix(c.Name), filePrefix(c.Name), narURLPrefix(c.Name)} {
 		check(b.DeleteRange(p, prefixEnd(p), nil))
 	}
 	return result{}
 }
 
 func applyPutObject(b *pebble.Batch, c command) result {
-	if !cacheExists(b, c.Object.Cache) {
+	o := c.Object
+	if !cacheExists(b, o.Cache) {
 		return result{err: ErrNoSuchCache}
 	}
-	check(b.Set(objectKey(c.Object.Cache, c.Object.StorePathHash), mustJSON(c.Object), nil))
+	k := objectKey(o.Cache, o.StorePathHash)
+	var old Object
+	if ok, err := getJSON(b, k, &old); err != nil {
+		panic(err)
+	} else if ok {
+		unindexNarURL(b, old)
+	}
+	check(b.Set(k, mustJSON(o), nil))
+	if o.Upload != nil && o.Upload.URL != "" {
+		check(b.Set(narURLKey(o.Cache, o.Upload.URL), mustJSON(o.StorePathHash), nil))
+	}
 	return result{}
+}
+
+// unindexNarURL drops o's upload URL from the index, unless another object
+// (with the same NAR file) has taken it over since.
+func unindexNarURL(b *pebble.Batch, o Object) {
+	if o.Upload == nil || o.Upload.URL == "" {
+		return
+	}
+	k := narURLKey(o.Cache, o.Upload.URL)
+	var h nixid.StorePathHash
+	if ok, err := getJSON(b, k, &h); err != nil {
+		panic(err)
+	} else if ok && h == o.StorePathHash {
+		check(b.Delete(k, nil))
+	}
 }
 
 func applyDeleteObjects(b *pebble.Batch, c command) result {
@@ -115,9 +141,11 @@ func applyDeleteObjects(b *pebble.Batch, c command) result {
 	n := 0
 	for _, h := range c.Hashes {
 		k := objectKey(c.Name, h)
-		if ok, err := getJSON(b, k, nil); err != nil {
+		var old Object
+		if ok, err := getJSON(b, k, &old); err != nil {
 			panic(err)
 		} else if ok {
+			unindexNarURL(b, old)
 			check(b.Delete(k, nil))
 			n++
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
@@ -115,9 +116,35 @@ func (c *Catalog) IsRevoked(jti string) bool {
 	return ok && err == nil
 }
 
-// ForEachManifest visits the manifest of every object and file.
+// ObjectByNarURL finds the object whose uploader named its NAR url
+// ("nar/<filehash>.nar.xz"); ErrNoSuchNarURL if none did.
+func (c *Catalog) ObjectByNarURL(cache nixid.CacheName, url string) (Object, error) {
+	var h nixid.StorePathHash
+	ok, err := c.fsm.st.get(narURLKey(cache, url), &h)
+	if err != nil {
+		return Object{}, err
+	}
+	if !ok {
+		return Object{}, ErrNoSuchNarURL
+	}
+	o, err := c.Object(cache, h)
+	if errors.Is(err, ErrNoSuchObject) || (err == nil && (o.Upload == nil || o.Upload.URL != url)) {
+		return Object{}, ErrNoSuchNarURL
+	}
+	return o, err
+}
+
+// ForEachManifest visits the manifest of every object (and of the NAR file
+// it was uploaded as, when kept) and of every file.
 func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
-	if err := scan(c.fsm.st, []byte("o/"), func(o Object) error { return fn(o.Manifest) }); err != nil {
+	if err := scan(c.fsm.st, []byte("o/"), func(o Object) error {
+		if o.Upload != nil && !o.Upload.File.IsZero() {
+			if err := fn(o.Upload.File); err != nil {
+				return err
+			}
+		}
+		return fn(o.Manifest)
+	}); err != nil {
 		return err
 	}
 	return scan(c.fsm.st, []byte("f/"), func(f File) error { return fn(f.Manifest) })

@@ -30,6 +30,10 @@ func filePrefix(c nixid.CacheName) []byte        { return []byte("f/" + string(c
 func fileKey(c nixid.CacheName, n string) []byte { return append(filePrefix(c), n...) }
 func revokedKey(jti string) []byte               { return []byte("r/" + jti) }
 
+// narURLKey indexes objects by the NAR URL their uploader used (see UploadedNAR).
+func narURLPrefix(c nixid.CacheName) []byte          { return []byte("n/" + string(c) + "\x00") }
+func narURLKey(c nixid.CacheName, url string) []byte { return append(narURLPrefix(c), url...) }
+
 // prefixEnd is the first key after every key with prefix p.
 func prefixEnd(p []byte) []byte {
 	end := append([]byte{}, p...)

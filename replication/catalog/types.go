@@ -14,6 +14,7 @@ var (
 	ErrNoSuchCache  = errors.New("catalog: no such cache")
 	ErrNoSuchObject = errors.New("catalog: no such object")
 	ErrNoSuchFile   = errors.New("catalog: no such file")
+	ErrNoSuchNarURL = errors.New("catalog: no object was uploaded with that NAR URL")
 	ErrNotLeader    = errors.New("catalog: this node is not the Raft leader")
 	ErrClosed       = errors.New("catalog: closed")
 )
@@ -57,6 +58,23 @@ type Object struct {
 	FileSize      int64                 `json:"file_size"`
 	CreatedAt     time.Time             `json:"created_at"`
 	CreatedBy     string                `json:"created_by,omitempty"`
+	// Upload is the NAR file as the uploader's own narinfo named it, for a
+	// path pushed with Nix's PUT protocol; nil for Attic uploads.
+	Upload *UploadedNAR `json:"upload,omitempty"`
+}
+
+// UploadedNAR is the NAR file a Nix client PUT ("nar/<filehash>.nar.xz"):
+// Nix remembers the narinfo it uploaded (narinfo-cache-positive-ttl, 30 days)
+// and downloads that URL, in that compression, when it later substitutes
+// from the same store URL on the same machine. zstd and none are served from
+// the object's own chunks; any other compression needs the file as uploaded
+// (File), which is kept only for uploads to the substituter URL (an upload
+// under /upload/ cannot shadow the substituter in Nix's cache).
+type UploadedNAR struct {
+	URL         string                `json:"url"`         // "nar/<filehash>.nar[.ext]"
+	Compression string                `json:"compression"` // the narinfo's Compression
+	File        chunkstore.ManifestID `json:"file,omitzero"`
+	FileSize    int64                 `json:"file_size,omitempty"`
 }
 
 // File is an auxiliary file of a cache (build log, .ls listing, realisation).

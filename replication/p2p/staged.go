@@ -28,6 +28,10 @@ type StagedNAR struct {
 	NarSize     int64  `json:"nar_size"`
 	StoredSize  int64  `json:"stored_size"`
 	Compression string `json:"compression"` // what the upload was compressed with
+	// File is the hex manifest id of the upload as sent, when the node kept
+	// it (uploads to the substituter URL), and FileSize its size.
+	File     string `json:"file,omitempty"`
+	FileSize int64  `json:"file_size,omitempty"`
 }
 
 type stagedRequest struct {

@@ -85,6 +85,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
+			if st := stalledBody(r); st != nil {
+				err = stalled(st) // however the handler worded the failed read
+			}
 			writeError(w, r, s.log, err)
 		}
 	})

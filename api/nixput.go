@@ -73,7 +73,10 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)
-	prefix, _ := br.Peek(16)
+	prefix, err := br.Peek(16)
+	if err != nil && err != io.EOF {
+		return classifyBodyError(&clientError{err})
+	}
 	kind, err := detectCompression(prefix, hint)
 	if err != nil {
 		return requestError("%v", err)

@@ -109,11 +109,14 @@ type Config struct {
 	MaxJSONSize         int64    // JSON request bodies
 	StagingTTL          time.Duration
 	MaxStaged           int
+	// BodyIdleTimeout gives up a request whose body sends nothing for this
+	// long (408); see DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration
 }
 
 // DefaultConfig returns Attic's defaults.
 func DefaultConfig() Config {
-	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000}
+	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout}
 }
 
 // Server serves the HTTP API of one node.
@@ -147,6 +150,9 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	}
 	if cfg.MaxStaged <= 0 {
 		cfg.MaxStaged = 10000
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	s := &Server{
 		cfg: cfg, catalog: cat, store: store, tokens: tokens,
@@ -262,6 +268,7 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 		r = stripUploadPrefix(r)
 		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, s.authenticate(r)))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer withBodyDeadline(w, r, s.cfg.BodyIdleTimeout)()
 		start := time.Now()
 		next.ServeHTTP(sw, r)
 		s.metrics.observe(r, sw.status, time.Since(start))

@@ -304,8 +304,12 @@ func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
 
-func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
-	nodes := make([]*testNode, 3)
+// startCluster starts n catalogs over libp2p that know each other's
+// addresses, bootstraps them as one Raft group of voters and returns the
+// nodes and the leader. Forwarding is not enabled.
+func startCluster(t *testing.T, n int) ([]*testNode, *Catalog) {
+	t.Helper()
+	nodes := make([]*testNode, n)
 	for i := range nodes {
 		nodes[i] = startNode(t, t.TempDir(), false)
 	}
@@ -333,6 +337,11 @@ func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
 		}
 		return false
 	})
+	return nodes, leader
+}
+
+func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
+	nodes, leader := startCluster(t, 3)
 	ctx := context.Background()
 	if err := leader.CreateCache(ctx, Cache{Name: "shared"}); err != nil {
 		t.Fatal(err)

@@ -92,10 +92,10 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	}
 	_, leaderID := c.raft.LeaderWithID()
 	if leaderID == "" {
-		return result{}, fmt.Errorf("%w: no leader is known (an election is running, or this node cannot reach a majority of the voters)", ErrNotLeader)
+		return result{}, notSent(fmt.Errorf("%w: no leader is known (an election is running, or this node cannot reach a majority of the voters)", ErrNotLeader))
 	}
 	if err := c.leaderContact(); err != nil {
-		return result{}, err
+		return result{}, notSent(err)
 	}
 	pid, err := peer.Decode(string(leaderID))
 	if err != nil {
@@ -107,7 +107,7 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	s, err := c.host.NewStream(dctx, pid, ForwardProtocol)
 	dcancel()
 	if err != nil {
-		return result{}, fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err)
+		return result{}, notSent(fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err))
 	}
 	defer s.Close()
 	dl, _ := ctx.Deadline()

@@ -15,16 +15,6 @@ type proposal struct {
 	done chan result
 }
 
-// propose sends a command through Raft and waits until this node's FSM has
-// applied it. This is the one write path: on a follower it is forwarded to
-// the leader (when forwarding is enabled).
-func (c *Catalog) propose(ctx context.Context, cmd command) (result, error) {
-	if c.raft.State() != raft.Leader {
-		return c.forward(ctx, cmd)
-	}
-	return c.proposeLocal(ctx, cmd)
-}
-
 // proposeLocal batches cmd into the leader's next log entry.
 func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error) {
 	p := proposal{cmd: cmd, done: make(chan result, 1)}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,18 +189,30 @@ func push(ref string, paths []string, o pushOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(missing) == 0 {
+	todo := toUpload(byHash, missing)
+	if len(todo) == 0 {
 		fmt.Printf("✅ Nothing to push: all %d paths are already in %q (%d skipped as upstream)\n", len(byHash), cache, skipped)
 		return nil
 	}
-	// Largest first, like nix copy, so the long uploads start early.
-	todo := make([]pathInfo, 0, len(missing))
-	for _, h := range missing {
-		todo = append(todo, byHash[h])
-	}
-	slices.SortFunc(todo, func(a, b pathInfo) int { return int(b.NarSize - a.NarSize) })
 	fmt.Printf("⚙️ Pushing %d paths to %q (%d already there, %d skipped as upstream)...\n", len(todo), cache, len(byHash)-len(todo), skipped)
 	return uploadAll(c, cache, todo, o.jobs)
+}
+
+// toUpload is the paths the server says it lacks, largest first (like nix
+// copy, so the long uploads start early). Only hashes we asked about count,
+// each once: a server answering others must not make us upload an empty
+// path info.
+func toUpload(byHash map[string]pathInfo, missing []string) []pathInfo {
+	todo := make([]pathInfo, 0, min(len(missing), len(byHash)))
+	queued := map[string]bool{}
+	for _, h := range missing {
+		if in, ok := byHash[h]; ok && !queued[h] {
+			queued[h] = true
+			todo = append(todo, in)
+		}
+	}
+	slices.SortFunc(todo, func(a, b pathInfo) int { return cmp.Compare(b.NarSize, a.NarSize) })
+	return todo
 }
 
 func signedByUpstream(sigs, upstream []string) bool {

@@ -82,3 +82,17 @@ func TestUploadInfo_AtticForm(t *testing.T) {
 		t.Errorf("upload info %s", b)
 	}
 }
+
+// TestToUpload: largest first, and only the hashes we asked about, once each.
+func TestToUpload(t *testing.T) {
+	small := pathInfo{Path: "/nix/store/7nl41rq7vq2qabi6j89fxnfmyk3fx1zr-small", NarSize: 10}
+	big := pathInfo{Path: "/nix/store/2kzak5jysx3z91k220cd1cxh527hl7wy-big", NarSize: 1 << 40}
+	byHash := map[string]pathInfo{"7nl41rq7vq2qabi6j89fxnfmyk3fx1zr": small, "2kzak5jysx3z91k220cd1cxh527hl7wy": big}
+	got := toUpload(byHash, []string{"7nl41rq7vq2qabi6j89fxnfmyk3fx1zr", "00000000000000000000000000000000", "2kzak5jysx3z91k220cd1cxh527hl7wy", "7nl41rq7vq2qabi6j89fxnfmyk3fx1zr"})
+	if len(got) != 2 || got[0].Path != big.Path || got[1].Path != small.Path {
+		t.Errorf("got %+v", got)
+	}
+	if got := toUpload(byHash, []string{"00000000000000000000000000000000"}); len(got) != 0 {
+		t.Errorf("an unknown hash was queued: %+v", got)
+	}
+}

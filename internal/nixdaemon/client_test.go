@@ -49,12 +49,19 @@ func (s *stream) list(ss ...string) *stream { return s.u64(uint64(len(ss))).str(
 
 // conn is a canned daemon: reads come from in, writes are recorded.
 type conn struct {
-	in  *bytes.Reader
-	out bytes.Buffer
+	in     *bytes.Reader
+	out    bytes.Buffer
+	broken bool // writes fail, as to a daemon that exited
 }
 
-func (c *conn) Read(p []byte) (int, error)  { return c.in.Read(p) }
-func (c *conn) Write(p []byte) (int, error) { return c.out.Write(p) }
+func (c *conn) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+func (c *conn) Write(p []byte) (int, error) {
+	if c.broken {
+		return 0, errors.New("write |1: broken pipe")
+	}
+	return c.out.Write(p)
+}
 
 const (
 	top = "/nix/store/7nl41rq7vq2qabi6j89fxnfmyk3fx1zr-top"
@@ -244,6 +251,15 @@ func TestDaemonError_Forms(t *testing.T) {
 	c, _, _ = newConn(t, d)
 	var ip *InvalidPathError
 	if _, err = c.QueryPathInfo(top); !errors.As(err, &ip) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestQueryPathInfo_DaemonGone(t *testing.T) {
+	c, cn, _ := newConn(t, hello(38))
+	cn.broken = true
+	_, err := c.QueryPathInfo(top)
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "broken pipe") {
 		t.Fatalf("err %v", err)
 	}
 }

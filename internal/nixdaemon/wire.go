@@ -150,7 +150,7 @@ func (c *wire) putStrings(ss []string) {
 
 func (c *wire) flush() error {
 	if err := c.w.Flush(); err != nil {
-		return fmt.Errorf("nixdaemon: writing to nix-daemon: %w", err)
+		return fmt.Errorf("nixdaemon: writing: %w: %v", ErrClosed, err)
 	}
 	return nil
 }

@@ -331,3 +331,20 @@ func TestParseCLIPathInfo(t *testing.T) {
 		t.Error("an invalid path's null was accepted")
 	}
 }
+
+// TestStartCommand_SilentDaemon: a program that neither answers nor exits is
+// killed once the handshake has failed, not left running.
+func TestStartCommand_SilentDaemon(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "echo not a daemon; exec sleep 600")
+	start := time.Now()
+	_, err := StartCommand(cmd, nil)
+	if err == nil || !strings.Contains(err.Error(), "not a Nix daemon") {
+		t.Fatalf("err %v", err)
+	}
+	if cmd.ProcessState == nil {
+		t.Fatal("the program is still running")
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("took %v", took)
+	}
+}

@@ -64,7 +64,9 @@ func StartCommand(cmd *exec.Cmd, log func(string)) (*Client, error) {
 		io.Writer
 	}{outR, inW}, log)
 	if err != nil {
-		return nil, fmt.Errorf("nixdaemon: %s: %w%s", name, err, p.diagnose(diagWait))
+		diag := p.diagnose(diagWait)
+		p.abort()
+		return nil, fmt.Errorf("nixdaemon: %s: %w%s", name, err, diag)
 	}
 	c.closer = p
 	c.diag = p.diagnose
@@ -106,6 +108,18 @@ func (p *process) diagnose(d time.Duration) string {
 		return ""
 	}
 	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// abort kills the daemon if it is still running and releases its pipes.
+func (p *process) abort() {
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.stdout.Close()
 }
 
 // Close closes the daemon's input, waits for it to exit (killing it after

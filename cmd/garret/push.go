@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/nixdaemon"
+	"github.com/garret-cache/garret/internal/nixid"
 )
 
 func pushCmd() *cobra.Command {
@@ -62,39 +67,90 @@ type pushOptions struct {
 	noClosure, ignoreUpstream, stdin bool
 }
 
-// pathInfo is what `nix path-info --json` reports.
+// pathInfo is what push needs of a store path.
 type pathInfo struct {
-	Path       string   `json:"path"`
-	NarHash    string   `json:"narHash"`
-	NarSize    int64    `json:"narSize"`
-	References []string `json:"references"`
-	Deriver    string   `json:"deriver"`
-	Signatures []string `json:"signatures"`
-	CA         string   `json:"ca"`
+	Path       string
+	NarHash    nixid.NarHash
+	NarSize    int64
+	References []string // full store paths
+	Deriver    string   // full store path, or ""
+	Signatures []string
+	CA         string
 }
 
-func nixOutput(args ...string) ([]byte, error) {
-	cmd := exec.Command(args[0], args[1:]...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-// resolveStorePaths follows ./result-style symlinks into the store.
+// resolveStorePaths turns ./result-style symlinks and paths inside store
+// paths into store paths, as Nix does: links are followed while the path is
+// outside the store, then anything below the store path is dropped.
 func resolveStorePaths(paths []string) ([]string, error) {
+	storeDir := nixdaemon.StoreDir()
 	out := make([]string, 0, len(paths))
-	for _, p := range paths {
-		r, err := filepath.EvalSymlinks(p)
+	seen := map[string]bool{}
+	for _, arg := range paths {
+		p, err := filepath.Abs(arg)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		for range 40 {
+			if strings.HasPrefix(p, storeDir+"/") {
+				break
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				break // not a link (or missing): reported below
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(p), target)
+			}
+			p = filepath.Clean(target)
+		}
+		rest, ok := strings.CutPrefix(p, storeDir+"/")
+		if !ok || rest == "" {
+			return nil, fmt.Errorf("%s is not in the Nix store (%s)", arg, storeDir)
+		}
+		base, _, _ := strings.Cut(rest, "/")
+		if p = storeDir + "/" + base; !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
 	}
 	return out, nil
+}
+
+// queryStore asks the Nix daemon for the paths' metadata, and with closure
+// for that of everything they reference, recursively.
+func queryStore(paths []string, closure bool) (_ []pathInfo, err error) {
+	d, err := nixdaemon.Start(context.Background(), func(line string) { fmt.Fprintln(os.Stderr, line) })
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var got []*nixdaemon.PathInfo
+	if closure {
+		if got, err = d.Closure(paths); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, p := range paths {
+			in, err := d.QueryPathInfo(p)
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, in)
+		}
+	}
+	infos := make([]pathInfo, 0, len(got))
+	for _, in := range got {
+		if in.NarSize > math.MaxInt64 {
+			return nil, fmt.Errorf("%s: NAR size %d is out of range", in.Path, in.NarSize)
+		}
+		infos = append(infos, pathInfo{Path: in.Path, NarHash: in.NarHash, NarSize: int64(in.NarSize),
+			References: in.References, Deriver: in.Deriver, Signatures: in.Sigs, CA: in.CA})
+	}
+	return infos, nil
 }
 
 func push(ref string, paths []string, o pushOptions) error {
@@ -112,20 +168,9 @@ func push(ref string, paths []string, o pushOptions) error {
 	if paths, err = resolveStorePaths(paths); err != nil {
 		return err
 	}
-	if !o.noClosure {
-		out, err := nixOutput(append([]string{"nix-store", "-qR"}, paths...)...)
-		if err != nil {
-			return err
-		}
-		paths = strings.Fields(string(out))
-	}
-	out, err := nixOutput(append([]string{"nix", "--extra-experimental-features", "nix-command", "path-info", "--json"}, paths...)...)
+	infos, err := queryStore(paths, !o.noClosure)
 	if err != nil {
 		return err
-	}
-	var infos []pathInfo
-	if err := json.Unmarshal(out, &infos); err != nil {
-		return fmt.Errorf("nix path-info: %w", err)
 	}
 	var upstream []string
 	if cc.UpstreamCacheKeyNames != nil && !o.ignoreUpstream {
@@ -144,18 +189,30 @@ func push(ref string, paths []string, o pushOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(missing) == 0 {
+	todo := toUpload(byHash, missing)
+	if len(todo) == 0 {
 		fmt.Printf("✅ Nothing to push: all %d paths are already in %q (%d skipped as upstream)\n", len(byHash), cache, skipped)
 		return nil
 	}
-	// Largest first, like nix copy, so the long uploads start early.
-	todo := make([]pathInfo, 0, len(missing))
-	for _, h := range missing {
-		todo = append(todo, byHash[h])
-	}
-	slices.SortFunc(todo, func(a, b pathInfo) int { return int(b.NarSize - a.NarSize) })
 	fmt.Printf("⚙️ Pushing %d paths to %q (%d already there, %d skipped as upstream)...\n", len(todo), cache, len(byHash)-len(todo), skipped)
 	return uploadAll(c, cache, todo, o.jobs)
+}
+
+// toUpload is the paths the server says it lacks, largest first (like nix
+// copy, so the long uploads start early). Only hashes we asked about count,
+// each once: a server answering others must not make us upload an empty
+// path info.
+func toUpload(byHash map[string]pathInfo, missing []string) []pathInfo {
+	todo := make([]pathInfo, 0, min(len(missing), len(byHash)))
+	queued := map[string]bool{}
+	for _, h := range missing {
+		if in, ok := byHash[h]; ok && !queued[h] {
+			queued[h] = true
+			todo = append(todo, in)
+		}
+	}
+	slices.SortFunc(todo, func(a, b pathInfo) int { return cmp.Compare(b.NarSize, a.NarSize) })
+	return todo
 }
 
 func signedByUpstream(sigs, upstream []string) bool {
@@ -252,14 +309,16 @@ func uploadWithRetry(c *apiClient, cache string, in pathInfo, prog progress) (v1
 	return v1.UploadPathResult{}, err
 }
 
-// uploadOne streams `nix-store --dump` into upload-path.
-func uploadOne(c *apiClient, cache string, in pathInfo, wrap func(io.Reader) io.Reader) (v1.UploadPathResult, error) {
+// uploadInfo is upload-path's description of in, as Attic's client writes it:
+// references and deriver as base names, the NAR hash as "sha256:<hex>"
+// (atticd refuses Nix's SRI form, "sha256-<base64>").
+func uploadInfo(cache string, in pathInfo) v1.UploadPathNarInfo {
 	refs := make([]string, len(in.References))
 	for i, r := range in.References {
 		refs[i] = filepath.Base(r)
 	}
 	info := v1.UploadPathNarInfo{Cache: cache, StorePathHash: filepath.Base(in.Path)[:32], StorePath: in.Path,
-		References: refs, Sigs: in.Signatures, NarHash: in.NarHash, NarSize: in.NarSize}
+		References: refs, Sigs: in.Signatures, NarHash: in.NarHash.Hex(), NarSize: in.NarSize}
 	if info.Sigs == nil {
 		info.Sigs = []string{}
 	}
@@ -270,7 +329,12 @@ func uploadOne(c *apiClient, cache string, in pathInfo, wrap func(io.Reader) io.
 	if in.CA != "" {
 		info.CA = &in.CA
 	}
-	j, err := json.Marshal(info)
+	return info
+}
+
+// uploadOne streams `nix-store --dump` into upload-path.
+func uploadOne(c *apiClient, cache string, in pathInfo, wrap func(io.Reader) io.Reader) (v1.UploadPathResult, error) {
+	j, err := json.Marshal(uploadInfo(cache, in))
 	if err != nil {
 		return v1.UploadPathResult{}, err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
+
+	"github.com/garret-cache/garret/internal/nixdaemon"
 )
 
 func watchCmd() *cobra.Command {
@@ -19,10 +21,7 @@ func watchCmd() *cobra.Command {
 		Short: "Push every new store path as it appears",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			storeDir := os.Getenv("NIX_STORE_DIR")
-			if storeDir == "" {
-				storeDir = "/nix/store"
-			}
+			storeDir := nixdaemon.StoreDir()
 			w, err := fsnotify.NewWatcher()
 			if err != nil {
 				return err

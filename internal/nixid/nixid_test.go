@@ -2,6 +2,7 @@ package nixid
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -79,7 +80,9 @@ func TestCheckStorePathName(t *testing.T) {
 
 func TestParseNarHash_Forms(t *testing.T) {
 	sum := NarHash(sha256.Sum256([]byte("nar")))
-	for _, s := range []string{sum.String(), sum.Hex()} {
+	// Nix's narinfo form, Attic's API form, and Nix's SRI form (what
+	// `nix path-info --json` prints and older garret clients sent).
+	for _, s := range []string{sum.String(), sum.Hex(), "sha256-" + base64.StdEncoding.EncodeToString(sum[:])} {
 		got, err := ParseNarHash(s)
 		if err != nil || got != sum {
 			t.Fatalf("ParseNarHash(%q) = %x, %v", s, got, err)

@@ -48,9 +48,9 @@ func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
 
 	us1.createCache("wan") // a follower's write, forwarded to the eu leader
 	env := nixEnv(t, us1.url(), c.admin)
-	top, dep := buildClosure(t, env)
+	top, dep := buildClosure(t, hostNix, env)
 	start := time.Now()
-	us1.run(env, "nix", "copy", "--to", us1.url()+"wan?compression=zstd", top)
+	us1.run(env, "nix", "copy", "--to", us1.url()+"upload/wan?compression=zstd", top)
 	t.Logf("nix copy of a 2-path closure to the us follower (leader in eu, 150 ms RTT): %v", time.Since(start).Round(time.Millisecond))
 
 	// The narinfo on every node, each read from the node's own host.
@@ -501,8 +501,8 @@ func TestCluster_NixPutsToTwoNodes(t *testing.T) {
 	// The real client through the load balancer.
 	lb := roundRobin(t, us1, us2)
 	env := nixEnv(t, lb, c.admin)
-	top, dep := buildClosure(t, env)
-	run(t, env, "nix", "copy", "--to", lb+"wan?compression=zstd", top)
+	top, dep := buildClosure(t, hostNix, env)
+	run(t, env, "nix", "copy", "--to", lb+"upload/wan?compression=zstd", top)
 	substitute(t, eu.run, nixEnv(t, eu.url(), c.admin), eu.url()+"wan", cachePublicKey(t, us1), top, dep)
 }
 

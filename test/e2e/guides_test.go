@@ -70,15 +70,20 @@ func shellWords(s string) []string {
 	return words
 }
 
+// TestGuides replays both Attic guides with each Nix (garret push reads the
+// closure from that Nix's daemon, garret use writes the nix.conf it reads).
 func TestGuides(t *testing.T) {
-	requireNix(t)
+	forEachNix(t, testGuides)
+}
+
+func testGuides(t *testing.T, nc nixClient) {
 	s := newServer(t)
 	url := strings.TrimSuffix(s.url, "/")
 	nixosHome, flyHome := t.TempDir(), t.TempDir()
 	clientEnv := func(home string) []string {
 		return []string{"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "HOME=" + home}
 	}
-	top, dep := buildClosure(t, append(buildEnv(t), clientEnv(nixosHome)...))
+	top, dep := buildClosure(t, nc, append(buildEnv(t), clientEnv(nixosHome)...))
 	work := t.TempDir()
 	if err := os.Symlink(top, filepath.Join(work, "result")); err != nil {
 		t.Fatal(err)
@@ -93,16 +98,23 @@ func TestGuides(t *testing.T) {
 					words[i] = v
 				}
 			}
-			bin := map[string]string{"garret": garret, "garretd": garretd}[words[0]]
 			args := words[1:]
-			if words[0] == "garretd" && words[1] == "make-token" && !strings.Contains(st.line, "-f ") {
-				args = append(args, "-f", s.config) // on the server, atticadm finds its config itself
+			var out string
+			switch words[0] {
+			case "garret": // on the user's machine, with its Nix
+				out = nc.runIn(t, work, clientEnv(home), garret, args...)
+			case "garretd": // on the server
+				if words[1] == "make-token" && !strings.Contains(st.line, "-f ") {
+					args = append(args, "-f", s.config) // on the server, atticadm finds its config itself
+				}
+				out = runIn(t, work, clientEnv(home), garretd, args...)
+			default:
+				t.Fatalf("no binary for %q", st.line)
 			}
-			cmd := runIn(t, work, clientEnv(home), bin, args...)
-			if st.want != "" && !strings.Contains(cmd, st.want) {
-				t.Fatalf("%s: output %q lacks %q", st.line, cmd, st.want)
+			if st.want != "" && !strings.Contains(out, st.want) {
+				t.Fatalf("%s: output %q lacks %q", st.line, out, st.want)
 			}
-			outs[st.line] = cmd
+			outs[st.line] = out
 		}
 		return outs
 	}
@@ -117,13 +129,13 @@ func TestGuides(t *testing.T) {
 
 	// Nix substitutes from what `garret use` wrote, into a store of the test's own.
 	store := t.TempDir()
-	run(t, append(buildEnv(t), clientEnv(nixosHome)...), "nix-store", "--store", store, "-r", top)
+	nc.run(t, append(buildEnv(t), clientEnv(nixosHome)...), "nix-store", "--store", store, "-r", top)
 	if got, err := os.ReadFile(filepath.Join(store, top, "dep")); err != nil || strings.TrimSpace(string(got)) != dep {
 		t.Fatalf("substituted via garret use: %q %v", got, err)
 	}
 
 	// What Attic users never got: list, path delete, token revocation, destroy.
-	g := func(args ...string) string { return runIn(t, work, clientEnv(nixosHome), garret, args...) }
+	g := func(args ...string) string { return nc.runIn(t, work, clientEnv(nixosHome), garret, args...) }
 	if out := g("cache", "list"); !strings.Contains(out, "hello") || !strings.Contains(out, "system") {
 		t.Fatalf("cache list: %q", out)
 	}
@@ -137,7 +149,7 @@ func TestGuides(t *testing.T) {
 		t.Fatalf("hello-user on the private system cache: %d", st)
 	}
 	admin := strings.TrimSpace(runIn(t, work, nil, garretd, "make-token", "-f", s.config, "--sub", "admin", "--validity", "1 hour", "--cluster-admin"))
-	runIn(t, work, clientEnv(nixosHome), garret, "login", "admin", url, admin)
+	g("login", "admin", url, admin)
 	g("token", "revoke", "--server", "admin", vars["$FLY"])
 	if st := status(t, s.url+"system/nix-cache-info", vars["$FLY"]); st != 401 {
 		t.Fatalf("revoked token still pulls: %d", st)
@@ -166,7 +178,7 @@ func status(t *testing.T, url, tok string) int {
 func buildEnv(t *testing.T) []string {
 	conf := strings.Join([]string{
 		"experimental-features = nix-command", "sandbox = false", "build-users-group =",
-		"narinfo-cache-negative-ttl = 0", "narinfo-cache-positive-ttl = 0", "connect-timeout = 1",
+		"connect-timeout = 1", // the user's nix.conf lists cache.nixos.org, which this machine cannot reach
 	}, "\n")
 	return []string{"NIX_CONFIG=" + conf, "XDG_CACHE_HOME=" + filepath.Join(t.TempDir(), "cache")}
 }

@@ -15,9 +15,15 @@ import (
 	"testing"
 )
 
-// nixEnv is the environment for nix commands: single-user as root, no
-// sandbox, no default substituters, no narinfo caching, and a netrc with the
-// token (Nix sends it as the Basic password).
+// hostNix is Debian 12's Nix on this machine, the client of the tests that
+// run only one Nix (the cluster tests, on the emulated hosts).
+var hostNix = nixClient{name: "nix-2.8"}
+
+// nixEnv is nix as a user on this machine runs it: single-user as root, no
+// sandbox, no default substituters (this machine has no internet), a netrc
+// with the token (Nix sends it as the Basic password), and otherwise Nix's
+// defaults — its narinfo disk cache included (positive TTL 30 days), in a
+// test-local XDG_CACHE_HOME.
 func nixEnv(t *testing.T, serverURL, tok string) []string {
 	t.Helper()
 	dir := t.TempDir()
@@ -31,21 +37,20 @@ func nixEnv(t *testing.T, serverURL, tok string) []string {
 		"sandbox = false",
 		"build-users-group =",
 		"substituters =",
-		"narinfo-cache-negative-ttl = 0",
-		"narinfo-cache-positive-ttl = 0",
 		"netrc-file = " + netrc,
 	}, "\n")
-	return []string{"NIX_CONFIG=" + conf, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+	return []string{"NIX_CONFIG=" + conf, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "HOME=" + dir}
 }
 
-// buildClosure builds a fresh two-path closure (top references dep; dep holds
-// ~600 KB so it is chunked) and returns both store paths.
-func buildClosure(t *testing.T, env []string) (top, dep string) {
+// buildClosure builds a fresh two-path closure with nc: top references dep,
+// whose name starts with "." (valid since Nix 2.4) and which holds ~600 KB so
+// it is chunked. It returns both store paths.
+func buildClosure(t *testing.T, nc nixClient, env []string) (top, dep string) {
 	t.Helper()
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	expr := fmt.Sprintf(`let
-  dep = builtins.derivation { name = "garret-e2e-dep"; system = builtins.currentSystem; builder = "/bin/sh";
+  dep = builtins.derivation { name = ".garret-e2e-dep"; system = builtins.currentSystem; builder = "/bin/sh";
     args = ["-c" "/bin/mkdir $out; echo %[1]s > $out/nonce; /usr/bin/seq 1 100000 > $out/numbers"]; };
 in builtins.derivation { name = "garret-e2e-top"; system = builtins.currentSystem; builder = "/bin/sh";
     args = ["-c" "/bin/mkdir $out; echo ${dep} > $out/dep; /bin/ln -s ${dep}/numbers $out/numbers"]; }
@@ -54,9 +59,9 @@ in builtins.derivation { name = "garret-e2e-top"; system = builtins.currentSyste
 	if err := os.WriteFile(file, []byte(expr), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	top = strings.TrimSpace(run(t, env, "nix-build", file, "--no-out-link"))
-	refs := strings.Fields(run(t, env, "nix-store", "-q", "--references", top))
-	if len(refs) != 1 {
+	top = strings.TrimSpace(nc.run(t, env, "nix-build", file, "--no-out-link"))
+	refs := strings.Fields(nc.run(t, env, "nix-store", "-q", "--references", top))
+	if len(refs) != 1 || !strings.Contains(refs[0], "-.garret-e2e-dep") {
 		t.Fatalf("closure of %s: references %v", top, refs)
 	}
 	return top, refs[0]
@@ -108,42 +113,132 @@ func substitute(t *testing.T, run func(env []string, name string, args ...string
 		"--option", "substituters", cacheURL,
 		"--option", "trusted-public-keys", publicKey,
 		"--option", "require-sigs", "true")
-	got, err := os.ReadFile(filepath.Join(store, top, "dep"))
+	checkClosure(t, filepath.Join(store, top), filepath.Join(store, dep), dep)
+}
+
+// checkClosure checks the files of a substituted closure (paths on this machine).
+func checkClosure(t *testing.T, topDir, depDir, dep string) {
+	t.Helper()
+	got, err := os.ReadFile(filepath.Join(topDir, "dep"))
 	if err != nil || strings.TrimSpace(string(got)) != dep {
-		t.Fatalf("substituted %s/dep = %q, %v; want %s", top, got, err, dep)
+		t.Fatalf("substituted %s/dep = %q, %v; want %s", topDir, got, err, dep)
 	}
-	if _, err := os.Stat(filepath.Join(store, dep, "numbers")); err != nil {
+	if _, err := os.Stat(filepath.Join(depDir, "numbers")); err != nil {
 		t.Fatalf("reference %s was not substituted: %v", dep, err)
 	}
 }
 
-func TestNix_CopyAndSubstitute(t *testing.T) {
-	requireNix(t)
+// clientKey makes a signing key pair with nc, as a user signing their own
+// uploads (`nix copy --to 'URL?secret-key=FILE'`) would.
+func clientKey(t *testing.T, nc nixClient, env []string) (secretFile, publicKey string) {
+	t.Helper()
+	secretFile = filepath.Join(t.TempDir(), "client.sk")
+	sk := nc.run(t, env, "nix", "key", "generate-secret", "--key-name", "client-1")
+	if err := os.WriteFile(secretFile, []byte(sk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pubFile := secretFile + ".in"
+	if err := os.WriteFile(pubFile, []byte(sk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publicKey = strings.TrimSpace(nc.run(t, env, "/bin/sh", "-c", "nix key convert-secret-to-public < "+pubFile))
+	return secretFile, publicKey
+}
+
+// deleteClosure removes a closure from nc's store, as a user's GC would.
+func deleteClosure(t *testing.T, nc nixClient, env []string, top, dep string) {
+	t.Helper()
+	nc.run(t, env, "nix-store", "--delete", top, dep)
+	if _, err := os.Stat(nc.file(top)); err == nil {
+		t.Fatalf("%s is still in the store after nix-store --delete", top)
+	}
+}
+
+// nixCompressions is every compression Nix writes here (lzop, grzip and
+// lrzip need external programs Nix cannot find either); "" is the default, xz.
+var nixCompressions = []string{"", "zstd", "bzip2", "gzip", "none"}
+
+// TestNix_PushDeleteSubstitute is the first hour of a user, with each Nix
+// and every compression, on Nix's default settings: push a closure, delete it
+// from the store, substitute it back on the same machine — once through the
+// README's upload URL (/upload/CACHE), once to the substituter URL itself
+// with the client signing its uploads (Nix then remembers its own narinfo and
+// downloads the NAR at its own URL, in its own compression). Then the cache
+// as a store: nix path-info and nix store verify.
+func TestNix_PushDeleteSubstitute(t *testing.T) {
 	s := newServer(t)
 	all := "*"
 	tok := s.makeToken("--sub", "e2e", "--validity", "1 hour", "--pull", all, "--push", all,
 		"--create-cache", all, "--configure-cache", all, "--destroy-cache", all)
+	forEachNix(t, func(t *testing.T, nc nixClient) {
+		env := nixEnv(t, s.url, tok)
+		secretKey, clientPub := clientKey(t, nc, env)
+		for _, comp := range nixCompressions {
+			name := comp
+			if name == "" {
+				name = "default"
+			}
+			t.Run(name, func(t *testing.T) {
+				cache := strings.NewReplacer(".", "", "nix-", "n").Replace(nc.name) + "-" + name
+				key := createCache(t, s, tok, cache)
+				withParams := func(u string, params ...string) string {
+					if comp != "" {
+						params = append(params, "compression="+comp)
+					}
+					if len(params) == 0 {
+						return u
+					}
+					return u + "?" + strings.Join(params, "&")
+				}
+
+				// The README's flow: push to the upload URL, substitute from the cache.
+				top, dep := buildClosure(t, nc, env)
+				nc.run(t, env, "nix", "copy", "--to", withParams(s.url+"upload/"+cache), top)
+				deleteClosure(t, nc, env, top, dep)
+				nc.run(t, env, "nix-store", "-r", top, "--option", "substituters", s.url+cache, "--option", "trusted-public-keys", key)
+				checkClosure(t, nc.file(top), nc.file(dep), dep)
+
+				// A client that signs its uploads pushes to the substituter URL.
+				signed := cache + "-signed"
+				skey := createCache(t, s, tok, signed)
+				stop, sdep := buildClosure(t, nc, env)
+				nc.run(t, env, "nix", "copy", "--to", withParams(s.url+signed, "secret-key="+secretKey), stop)
+				deleteClosure(t, nc, env, stop, sdep)
+				nc.run(t, env, "nix-store", "-r", stop, "--option", "substituters", s.url+signed, "--option", "trusted-public-keys", clientPub+" "+skey)
+				checkClosure(t, nc.file(stop), nc.file(sdep), sdep)
+
+				// The cache as a store: path info, and every signature and byte checked.
+				if out := nc.run(t, env, "nix", "path-info", "--store", s.url+cache, top); strings.TrimSpace(out) != top {
+					t.Fatalf("nix path-info --store: %q", out)
+				}
+				nc.run(t, env, "nix", "store", "verify", "--store", s.url+cache, "--sigs-needed", "1",
+					"--option", "trusted-public-keys", key, top, dep)
+			})
+		}
+	})
+}
+
+// TestNix_RestartAndPullOnly: after a restart the catalog and chunks are
+// still there, and a pull-only token substitutes but cannot push.
+func TestNix_RestartAndPullOnly(t *testing.T) {
+	requireNix(t)
+	s := newServer(t)
+	all := "*"
+	tok := s.makeToken("--sub", "e2e", "--validity", "1 hour", "--pull", all, "--push", all, "--create-cache", all)
 	env := nixEnv(t, s.url, tok)
-	top, dep := buildClosure(t, env)
+	top, dep := buildClosure(t, hostNix, env)
+	key := createCache(t, s, tok, "kept")
+	hostNix.run(t, env, "nix", "copy", "--to", s.url+"upload/kept?compression=zstd", top)
 
-	keys := map[string]string{}
-	for _, c := range []struct{ cache, compression string }{
-		{"zstdcache", "zstd"}, {"xzcache", "xz"}, {"bz2cache", "bzip2"}, {"gzcache", "gzip"}, {"plaincache", "none"},
-	} {
-		keys[c.cache] = createCache(t, s, tok, c.cache)
-		run(t, env, "nix", "copy", "--to", s.url+c.cache+"?compression="+c.compression, top)
-		substitute(t, local(t), env, s.url+c.cache, keys[c.cache], top, dep)
-	}
-
-	// After a restart the catalog and chunks are still there.
 	s.stop()
 	s.start()
-	for cache, key := range keys {
-		substitute(t, local(t), env, s.url+cache, key, top, dep)
-	}
+	substitute(t, hostNix.local(t), nixEnv(t, s.url, tok), s.url+"kept", key, top, dep)
 
-	// A pull-only token can substitute but not push.
-	pull := s.makeToken("--sub", "reader", "--validity", "1 hour", "--pull", "zstdcache")
+	pull := s.makeToken("--sub", "reader", "--validity", "1 hour", "--pull", "kept")
 	penv := nixEnv(t, s.url, pull)
-	substitute(t, local(t), penv, s.url+"zstdcache", keys["zstdcache"], top, dep)
+	substitute(t, hostNix.local(t), penv, s.url+"kept", key, top, dep)
+	top2, _ := buildClosure(t, hostNix, penv)
+	if out := hostNix.fails(t, penv, "nix", "copy", "--to", s.url+"upload/kept", top2); !strings.Contains(out, "40") {
+		t.Fatalf("a pull-only token pushed, or failed oddly:\n%s", out)
+	}
 }

@@ -61,23 +61,32 @@ func forEachNix(t *testing.T, fn func(t *testing.T, nc nixClient)) {
 	}
 }
 
-// chrootScript enters the chroot: $1 the chroot, $2 the temp dir, then the command.
-const chrootScript = `r=$1; tmp=$2; shift 2
-mount --rbind /dev "$r/dev" && mount -t proc proc "$r/proc" && mkdir -p "$r$tmp" && mount --rbind "$tmp" "$r$tmp" && exec chroot "$r" "$@"`
+// chrootScript enters the chroot: $1 the chroot, $2 the temp dir, $3 the
+// working directory, then the command.
+const chrootScript = `r=$1; tmp=$2; wd=$3; shift 3
+mount --rbind /dev "$r/dev" && mount -t proc proc "$r/proc" && mkdir -p "$r$tmp" && mount --rbind "$tmp" "$r$tmp" &&
+exec chroot "$r" /bin/sh -c 'cd "$0" && exec "$@"' "$wd" "$@"`
 
 // argv returns the command line that runs name with args in this client's
-// environment.
-func (nc nixClient) argv(name string, args ...string) []string {
+// environment, in directory dir ("" = the caller's, or / in the chroot).
+func (nc nixClient) argv(dir, name string, args ...string) []string {
 	if nc.root == "" {
 		return append([]string{name}, args...)
 	}
-	return append([]string{"unshare", "-m", "--", "/bin/sh", "-c", chrootScript, "sh", nc.root, os.TempDir(), name}, args...)
+	if dir == "" {
+		dir = "/"
+	}
+	return append([]string{"unshare", "-m", "--", "/bin/sh", "-c", chrootScript, "sh", nc.root, os.TempDir(), dir, name}, args...)
 }
 
-// command is exec.CommandContext for this client on this machine.
-func (nc nixClient) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	a := nc.argv(name, args...)
-	return exec.CommandContext(ctx, a[0], a[1:]...)
+// command is exec.CommandContext for this client on this machine, in dir.
+func (nc nixClient) command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
+	a := nc.argv(dir, name, args...)
+	cmd := exec.CommandContext(ctx, a[0], a[1:]...)
+	if nc.root == "" {
+		cmd.Dir = dir
+	}
+	return cmd
 }
 
 // run executes a command with this client, failing the test on error.
@@ -85,7 +94,15 @@ func (nc nixClient) run(t *testing.T, env []string, name string, args ...string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	return execute(t, nc.command(ctx, name, args...), env)
+	return execute(t, nc.command(ctx, "", name, args...), env)
+}
+
+// runIn is run in a working directory.
+func (nc nixClient) runIn(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	return execute(t, nc.command(ctx, dir, name, args...), env)
 }
 
 // fails executes a command that must fail, and returns its combined output.
@@ -93,7 +110,7 @@ func (nc nixClient) fails(t *testing.T, env []string, name string, args ...strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := nc.command(ctx, name, args...)
+	cmd := nc.command(ctx, "", name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -51,7 +51,7 @@ func TestWatchStore(t *testing.T) {
 	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
 	time.Sleep(300 * time.Millisecond) // let the watch start before the build
 
-	top, _ := buildClosure(t, nixEnv(t, s.url, tok))
+	top, _ := buildClosure(t, hostNix, nixEnv(t, s.url, tok))
 	hash := filepath.Base(top)[:32]
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -65,7 +65,6 @@ func TestLoad_Errors(t *testing.T) {
 		"no key":               `listen = "x"`,
 		"two keys":             "[jwt.signing]\ntoken-hs256-secret-base64 = \"c2VjcmV0\"\ntoken-rs256-pubkey-base64 = \"c2VjcmV0\"\n",
 		"bad base64":           "[jwt.signing]\ntoken-hs256-secret-base64 = \"!!!\"\n",
-		"api-endpoint slash":   "api-endpoint = \"https://x\"\n" + hs,
 		"unknown top-level":    "lsiten = \"x\"\n" + hs,
 		"bad compression":      "[compression]\ntype = \"lz4\"\n" + hs,
 		"bad chunking":         "[chunking]\nmin-size = 100000\n" + hs,
@@ -79,6 +78,25 @@ func TestLoad_Errors(t *testing.T) {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestLoad_EndpointWithoutSlash(t *testing.T) {
+	c, err := Load(write(t, "api-endpoint = \"https://cache.example.com/attic\"\nsubstituter-endpoint = \"https://nix.example.com\"\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIEndpoint != "https://cache.example.com/attic/" || c.SubstituterEndpoint != "https://nix.example.com/" {
+		t.Fatalf("endpoints %q %q", c.APIEndpoint, c.SubstituterEndpoint)
+	}
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], `api-endpoint "https://cache.example.com/attic" does not end with a slash: using "https://cache.example.com/attic/"`) ||
+		!strings.Contains(c.Warnings[1], "substituter-endpoint") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+	// With the slash: as written, no warning.
+	c, err = Load(write(t, "api-endpoint = \"https://cache.example.com/\"\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.APIEndpoint != "https://cache.example.com/" || len(c.Warnings) != 0 {
+		t.Fatalf("with slash: %q %q %v", c.APIEndpoint, c.Warnings, err)
 	}
 }
 

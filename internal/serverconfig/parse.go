@@ -106,11 +106,8 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 	if f.MaxNarInfoSize != nil {
 		c.MaxNarInfoSize = *f.MaxNarInfoSize
 	}
-	for key, v := range map[string]string{"api-endpoint": c.APIEndpoint, "substituter-endpoint": c.SubstituterEndpoint} {
-		if v != "" && !strings.HasSuffix(v, "/") {
-			return nil, fmt.Errorf("%s %q must end with a slash", key, v)
-		}
-	}
+	c.APIEndpoint = c.withSlash("api-endpoint", c.APIEndpoint)
+	c.SubstituterEndpoint = c.withSlash("substituter-endpoint", c.SubstituterEndpoint)
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(xdg(getenv, "XDG_DATA_HOME", filepath.Join(".local", "share")), "garret")
 	}
@@ -127,6 +124,18 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	return c, c.setCluster(&f, getenv)
+}
+
+// withSlash appends the slash an endpoint must end with. Attic accepts the
+// endpoint as written and appends the cache name to it, so a missing slash
+// gives clients URLs such as https://cache.example.comhello; Garret fixes it
+// and says so.
+func (c *Config) withSlash(key, v string) string {
+	if v == "" || strings.HasSuffix(v, "/") {
+		return v
+	}
+	c.Warnings = append(c.Warnings, fmt.Sprintf("%s %q does not end with a slash: using %q (Attic would append cache names to it as written)", key, v, v+"/"))
+	return v + "/"
 }
 
 func (c *Config) setChunking(f *file) error {

@@ -100,6 +100,21 @@ func TestLoad_EndpointWithoutSlash(t *testing.T) {
 	}
 }
 
+func TestLoad_NarSizeThresholdZero(t *testing.T) {
+	c, err := Load(write(t, "[chunking]\nnar-size-threshold = 0\nmin-size = 16384\navg-size = 65536\nmax-size = 262144\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chunking.NarSizeThreshold != 0 || len(c.Warnings) != 1 ||
+		!strings.Contains(c.Warnings[0], "nar-size-threshold = 0 (Attic: store new NARs unchunked) acts as 1") ||
+		!strings.Contains(c.Warnings[0], "still deduplicated") {
+		t.Fatalf("threshold %d, warnings %q", c.Chunking.NarSizeThreshold, c.Warnings)
+	}
+	if c, err := Load(write(t, "[chunking]\nnar-size-threshold = 1\n"+hs), env(map[string]string{"HOME": "/h"})); err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("threshold 1: %q %v", c.Warnings, err)
+	}
+}
+
 func TestLoad_ClusterVoters(t *testing.T) {
 	for text, want := range map[string]int{hs: 3, "[cluster]\nvoters = 3\n" + hs: 3, "[cluster]\nvoters = 5\n" + hs: 5} {
 		c, err := Load(write(t, text), env(map[string]string{"HOME": "/h"}))

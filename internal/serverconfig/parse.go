@@ -151,6 +151,14 @@ func (c *Config) setChunking(f *file) error {
 	if ch.MinSize < 64 || ch.MinSize > ch.AvgSize || ch.AvgSize > ch.MaxSize || ch.NarSizeThreshold < 0 {
 		return fmt.Errorf("[chunking] needs 64 <= min-size <= avg-size <= max-size and nar-size-threshold >= 0, got %+v", ch)
 	}
+	if ch.NarSizeThreshold == 0 {
+		// Attic stores each new NAR as one object then. A NAR in one chunk
+		// cannot be done here (a chunk is at most 64 MiB and is buffered in
+		// memory), and the reason to want it does not exist.
+		c.Warnings = append(c.Warnings, "[chunking] nar-size-threshold = 0 (Attic: store new NARs unchunked) acts as 1 in Garret: "+
+			"every NAR is cut into content-defined chunks of min-size to max-size bytes, stored in Garret's own segment files, "+
+			"so Attic's reason for turning chunking off (many small objects in S3 and rows in the database) does not apply, and every NAR is still deduplicated")
+	}
 	return nil
 }
 

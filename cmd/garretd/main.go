@@ -97,6 +97,10 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	if f.mode == "check-config" {
+		// The checks node.New runs first, so a config that passes starts.
+		if err := node.CheckConfig(cfg); err != nil {
+			return err
+		}
 		fmt.Printf("config %s is valid\n", cfg.Path)
 		return nil
 	}

@@ -100,7 +100,7 @@ func newPlan(cfg Config) (*plan, error) {
 	}
 	p.api = api.DefaultConfig()
 	p.api.APIEndpoint, p.api.SubstituterEndpoint, p.api.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
-	p.api.MaxNarInfoSize = int64(sc.MaxNarInfoSize)
+	p.api.MaxNarInfoSize, p.api.SoftDeleteCaches = int64(sc.MaxNarInfoSize), sc.SoftDeleteCaches
 
 	// Gossip, when configured.
 	if p.gossip, err = splitGossip(sc.Cluster); err != nil {

@@ -58,3 +58,18 @@ func TestCheckConfig_FailsAsNewDoes(t *testing.T) {
 		t.Fatalf("16 MiB chunks: %v", err)
 	}
 }
+
+// TestPlan_PassesSoftDeleteToTheAPI: soft-delete-caches reaches the API,
+// which puts it in the destroy command.
+func TestPlan_PassesSoftDeleteToTheAPI(t *testing.T) {
+	for _, soft := range []bool{true, false} {
+		extra := ""
+		if soft {
+			extra = "soft-delete-caches = true"
+		}
+		p, err := newPlan(Config{Server: configWith(t, t.TempDir(), extra)})
+		if err != nil || p.api.SoftDeleteCaches != soft {
+			t.Fatalf("soft-delete-caches = %v: api config %+v, %v", soft, p.api, err)
+		}
+	}
+}

@@ -22,9 +22,15 @@ func (c *Catalog) ConfigureCache(ctx context.Context, name nixid.CacheName, p Ca
 	return err
 }
 
-// DestroyCache removes a cache with all its objects and files.
-func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName) error {
-	_, err := c.propose(ctx, command{Type: cmdDestroyCache, Name: name})
+// DestroyCache removes a cache with all its objects and files; with
+// SoftDelete its name stays taken for good. ErrNoSuchCache if it is missing
+// (or was soft-deleted before).
+func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName, how Deletion) error {
+	cmd := command{Type: cmdDestroyCache, Name: name}
+	if how == SoftDelete {
+		cmd.Tombstone, cmd.DeletedAt = true, time.Now().UTC()
+	}
+	_, err := c.propose(ctx, cmd)
 	return err
 }
 

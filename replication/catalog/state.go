@@ -30,6 +30,10 @@ func filePrefix(c nixid.CacheName) []byte        { return []byte("f/" + string(c
 func fileKey(c nixid.CacheName, n string) []byte { return append(filePrefix(c), n...) }
 func revokedKey(jti string) []byte               { return []byte("r/" + jti) }
 
+// tombstoneKey marks the name of a soft-deleted cache (soft-delete-caches):
+// it can never be created again.
+func tombstoneKey(name nixid.CacheName) []byte { return []byte("t/" + string(name)) }
+
 // prefixEnd is the first key after every key with prefix p.
 func prefixEnd(p []byte) []byte {
 	end := append([]byte{}, p...)

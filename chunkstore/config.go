@@ -20,6 +20,9 @@ var (
 	ErrCorrupt = errors.New("chunkstore: corrupt chunk")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("chunkstore: closed")
+	// ErrInUse: another process has the store open (it holds pebble's lock
+	// on the index).
+	ErrInUse = errors.New("chunkstore: in use by another process")
 )
 
 // MissingChunksError lists the chunks of a manifest that are not local.

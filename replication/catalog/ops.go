@@ -123,10 +123,7 @@ func (c *Catalog) IsRevoked(jti string) bool {
 
 // ForEachManifest visits the manifest of every object and file.
 func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
-	if err := scan(c.fsm.st, []byte("o/"), func(o Object) error { return fn(o.Manifest) }); err != nil {
-		return err
-	}
-	return scan(c.fsm.st, []byte("f/"), func(f File) error { return fn(f.Manifest) })
+	return forEachManifest(c.fsm.st, fn)
 }
 
 // ClusterID is the identity recorded when the cluster was bootstrapped ("" on

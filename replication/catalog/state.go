@@ -53,15 +53,20 @@ func openState(dir string) (*state, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	name := "state"
-	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
-		name = strings.TrimSpace(string(b))
-	}
-	db, err := openPebble(filepath.Join(dir, name))
+	db, err := openPebble(livePath(dir))
 	if err != nil {
 		return nil, err
 	}
 	return &state{dir: dir, db: db}, nil
+}
+
+// livePath is the state directory the CURRENT pointer in dir names.
+func livePath(dir string) string {
+	name := "state"
+	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
+		name = strings.TrimSpace(string(b))
+	}
+	return filepath.Join(dir, name)
 }
 
 func openPebble(path string) (*pebble.DB, error) {

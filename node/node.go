@@ -31,7 +31,7 @@ type Config struct {
 	FastTimings bool
 	// SweepGrace is how long an unreferenced chunk or manifest survives before
 	// the GC sweep may delete it; longer than the longest upload and the
-	// staging TTL. Default 6h.
+	// staging TTL. Default DefaultSweepGrace.
 	SweepGrace time.Duration
 	// DeadVoterTimeout is how long gossip must have shown a voter gone
 	// before the leader removes it from Raft and gives its vote to a live
@@ -75,7 +75,7 @@ func New(cfg Config) (_ *Node, err error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.SweepGrace <= 0 {
-		cfg.SweepGrace = 6 * time.Hour
+		cfg.SweepGrace = DefaultSweepGrace
 	}
 	if cfg.DeadVoterTimeout <= 0 {
 		cfg.DeadVoterTimeout = 30 * time.Second

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -19,10 +20,35 @@ import (
 )
 
 func main() {
-	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "garretd: "+err.Error())
+	name, root := "garretd", rootCmd()
+	if base := filepath.Base(os.Args[0]); adminNames[base] {
+		name, root = base, adminCmd(base)
+	}
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, name+": "+err.Error())
 		os.Exit(1)
 	}
+}
+
+// adminNames are the names under which garretd is its admin tool, as
+// atticadm is Attic's (and atticd-atticadm the NixOS module's wrapper):
+// `make build` links bin/garretadm to garretd.
+var adminNames = map[string]bool{"garretadm": true, "atticadm": true, "garretd-garretadm": true, "atticd-atticadm": true}
+
+// adminCmd is the admin command set: atticadm's make-token, with atticadm's
+// global -f/--config.
+func adminCmd(name string) *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:           name,
+		Short:         "Garret server administration (atticadm's commands; the same as `garretd make-token`)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	cmd.PersistentFlags().StringVarP(&config, "config", "f", "", "path to server.toml (default: as garretd finds it)")
+	cmd.AddCommand(makeTokenCmd(&config))
+	return cmd
 }
 
 type serveFlags struct {

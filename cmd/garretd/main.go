@@ -117,6 +117,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Origin != "" {
+		log.Info(cfg.Origin)
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w, "config", cfg.Path)
 	}

@@ -139,6 +139,44 @@ func TestLoad_EnvBase64AndMissing(t *testing.T) {
 	}
 }
 
+// TestLoad_AtticConfigWhenGarretHasNone: without -f, a config variable or
+// Garret's own file, atticd's $XDG_CONFIG_HOME/attic/server.toml is used
+// (its signing key keeps Attic's tokens valid) and Origin says why.
+func TestLoad_AtticConfigWhenGarretHasNone(t *testing.T) {
+	attic := "listen = \"127.0.0.1:9\"\n[database]\nurl = \"sqlite:///x\"\n[jwt.signing]\ntoken-hs256-secret-base64 = \"YXR0aWMtc2VjcmV0\"\n"
+	home, xdgHome := t.TempDir(), t.TempDir()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		dir  string // where Attic's config is
+		want string
+	}{
+		"~/.config":        {map[string]string{"HOME": home}, filepath.Join(home, ".config"), filepath.Join(home, ".config", "attic", "server.toml")},
+		"$XDG_CONFIG_HOME": {map[string]string{"HOME": home, "XDG_CONFIG_HOME": xdgHome}, xdgHome, filepath.Join(xdgHome, "attic", "server.toml")},
+	} {
+		if err := os.MkdirAll(filepath.Join(tc.dir, "attic"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tc.dir, "attic", "server.toml"), []byte(attic), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load("", env(tc.env))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.Path != tc.want || string(c.Token.HS256Secret) != "attic-secret" || c.Listen != "127.0.0.1:9" ||
+			!strings.Contains(c.Origin, "no Garret config at "+DefaultPath(env(tc.env))+": using Attic's "+tc.want) {
+			t.Fatalf("%s: path %s, origin %q, config %+v", name, c.Path, c.Origin, c)
+		}
+		// Garret's own config wins, and then nothing is said.
+		if _, err := WriteDefault(DefaultPath(env(tc.env)), env(tc.env)); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := Load("", env(tc.env)); err != nil || c.Path != DefaultPath(env(tc.env)) || c.Origin != "" {
+			t.Fatalf("%s: with a Garret config: %s %q %v", name, c.Path, c.Origin, err)
+		}
+	}
+}
+
 func TestWriteDefault_RoundTrip(t *testing.T) {
 	home := t.TempDir()
 	e := env(map[string]string{"HOME": home})

@@ -103,7 +103,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 
 	// 2. Local chunk store.
-	if n.store, err = chunkstore.Open(p.store, n.log.With("component", "chunkstore")); err != nil {
+	if n.store, err = chunkstore.Open(p.store, n.log.With("component", "chunkstore")); errors.Is(err, chunkstore.ErrInUse) {
+		return nil, fmt.Errorf("%w: another garretd process (a node or a garbage collector) holds %s", ErrDataDirInUse, sc.DataDir)
+	} else if err != nil {
 		return nil, fmt.Errorf("node: chunk store: %w", err)
 	}
 

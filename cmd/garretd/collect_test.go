@@ -39,6 +39,8 @@ func TestGarbageCollectorModes(t *testing.T) {
 	// Periodic: a pass at once, then every interval, until SIGTERM.
 	gc := command(t, "garretd", nil, "-f", cfg, "--mode", "garbage-collector")
 	out := startUntil(t, gc, "garbage collector started")
+	_, stderr, code = run(t, command(t, "garretd", nil, "-f", cfg))
+	oneLine(t, "a node beside the garbage collector", stderr, code, "node: data dir in use: another garretd process (a node or a garbage collector) holds "+dataDir)
 	waitFor(t, out, "two sweeps", func(s string) bool { return strings.Count(s, `msg="gc sweep"`) >= 2 })
 	if err := gc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -11,8 +11,10 @@ TEST_TAGS := pebblegozstd
 
 all: build
 
+# bin/garretadm is garretd under atticadm's role: `garretadm make-token …`.
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/...
+	ln -sfn garretd $(BIN)/garretadm
 
 run: build
 	$(BIN)/garretd

@@ -197,7 +197,9 @@ func (s *Server) configureCache(w http.ResponseWriter, r *http.Request) error {
 	return catalogError(s.catalog.ConfigureCache(r.Context(), name, p))
 }
 
-// destroyCache is DELETE /_api/v1/cache-config/{cache}; needs cd.
+// destroyCache is DELETE /_api/v1/cache-config/{cache}; needs cd. With
+// soft-delete-caches the name stays taken (Attic's CacheAlreadyExists on a
+// later create).
 func (s *Server) destroyCache(w http.ResponseWriter, r *http.Request) error {
 	name, err := parseCacheName(r)
 	if err != nil {
@@ -206,7 +208,11 @@ func (s *Server) destroyCache(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.authorize(r, name, needDestroy); err != nil {
 		return err
 	}
-	return catalogError(s.catalog.DestroyCache(r.Context(), name))
+	how := catalog.HardDelete
+	if s.cfg.SoftDeleteCaches {
+		how = catalog.SoftDelete
+	}
+	return catalogError(s.catalog.DestroyCache(r.Context(), name, how))
 }
 
 // pathsRequest decodes the {"cache","store_path_hashes"} body that

@@ -38,6 +38,12 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, DefaultConfig())
+}
+
+// newTestEnvWith is newTestEnv with an API config of the test's choosing.
+func newTestEnvWith(t *testing.T, ac Config) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -79,7 +85,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(DefaultConfig(), cat, store, auth, log)
+	s := New(ac, cat, store, auth, log)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth, api: s}

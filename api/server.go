@@ -25,7 +25,7 @@ import (
 type Catalog interface {
 	CreateCache(ctx context.Context, c catalog.Cache) error
 	ConfigureCache(ctx context.Context, name nixid.CacheName, p catalog.CachePatch) error
-	DestroyCache(ctx context.Context, name nixid.CacheName) error
+	DestroyCache(ctx context.Context, name nixid.CacheName, how catalog.Deletion) error
 	PutObject(ctx context.Context, o catalog.Object) error
 	DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error)
 	PutFile(ctx context.Context, f catalog.File) error
@@ -106,6 +106,7 @@ type Config struct {
 	SubstituterEndpoint string   // Attic's substituter-endpoint; "" = APIEndpoint
 	AllowedHosts        []string // exact Host header values; empty = any
 	MaxNarInfoSize      int64    // upload-info header/preamble and narinfo PUT cap
+	SoftDeleteCaches    bool     // Attic's soft-delete-caches: a destroyed cache's name is never reused
 	MaxJSONSize         int64    // JSON request bodies
 	StagingTTL          time.Duration
 	MaxStaged           int

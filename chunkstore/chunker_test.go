@@ -48,6 +48,29 @@ func TestIngest_ChunkBoundaries(t *testing.T) {
 	}
 }
 
+// TestIngest_ThresholdZeroChunksEverything: nar-size-threshold = 0 (Attic:
+// no chunking) cuts every NAR exactly as a threshold of 1 does.
+func TestIngest_ThresholdZeroChunksEverything(t *testing.T) {
+	open := func(threshold int) *Store {
+		cfg := testConfig(t.TempDir())
+		cfg.NarSizeThreshold = threshold
+		return openTest(t, cfg)
+	}
+	zero, one := open(0), open(1)
+	for _, n := range []int{1, 100, 64 << 10, 1 << 20} {
+		data := testData(uint64(n), n)
+		a, b := chunkIDs(t, zero, data), chunkIDs(t, one, data)
+		if len(a) != len(b) || (n >= 1<<20 && len(a) < 2) {
+			t.Fatalf("%d bytes: %d chunks with threshold 0, %d with 1", n, len(a), len(b))
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%d bytes: chunk %d differs between thresholds 0 and 1", n, i)
+			}
+		}
+	}
+}
+
 func TestIngest_ChunksAreContentDefined(t *testing.T) {
 	s := newTestStore(t)
 	base := testData(8, 4<<20)

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -19,6 +20,9 @@ var (
 	ErrCorrupt = errors.New("chunkstore: corrupt chunk")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("chunkstore: closed")
+	// ErrInUse: another process has the store open (it holds pebble's lock
+	// on the index).
+	ErrInUse = errors.New("chunkstore: in use by another process")
 )
 
 // MissingChunksError lists the chunks of a manifest that are not local.
@@ -95,8 +99,12 @@ func (c Config) Validate() error {
 	case c.MaxChunksInFlight < 1:
 		return errors.New("chunkstore: MaxChunksInFlight < 1")
 	case c.MaxBytesInFlight < 2*int64(sizeClass(c.maxChunk())):
-		return fmt.Errorf("chunkstore: MaxBytesInFlight %d must hold two of the largest chunk buffers (%d)",
-			c.MaxBytesInFlight, 2*sizeClass(c.maxChunk()))
+		fits := 0 // the largest buffer size of which two fit
+		if half := c.MaxBytesInFlight / 2; half > 0 {
+			fits = 1 << (bits.Len64(uint64(half)) - 1)
+		}
+		return fmt.Errorf("chunkstore: chunks of up to %d bytes (MaxSize, NarSizeThreshold-1) need MaxBytesInFlight >= %d, got %d (it takes chunks up to %d bytes)",
+			c.maxChunk(), 2*sizeClass(c.maxChunk()), c.MaxBytesInFlight, fits)
 	case c.CacheSize < 1<<20:
 		return errors.New("chunkstore: CacheSize below 1 MiB")
 	case c.SegmentSize < int64(c.maxChunk())*2:

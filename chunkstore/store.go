@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -73,7 +75,9 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log},
 	})
-	if err != nil {
+	if lockHeld(err) {
+		return nil, fmt.Errorf("%w (%s: %v)", ErrInUse, cfg.Dir, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("chunkstore: open index in %s: %w", cfg.Dir, err)
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
@@ -96,6 +100,14 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	log.Debug("chunkstore open", "dir", cfg.Dir, "segments", len(segs.list()))
 	return s, nil
+}
+
+// lockHeld reports whether err is pebble failing to take its directory lock
+// because another process holds it (fcntl F_SETLK answers EAGAIN or EACCES;
+// a path error is something else, such as a permission problem).
+func lockHeld(err error) bool {
+	var pe *fs.PathError
+	return (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)) && !errors.As(err, &pe)
 }
 
 // Close waits for running operations, stops the workers and closes the

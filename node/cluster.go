@@ -3,9 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
-	"net"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,29 +19,18 @@ import (
 
 // startGossip joins the memberlist cluster when [cluster] asks for gossip.
 func (n *Node) startGossip(ctx context.Context, peerID string) error {
-	cc := n.cfg.Server.Cluster
-	if cc.GossipListen == "" && len(cc.Join) == 0 {
+	cc, g := n.cfg.Server.Cluster, n.plan.gossip
+	if g == nil {
 		return nil // a lone node without gossip
 	}
-	host, portText, err := net.SplitHostPort(orDefault(cc.GossipListen, "127.0.0.1:0"))
-	if err != nil {
-		return err
-	}
-	port, _ := strconv.Atoi(portText)
 	mc := membership.Config{
-		NodeName: orDefault(cc.NodeName, peerID), BindAddr: host, BindPort: port, WAN: !n.cfg.FastTimings,
+		NodeName: orDefault(cc.NodeName, peerID), BindAddr: g.bindHost, BindPort: g.bindPort, WAN: !n.cfg.FastTimings,
 		Meta: membership.Meta{PeerID: peerID, Region: cc.Region, APIURL: orDefault(cc.APIURL, n.URL()),
 			Voter: cc.Voter == nil || *cc.Voter, ClusterID: n.catalog.ClusterID()},
 		OnChange: n.signalChange, Log: n.log.With("component", "membership"),
 	}
-	if cc.GossipAdvertise != "" {
-		ah, ap, err := net.SplitHostPort(cc.GossipAdvertise)
-		if err != nil {
-			return err
-		}
-		mc.AdvertiseAddr = ah
-		mc.AdvertisePort, _ = strconv.Atoi(ap)
-	}
+	mc.AdvertiseAddr, mc.AdvertisePort = g.advertiseHost, g.advertisePort
+	var err error
 	for _, a := range n.host.Addrs() {
 		mc.Meta.P2PAddrs = append(mc.Meta.P2PAddrs, a.String())
 	}
@@ -65,13 +52,6 @@ func (n *Node) startGossip(ctx context.Context, peerID string) error {
 	go n.clusterLoop(ctx, cc.Join)
 	go n.rejoinLoop(ctx, rejoinEvery)
 	return nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // clusterLoop joins (retrying, with the reason logged) and reconciles Raft

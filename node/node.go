@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/garret-cache/garret/api"
-	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
@@ -32,7 +31,7 @@ type Config struct {
 	FastTimings bool
 	// SweepGrace is how long an unreferenced chunk or manifest survives before
 	// the GC sweep may delete it; longer than the longest upload and the
-	// staging TTL. Default 6h.
+	// staging TTL. Default DefaultSweepGrace.
 	SweepGrace time.Duration
 	// DeadVoterTimeout is how long gossip must have shown a voter gone
 	// before the leader removes it from Raft and gives its vote to a live
@@ -43,6 +42,7 @@ type Config struct {
 // Node is one running garretd.
 type Node struct {
 	cfg      Config
+	plan     *plan
 	log      *slog.Logger
 	store    *chunkstore.Store
 	host     host.Host
@@ -65,6 +65,8 @@ type Node struct {
 }
 
 // New builds and starts a node. On failure it stops what it started.
+// Every component config is checked first (see CheckConfig), so a bad config
+// fails before the data dir is touched.
 func New(cfg Config) (_ *Node, err error) {
 	if cfg.Server == nil {
 		return nil, errors.New("node: no server config")
@@ -73,13 +75,18 @@ func New(cfg Config) (_ *Node, err error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.SweepGrace <= 0 {
-		cfg.SweepGrace = 6 * time.Hour
+		cfg.SweepGrace = DefaultSweepGrace
 	}
 	if cfg.DeadVoterTimeout <= 0 {
 		cfg.DeadVoterTimeout = 30 * time.Second
 	}
 	sc := cfg.Server
-	n := &Node{cfg: cfg, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
+	// 0. Every component config, checked before anything is created.
+	p, err := newPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, plan: p, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -96,30 +103,15 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 
 	// 2. Local chunk store.
-	cs := chunkstore.DefaultConfig()
-	cs.Dir = filepath.Join(sc.DataDir, "chunks")
-	cs.NarSizeThreshold, cs.MinSize, cs.AvgSize, cs.MaxSize =
-		sc.Chunking.NarSizeThreshold, sc.Chunking.MinSize, sc.Chunking.AvgSize, sc.Chunking.MaxSize
-	cs.Level = sc.ZstdLevel()
-	if n.store, err = chunkstore.Open(cs, n.log.With("component", "chunkstore")); err != nil {
+	if n.store, err = chunkstore.Open(p.store, n.log.With("component", "chunkstore")); errors.Is(err, chunkstore.ErrInUse) {
+		return nil, fmt.Errorf("%w: another garretd process (a node or a garbage collector) holds %s", ErrDataDirInUse, sc.DataDir)
+	} else if err != nil {
 		return nil, fmt.Errorf("node: chunk store: %w", err)
 	}
 
 	// 3. libp2p host: carries Raft (and, in a cluster, chunk exchange).
-	listen := []string{"/ip4/127.0.0.1/tcp/0"}
-	if sc.Cluster.P2PListen != "" {
-		listen = []string{sc.Cluster.P2PListen}
-	}
-	hc := p2p.Config{ListenAddrs: listen, PrivateKey: key}
-	if sc.Cluster.P2PAdvertise != "" {
-		hc.AdvertiseAddrs = []string{sc.Cluster.P2PAdvertise}
-	}
-	if sc.Cluster.Secret != "" {
-		// Only holders of the cluster secret can connect (libp2p pnet, TCP only).
-		if hc.PSK, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet); err != nil {
-			return nil, err
-		}
-	}
+	hc := p.host
+	hc.PrivateKey = key
 	if n.host, err = p2p.NewHost(hc); err != nil {
 		return nil, fmt.Errorf("node: p2p host: %w", err)
 	}
@@ -129,24 +121,14 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 
 	// 4. Raft catalog; a lone node bootstraps itself the first time only.
-	catDir := filepath.Join(sc.DataDir, "catalog")
-	cc := catalog.DefaultConfig()
-	if cfg.FastTimings {
-		cc = catalog.TestConfig(catDir)
-	}
-	// Bootstrap only without join (unless set explicitly), and only when there
-	// is no Raft state: a joining node waits to be added by the leader.
-	bootstrap := len(sc.Cluster.Join) == 0
-	if sc.Cluster.Bootstrap != nil {
-		bootstrap = *sc.Cluster.Bootstrap
-	}
-	cc.Dir, cc.NodeID, cc.Bootstrap = catDir, id.String(), bootstrap
+	cc := p.catalog
+	cc.NodeID = id.String()
 	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
 	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
 	n.catalog.EnableRemoval()          // and admins' removals of other nodes
-	if bootstrap {
+	if cc.Bootstrap {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := n.catalog.WaitLeader(ctx); err != nil {
@@ -159,15 +141,8 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}
 
-	// 5. Tokens and the HTTP API.
-	tokens, err := token.NewAuthority(sc.Token)
-	if err != nil {
-		return nil, fmt.Errorf("node: tokens: %w", err)
-	}
-	ac := api.DefaultConfig()
-	ac.APIEndpoint, ac.SubstituterEndpoint, ac.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
-	ac.MaxNarInfoSize = int64(sc.MaxNarInfoSize)
-	n.api = api.New(ac, n.catalog, n.store, tokens, n.log)
+	// 5. The HTTP API.
+	n.api = api.New(p.api, n.catalog, n.store, p.tokens, n.log)
 	n.api.SetCluster(n)
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	n.host.SetStreamHandler(StatusProtocol, n.serveStatus)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -19,10 +20,35 @@ import (
 )
 
 func main() {
-	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "garretd: "+err.Error())
+	name, root := "garretd", rootCmd()
+	if base := filepath.Base(os.Args[0]); adminNames[base] {
+		name, root = base, adminCmd(base)
+	}
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, name+": "+err.Error())
 		os.Exit(1)
 	}
+}
+
+// adminNames are the names under which garretd is its admin tool, as
+// atticadm is Attic's (and atticd-atticadm the NixOS module's wrapper):
+// `make build` links bin/garretadm to garretd.
+var adminNames = map[string]bool{"garretadm": true, "atticadm": true, "garretd-garretadm": true, "atticd-atticadm": true}
+
+// adminCmd is the admin command set: atticadm's make-token, with atticadm's
+// global -f/--config.
+func adminCmd(name string) *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:           name,
+		Short:         "Garret server administration (atticadm's commands; the same as `garretd make-token`)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	cmd.PersistentFlags().StringVarP(&config, "config", "f", "", "path to server.toml (default: as garretd finds it)")
+	cmd.AddCommand(makeTokenCmd(&config))
+	return cmd
 }
 
 type serveFlags struct {
@@ -46,7 +72,9 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVarP(&f.config, "config", "f", "", "path to server.toml (default: $XDG_CONFIG_HOME/garret/server.toml, created on first start)")
 	cmd.Flags().StringVarP(&f.listen, "listen", "l", "", "address to listen on, overriding the config's listen")
-	cmd.Flags().StringVar(&f.mode, "mode", "monolithic", "Attic's run mode: monolithic or api-server (the same in Garret), or check-config")
+	cmd.Flags().StringVar(&f.mode, "mode", "monolithic", "Attic's run mode: monolithic or api-server (the same in Garret: the node, "+
+		"which sweeps its own chunks every [garbage-collection] interval), garbage-collector-once (one sweep of the data dir of a "+
+		"stopped node), garbage-collector (that sweep every interval until SIGINT/SIGTERM), or check-config")
 	cmd.Flags().StringArrayVar(&f.join, "join", nil, "gossip address (host:port) of an existing node to join; repeatable; replaces [cluster] join")
 	cmd.Flags().StringVar(&f.region, "region", "", "this node's region, overriding [cluster] region")
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
@@ -54,11 +82,12 @@ func rootCmd() *cobra.Command {
 	return cmd
 }
 
-// loadConfig reads the config, or on the very first start with none at all,
-// writes a generated one (as atticd does) and reports that it did.
-func loadConfig(path string) (cfg *serverconfig.Config, created bool, err error) {
+// loadConfig reads the config, or on the very first start of a node with
+// none at all, writes a generated one (as atticd does in monolithic mode)
+// and reports that it did.
+func loadConfig(path string, generate bool) (cfg *serverconfig.Config, created bool, err error) {
 	cfg, err = serverconfig.Load(path, os.Getenv)
-	if errors.Is(err, serverconfig.ErrNoConfig) && path == "" {
+	if errors.Is(err, serverconfig.ErrNoConfig) && path == "" && generate {
 		def := serverconfig.DefaultPath(os.Getenv)
 		cfg, err = serverconfig.WriteDefault(def, os.Getenv)
 		return cfg, err == nil, err
@@ -77,15 +106,19 @@ func serve(ctx context.Context, f serveFlags) error {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 
-	// 1. Config (generated on first start).
+	// 1. Config (generated on a node's first start).
+	runsNode := f.mode == "monolithic" || f.mode == "api-server"
 	switch f.mode {
-	case "monolithic", "api-server", "check-config":
+	case "monolithic", "api-server", "check-config", "garbage-collector", "garbage-collector-once":
 	default:
-		return fmt.Errorf("--mode %q is not supported (Garret runs GC inside every node): use monolithic, api-server or check-config", f.mode)
+		return fmt.Errorf("--mode %q is not supported: use monolithic, api-server, garbage-collector, garbage-collector-once or check-config", f.mode)
 	}
-	cfg, created, err := loadConfig(f.config)
+	cfg, created, err := loadConfig(f.config, runsNode)
 	if err != nil {
 		return err
+	}
+	if cfg.Origin != "" {
+		log.Info(cfg.Origin)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w, "config", cfg.Path)
@@ -97,8 +130,15 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	if f.mode == "check-config" {
+		// The checks node.New runs first, so a config that passes starts.
+		if err := node.CheckConfig(cfg); err != nil {
+			return err
+		}
 		fmt.Printf("config %s is valid\n", cfg.Path)
 		return nil
+	}
+	if !runsNode {
+		return collect(ctx, cfg, f.mode == "garbage-collector-once", log)
 	}
 
 	// 2. The node: chunk store, catalog, API.

@@ -49,6 +49,9 @@ func makeTokenCmd(config *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.Origin != "" {
+				fmt.Fprintln(os.Stderr, cfg.Origin) // the token is signed with Attic's key
+			}
 			auth, err := token.NewAuthority(cfg.Token)
 			if err != nil {
 				return err

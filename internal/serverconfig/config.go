@@ -43,7 +43,10 @@ type Cluster struct {
 
 // Config is a loaded server.toml.
 type Config struct {
-	Path                             string
+	Path string
+	// Origin says why Path was used when Load fell back to Attic's own
+	// config ("" otherwise); callers log it.
+	Origin                           string
 	Listen                           string
 	APIEndpoint, SubstituterEndpoint string
 	AllowedHosts                     []string
@@ -84,6 +87,11 @@ func DefaultPath(getenv func(string) string) string {
 	return filepath.Join(xdg(getenv, "XDG_CONFIG_HOME", ".config"), "garret", "server.toml")
 }
 
+// AtticPath is where atticd keeps its config: $XDG_CONFIG_HOME/attic/server.toml.
+func AtticPath(getenv func(string) string) string {
+	return filepath.Join(xdg(getenv, "XDG_CONFIG_HOME", ".config"), "attic", "server.toml")
+}
+
 func xdg(getenv func(string) string, key, fallback string) string {
 	if v := getenv(key); v != "" {
 		return v
@@ -95,10 +103,14 @@ func xdg(getenv func(string) string, key, fallback string) string {
 	return filepath.Join(home, fallback)
 }
 
-// Load reads path, else GARRET_/ATTIC_SERVER_CONFIG_BASE64, else DefaultPath.
+// Load reads path, else GARRET_/ATTIC_SERVER_CONFIG_BASE64, else DefaultPath,
+// else Attic's own config at AtticPath (so a server moved from atticd keeps
+// its signing key, and every token it issued stays valid), saying so in
+// Origin.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	var data []byte
 	var err error
+	origin := ""
 	switch {
 	case path != "":
 		if data, err = os.ReadFile(path); err != nil {
@@ -116,7 +128,14 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	default:
 		path = DefaultPath(getenv)
 		if data, err = os.ReadFile(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w (looked for %s)", ErrNoConfig, path)
+			attic := AtticPath(getenv)
+			if data, err = os.ReadFile(attic); errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w (looked for %s and Attic's %s)", ErrNoConfig, path, attic)
+			} else if err != nil {
+				return nil, fmt.Errorf("serverconfig: %w", err)
+			}
+			origin = fmt.Sprintf("no Garret config at %s: using Attic's %s, whose signing key keeps the tokens it issued valid", path, attic)
+			path = attic
 		} else if err != nil {
 			return nil, fmt.Errorf("serverconfig: %w", err)
 		}
@@ -125,6 +144,6 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serverconfig: %s: %w", path, err)
 	}
-	cfg.Path = path
+	cfg.Path, cfg.Origin = path, origin
 	return cfg, nil
 }

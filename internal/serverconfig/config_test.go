@@ -65,7 +65,6 @@ func TestLoad_Errors(t *testing.T) {
 		"no key":               `listen = "x"`,
 		"two keys":             "[jwt.signing]\ntoken-hs256-secret-base64 = \"c2VjcmV0\"\ntoken-rs256-pubkey-base64 = \"c2VjcmV0\"\n",
 		"bad base64":           "[jwt.signing]\ntoken-hs256-secret-base64 = \"!!!\"\n",
-		"api-endpoint slash":   "api-endpoint = \"https://x\"\n" + hs,
 		"unknown top-level":    "lsiten = \"x\"\n" + hs,
 		"bad compression":      "[compression]\ntype = \"lz4\"\n" + hs,
 		"bad chunking":         "[chunking]\nmin-size = 100000\n" + hs,
@@ -79,6 +78,40 @@ func TestLoad_Errors(t *testing.T) {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestLoad_EndpointWithoutSlash(t *testing.T) {
+	c, err := Load(write(t, "api-endpoint = \"https://cache.example.com/attic\"\nsubstituter-endpoint = \"https://nix.example.com\"\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIEndpoint != "https://cache.example.com/attic/" || c.SubstituterEndpoint != "https://nix.example.com/" {
+		t.Fatalf("endpoints %q %q", c.APIEndpoint, c.SubstituterEndpoint)
+	}
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], `api-endpoint "https://cache.example.com/attic" does not end with a slash: using "https://cache.example.com/attic/"`) ||
+		!strings.Contains(c.Warnings[1], "substituter-endpoint") {
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+	// With the slash: as written, no warning.
+	c, err = Load(write(t, "api-endpoint = \"https://cache.example.com/\"\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.APIEndpoint != "https://cache.example.com/" || len(c.Warnings) != 0 {
+		t.Fatalf("with slash: %q %q %v", c.APIEndpoint, c.Warnings, err)
+	}
+}
+
+func TestLoad_NarSizeThresholdZero(t *testing.T) {
+	c, err := Load(write(t, "[chunking]\nnar-size-threshold = 0\nmin-size = 16384\navg-size = 65536\nmax-size = 262144\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chunking.NarSizeThreshold != 0 || len(c.Warnings) != 1 ||
+		!strings.Contains(c.Warnings[0], "nar-size-threshold = 0 (Attic: store new NARs unchunked) acts as 1") ||
+		!strings.Contains(c.Warnings[0], "still deduplicated") {
+		t.Fatalf("threshold %d, warnings %q", c.Chunking.NarSizeThreshold, c.Warnings)
+	}
+	if c, err := Load(write(t, "[chunking]\nnar-size-threshold = 1\n"+hs), env(map[string]string{"HOME": "/h"})); err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("threshold 1: %q %v", c.Warnings, err)
 	}
 }
 
@@ -103,6 +136,44 @@ func TestLoad_EnvBase64AndMissing(t *testing.T) {
 	delete(e, "ATTIC_SERVER_CONFIG_BASE64")
 	if _, err := Load("", env(e)); err == nil || !strings.Contains(err.Error(), "no config") {
 		t.Fatalf("missing config: %v", err)
+	}
+}
+
+// TestLoad_AtticConfigWhenGarretHasNone: without -f, a config variable or
+// Garret's own file, atticd's $XDG_CONFIG_HOME/attic/server.toml is used
+// (its signing key keeps Attic's tokens valid) and Origin says why.
+func TestLoad_AtticConfigWhenGarretHasNone(t *testing.T) {
+	attic := "listen = \"127.0.0.1:9\"\n[database]\nurl = \"sqlite:///x\"\n[jwt.signing]\ntoken-hs256-secret-base64 = \"YXR0aWMtc2VjcmV0\"\n"
+	home, xdgHome := t.TempDir(), t.TempDir()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		dir  string // where Attic's config is
+		want string
+	}{
+		"~/.config":        {map[string]string{"HOME": home}, filepath.Join(home, ".config"), filepath.Join(home, ".config", "attic", "server.toml")},
+		"$XDG_CONFIG_HOME": {map[string]string{"HOME": home, "XDG_CONFIG_HOME": xdgHome}, xdgHome, filepath.Join(xdgHome, "attic", "server.toml")},
+	} {
+		if err := os.MkdirAll(filepath.Join(tc.dir, "attic"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tc.dir, "attic", "server.toml"), []byte(attic), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load("", env(tc.env))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.Path != tc.want || string(c.Token.HS256Secret) != "attic-secret" || c.Listen != "127.0.0.1:9" ||
+			!strings.Contains(c.Origin, "no Garret config at "+DefaultPath(env(tc.env))+": using Attic's "+tc.want) {
+			t.Fatalf("%s: path %s, origin %q, config %+v", name, c.Path, c.Origin, c)
+		}
+		// Garret's own config wins, and then nothing is said.
+		if _, err := WriteDefault(DefaultPath(env(tc.env)), env(tc.env)); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := Load("", env(tc.env)); err != nil || c.Path != DefaultPath(env(tc.env)) || c.Origin != "" {
+			t.Fatalf("%s: with a Garret config: %s %q %v", name, c.Path, c.Origin, err)
+		}
 	}
 }
 

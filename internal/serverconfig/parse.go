@@ -106,11 +106,8 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 	if f.MaxNarInfoSize != nil {
 		c.MaxNarInfoSize = *f.MaxNarInfoSize
 	}
-	for key, v := range map[string]string{"api-endpoint": c.APIEndpoint, "substituter-endpoint": c.SubstituterEndpoint} {
-		if v != "" && !strings.HasSuffix(v, "/") {
-			return nil, fmt.Errorf("%s %q must end with a slash", key, v)
-		}
-	}
+	c.APIEndpoint = c.withSlash("api-endpoint", c.APIEndpoint)
+	c.SubstituterEndpoint = c.withSlash("substituter-endpoint", c.SubstituterEndpoint)
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(xdg(getenv, "XDG_DATA_HOME", filepath.Join(".local", "share")), "garret")
 	}
@@ -129,6 +126,18 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 	return c, c.setCluster(&f, getenv)
 }
 
+// withSlash appends the slash an endpoint must end with. Attic accepts the
+// endpoint as written and appends the cache name to it, so a missing slash
+// gives clients URLs such as https://cache.example.comhello; Garret fixes it
+// and says so.
+func (c *Config) withSlash(key, v string) string {
+	if v == "" || strings.HasSuffix(v, "/") {
+		return v
+	}
+	c.Warnings = append(c.Warnings, fmt.Sprintf("%s %q does not end with a slash: using %q (Attic would append cache names to it as written)", key, v, v+"/"))
+	return v + "/"
+}
+
 func (c *Config) setChunking(f *file) error {
 	for _, p := range []struct {
 		v   *int
@@ -141,6 +150,14 @@ func (c *Config) setChunking(f *file) error {
 	ch := c.Chunking
 	if ch.MinSize < 64 || ch.MinSize > ch.AvgSize || ch.AvgSize > ch.MaxSize || ch.NarSizeThreshold < 0 {
 		return fmt.Errorf("[chunking] needs 64 <= min-size <= avg-size <= max-size and nar-size-threshold >= 0, got %+v", ch)
+	}
+	if ch.NarSizeThreshold == 0 {
+		// Attic stores each new NAR as one object then. A NAR in one chunk
+		// cannot be done here (a chunk is at most 64 MiB and is buffered in
+		// memory), and the reason to want it does not exist.
+		c.Warnings = append(c.Warnings, "[chunking] nar-size-threshold = 0 (Attic: store new NARs unchunked) acts as 1 in Garret: "+
+			"every NAR is cut into content-defined chunks of min-size to max-size bytes, stored in Garret's own segment files, "+
+			"so Attic's reason for turning chunking off (many small objects in S3 and rows in the database) does not apply, and every NAR is still deduplicated")
 	}
 	return nil
 }

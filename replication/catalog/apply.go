@@ -44,12 +44,16 @@ func check(err error) {
 	}
 }
 
+// applyCreateCache refuses a name in use or left by a soft-deleted cache
+// with the same error, as Attic's unique name column does.
 func applyCreateCache(b *pebble.Batch, c command) result {
 	k := cacheKey(c.Cache.Name)
-	if ok, err := getJSON(b, k, nil); err != nil {
-		panic(err)
-	} else if ok {
-		return result{err: ErrCacheExists}
+	for _, taken := range [][]byte{k, tombstoneKey(c.Cache.Name)} {
+		if ok, err := getJSON(b, taken, nil); err != nil {
+			panic(err)
+		} else if ok {
+			return result{err: ErrCacheExists}
+		}
 	}
 	check(b.Set(k, mustJSON(c.Cache), nil))
 	return result{}
@@ -94,8 +98,13 @@ func applyDestroyCache(b *pebble.Batch, c command) result {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Delete(k, nil))
+	// Soft or hard, the objects and files go: nothing can undelete a
+	// cache, so keeping them would only hold storage from the sweep.
 	for _, p := range [][]byte{objectPrefix(c.Name), filePrefix(c.Name), narURLPrefix(c.Name)} {
 		check(b.DeleteRange(p, prefixEnd(p), nil))
+	}
+	if c.Tombstone {
+		check(b.Set(tombstoneKey(c.Name), mustJSON(tombstone{Name: c.Name, DeletedAt: c.DeletedAt}), nil))
 	}
 	return result{}
 }

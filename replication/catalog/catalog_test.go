@@ -162,7 +162,7 @@ func TestCatalog_Commands(t *testing.T) {
 	if err := c.RevokeToken(ctx, "jti-1", time.Now().Add(time.Hour)); err != nil || !c.IsRevoked("jti-1") || c.IsRevoked("jti-2") {
 		t.Fatalf("revocation: %v", err)
 	}
-	if err := c.DestroyCache(ctx, "a"); err != nil {
+	if err := c.DestroyCache(ctx, "a", HardDelete); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Object("a", hashOf(2)); !errors.Is(err, ErrNoSuchObject) {
@@ -171,7 +171,7 @@ func TestCatalog_Commands(t *testing.T) {
 	if _, err := c.File("a", "log/x.drv"); !errors.Is(err, ErrNoSuchFile) {
 		t.Fatalf("file after destroy: %v", err)
 	}
-	if err := c.DestroyCache(ctx, "a"); !errors.Is(err, ErrNoSuchCache) {
+	if err := c.DestroyCache(ctx, "a", HardDelete); !errors.Is(err, ErrNoSuchCache) {
 		t.Fatalf("destroy twice: %v", err)
 	}
 }

@@ -34,6 +34,11 @@ type command struct {
 	JTI       string                `json:"jti,omitempty"`
 	ClusterID string                `json:"cluster_id,omitempty"`
 	ExpiresAt time.Time             `json:"expires_at,omitempty"`
+	// Tombstone (cmdDestroyCache) keeps the destroyed cache's name from
+	// being created again, deleted at DeletedAt; the proposer decides, so
+	// every replica applies the same thing whatever its own config says.
+	Tombstone bool      `json:"tombstone,omitempty"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 }
 
 // logVersion prefixes every log entry's data.

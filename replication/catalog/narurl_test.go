@@ -77,7 +77,7 @@ func TestCatalog_NarURLIndex(t *testing.T) {
 	if err := c.PutObject(ctx, o3); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.DestroyCache(ctx, "a"); err != nil {
+	if err := c.DestroyCache(ctx, "a", HardDelete); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.CreateCache(ctx, Cache{Name: "a", StoreDir: "/nix/store"}); err != nil {

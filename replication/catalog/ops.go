@@ -23,9 +23,15 @@ func (c *Catalog) ConfigureCache(ctx context.Context, name nixid.CacheName, p Ca
 	return err
 }
 
-// DestroyCache removes a cache with all its objects and files.
-func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName) error {
-	_, err := c.propose(ctx, command{Type: cmdDestroyCache, Name: name})
+// DestroyCache removes a cache with all its objects and files; with
+// SoftDelete its name stays taken for good. ErrNoSuchCache if it is missing
+// (or was soft-deleted before).
+func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName, how Deletion) error {
+	cmd := command{Type: cmdDestroyCache, Name: name}
+	if how == SoftDelete {
+		cmd.Tombstone, cmd.DeletedAt = true, time.Now().UTC()
+	}
+	_, err := c.propose(ctx, cmd)
 	return err
 }
 
@@ -137,17 +143,7 @@ func (c *Catalog) ObjectByNarURL(cache nixid.CacheName, url string) (Object, err
 // ForEachManifest visits the manifest of every object (and of the NAR file
 // it was uploaded as, when kept) and of every file.
 func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
-	if err := scan(c.fsm.st, []byte("o/"), func(o Object) error {
-		if o.Upload != nil && !o.Upload.File.IsZero() {
-			if err := fn(o.Upload.File); err != nil {
-				return err
-			}
-		}
-		return fn(o.Manifest)
-	}); err != nil {
-		return err
-	}
-	return scan(c.fsm.st, []byte("f/"), func(f File) error { return fn(f.Manifest) })
+	return forEachManifest(c.fsm.st, fn)
 }
 
 // ClusterID is the identity recorded when the cluster was bootstrapped ("" on

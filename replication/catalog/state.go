@@ -34,6 +34,10 @@ func revokedKey(jti string) []byte               { return []byte("r/" + jti) }
 func narURLPrefix(c nixid.CacheName) []byte          { return []byte("n/" + string(c) + "\x00") }
 func narURLKey(c nixid.CacheName, url string) []byte { return append(narURLPrefix(c), url...) }
 
+// tombstoneKey marks the name of a soft-deleted cache (soft-delete-caches):
+// it can never be created again.
+func tombstoneKey(name nixid.CacheName) []byte { return []byte("t/" + string(name)) }
+
 // prefixEnd is the first key after every key with prefix p.
 func prefixEnd(p []byte) []byte {
 	end := append([]byte{}, p...)
@@ -53,15 +57,20 @@ func openState(dir string) (*state, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	name := "state"
-	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
-		name = strings.TrimSpace(string(b))
-	}
-	db, err := openPebble(filepath.Join(dir, name))
+	db, err := openPebble(livePath(dir))
 	if err != nil {
 		return nil, err
 	}
 	return &state{dir: dir, db: db}, nil
+}
+
+// livePath is the state directory the CURRENT pointer in dir names.
+func livePath(dir string) string {
+	name := "state"
+	if b, err := os.ReadFile(filepath.Join(dir, "CURRENT")); err == nil {
+		name = strings.TrimSpace(string(b))
+	}
+	return filepath.Join(dir, name)
 }
 
 func openPebble(path string) (*pebble.DB, error) {

@@ -31,6 +31,24 @@ type Cache struct {
 	CreatedAt             time.Time       `json:"created_at"`
 }
 
+// Deletion is how DestroyCache removes a cache. Both remove its objects and
+// files at once (the sweep then frees their chunks).
+type Deletion uint8
+
+const (
+	// HardDelete lets the name be created again.
+	HardDelete Deletion = iota
+	// SoftDelete leaves a tombstone, so the name can never be created again
+	// (Attic's soft-delete-caches); the cache reads as missing everywhere.
+	SoftDelete
+)
+
+// tombstone is what a soft-deleted cache leaves under its name.
+type tombstone struct {
+	Name      nixid.CacheName `json:"name"`
+	DeletedAt time.Time       `json:"deleted_at"`
+}
+
 // CachePatch changes some fields of a cache.
 type CachePatch struct {
 	Keypair               *string   `json:"keypair,omitempty"`

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/node"
+)
+
+// collect is --mode garbage-collector-once (one sweep, then exit) and
+// garbage-collector (a sweep at once, then every [garbage-collection]
+// interval until SIGINT or SIGTERM), over the data dir of a stopped node.
+func collect(ctx context.Context, cfg *serverconfig.Config, once bool, log *slog.Logger) error {
+	if !once && cfg.GC.Interval <= 0 {
+		// As atticd: interval 0 turns periodic collection off.
+		fmt.Println("[garbage-collection] interval is 0: periodic garbage collection is off (--mode garbage-collector-once still sweeps)")
+		return nil
+	}
+	c, err := node.OpenCollector(node.Config{Server: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	if !once {
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		log.Info("garbage collector started", "data_dir", cfg.DataDir, "interval", cfg.GC.Interval, "grace", node.DefaultSweepGrace)
+		c.Run(ctx, cfg.GC.Interval)
+		log.Info("garbage collector stopped")
+		return c.Close()
+	}
+	st, err := c.Sweep(ctx)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("garbage collection of %s: freed %d manifests, %d chunks, %d bytes (%s); %d segment files compacted, %s of disk given back\n",
+		cfg.DataDir, st.ManifestsDeleted, st.ChunksDeleted, st.BytesFreed, mib(st.BytesFreed), st.SegmentsCompacted, mib(st.DiskBytesFreed))
+	return nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// ErrDataDirInUse means another garretd holds the data dir.
+var ErrDataDirInUse = errors.New("node: data dir in use")
+
+// Collector is the GC sweep of a node that is not running (garretd --mode
+// garbage-collector and garbage-collector-once): the same pass as a running
+// node's, over its chunk store and the manifest set of its catalog state,
+// without the HTTP API, Raft or gossip. It holds the data dir while open, so
+// a node cannot start meanwhile.
+type Collector struct {
+	dir       string
+	grace     time.Duration
+	log       *slog.Logger
+	store     *chunkstore.Store
+	manifests *catalog.Manifests
+}
+
+// OpenCollector opens the data dir of cfg.Server for sweeping. It fails with
+// ErrDataDirInUse (wrapped, in one line that says why it is not needed) if a
+// running garretd holds the data dir, and if the data dir holds no node.
+func OpenCollector(cfg Config) (_ *Collector, err error) {
+	if cfg.Server == nil {
+		return nil, errors.New("node: no server config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = DefaultSweepGrace
+	}
+	p, err := newPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir := cfg.Server.DataDir
+	// Both must exist: sweeping chunks against a missing catalog would
+	// delete every one of them.
+	for _, part := range []string{filepath.Join(p.store.Dir, "index"), filepath.Join(p.catalog.Dir, "fsm")} {
+		if _, err := os.Stat(part); err != nil {
+			return nil, fmt.Errorf("node: data dir %s holds no node (%v): has garretd run with this data-dir?", dir, err)
+		}
+	}
+	c := &Collector{dir: dir, grace: cfg.SweepGrace, log: cfg.Logger.With("component", "gc")}
+	// The chunk store first, as New opens it first: whoever takes its lock
+	// keeps the other out for as long as it runs.
+	if c.store, err = chunkstore.Open(p.store, c.log); errors.Is(err, chunkstore.ErrInUse) {
+		return nil, inUse(dir, cfg.Server.GC.Interval)
+	} else if err != nil {
+		return nil, fmt.Errorf("node: chunk store: %w", err)
+	}
+	if c.manifests, err = catalog.OpenManifests(p.catalog.Dir); err != nil {
+		_ = c.store.Close()
+		return nil, fmt.Errorf("node: catalog: %w", err)
+	}
+	return c, nil
+}
+
+// inUse explains in one line why the data dir cannot be swept from outside.
+func inUse(dir string, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("%w: %s is held by a running garretd; with [garbage-collection] interval = 0 it does not sweep, so stop it (or set an interval) to collect", ErrDataDirInUse, dir)
+	}
+	return fmt.Errorf("%w: %s is held by a running garretd, and a running node already sweeps its data dir every [garbage-collection] interval (%s)", ErrDataDirInUse, dir, interval)
+}
+
+// Sweep runs one pass: manifests no object or file references and chunks no
+// remaining manifest references, older than the grace period, are deleted.
+func (c *Collector) Sweep(ctx context.Context) (chunkstore.SweepStats, error) {
+	return sweep(ctx, c.store, c.manifests.ForEach, c.grace)
+}
+
+// Run sweeps at once, then every interval until ctx is done (Attic's
+// garbage-collector mode), logging each pass as a node does.
+func (c *Collector) Run(ctx context.Context, every time.Duration) {
+	st, err := c.Sweep(ctx)
+	logSweep(c.log, st, err)
+	sweepEvery(ctx, every, c.Sweep, c.log)
+}
+
+// Close releases the data dir.
+func (c *Collector) Close() error {
+	return errors.Join(c.manifests.Close(), c.store.Close())
+}

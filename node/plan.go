@@ -1,0 +1,150 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	"github.com/garret-cache/garret/api"
+	"github.com/garret-cache/garret/api/token"
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/p2p"
+)
+
+// plan is every component config New builds from the server config, built
+// and checked once before anything is created, so that CheckConfig
+// (garretd --mode check-config) fails exactly where and how New would.
+type plan struct {
+	store   chunkstore.Config
+	host    p2p.Config     // PrivateKey is the identity's, set by New
+	catalog catalog.Config // NodeID is the identity's, set by New
+	tokens  *token.Authority
+	api     api.Config
+	gossip  *gossipAddrs // nil: no gossip
+}
+
+// gossipAddrs is [cluster] gossip-listen and gossip-advertise, split.
+type gossipAddrs struct {
+	bindHost, advertiseHost string
+	bindPort, advertisePort int
+}
+
+// CheckConfig runs every check New runs on a server config without creating,
+// opening or binding anything; an error is New's error, word for word.
+func CheckConfig(sc *serverconfig.Config) error {
+	_, err := newPlan(Config{Server: sc})
+	return err
+}
+
+func newPlan(cfg Config) (*plan, error) {
+	sc := cfg.Server
+	p := &plan{}
+
+	// Local chunk store.
+	p.store = chunkstore.DefaultConfig()
+	p.store.Dir = filepath.Join(sc.DataDir, "chunks")
+	ch := sc.Chunking
+	p.store.NarSizeThreshold, p.store.MinSize, p.store.AvgSize, p.store.MaxSize = ch.NarSizeThreshold, ch.MinSize, ch.AvgSize, ch.MaxSize
+	p.store.Level = sc.ZstdLevel()
+	if err := p.store.Validate(); err != nil {
+		return nil, fmt.Errorf("node: [chunking] nar-size-threshold = %d, min-size = %d, avg-size = %d, max-size = %d: %w",
+			ch.NarSizeThreshold, ch.MinSize, ch.AvgSize, ch.MaxSize, err)
+	}
+
+	// libp2p host: carries Raft (and, in a cluster, chunk exchange).
+	p.host.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	if a := sc.Cluster.P2PListen; a != "" {
+		if _, err := p2p.ToMultiaddr(a); err != nil {
+			return nil, fmt.Errorf("node: [cluster] p2p-listen: %w", err)
+		}
+		p.host.ListenAddrs = []string{a}
+	}
+	if a := sc.Cluster.P2PAdvertise; a != "" {
+		if _, err := p2p.ToMultiaddr(a); err != nil {
+			return nil, fmt.Errorf("node: [cluster] p2p-advertise: %w", err)
+		}
+		p.host.AdvertiseAddrs = []string{a}
+	}
+	if sc.Cluster.Secret != "" {
+		// Only holders of the cluster secret can connect (libp2p pnet, TCP only).
+		psk, err := p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet)
+		if err != nil {
+			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
+		}
+		p.host.PSK = psk
+	}
+
+	// Raft catalog; a lone node bootstraps itself the first time only.
+	catDir := filepath.Join(sc.DataDir, "catalog")
+	p.catalog = catalog.DefaultConfig()
+	if cfg.FastTimings {
+		p.catalog = catalog.TestConfig(catDir)
+	}
+	// Bootstrap only without join (unless set explicitly), and only when there
+	// is no Raft state: a joining node waits to be added by the leader.
+	p.catalog.Dir, p.catalog.Bootstrap = catDir, len(sc.Cluster.Join) == 0
+	if sc.Cluster.Bootstrap != nil {
+		p.catalog.Bootstrap = *sc.Cluster.Bootstrap
+	}
+
+	// Tokens and the HTTP API.
+	var err error
+	if p.tokens, err = token.NewAuthority(sc.Token); err != nil {
+		return nil, fmt.Errorf("node: tokens: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(sc.Listen); err != nil {
+		return nil, fmt.Errorf("node: listen %q: want host:port", sc.Listen)
+	}
+	p.api = api.DefaultConfig()
+	p.api.APIEndpoint, p.api.SubstituterEndpoint, p.api.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
+	p.api.MaxNarInfoSize, p.api.SoftDeleteCaches = int64(sc.MaxNarInfoSize), sc.SoftDeleteCaches
+
+	// Gossip, when configured.
+	if p.gossip, err = splitGossip(sc.Cluster); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// splitGossip splits the gossip addresses; nil without gossip-listen or join
+// (a lone node without gossip).
+func splitGossip(cc serverconfig.Cluster) (*gossipAddrs, error) {
+	if cc.GossipListen == "" && len(cc.Join) == 0 {
+		return nil, nil
+	}
+	g := &gossipAddrs{}
+	listen := orDefault(cc.GossipListen, "127.0.0.1:0")
+	host, port, err := splitPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("node: [cluster] gossip-listen %q: %w", listen, err)
+	}
+	g.bindHost, g.bindPort = host, port
+	if cc.GossipAdvertise != "" {
+		if g.advertiseHost, g.advertisePort, err = splitPort(cc.GossipAdvertise); err != nil {
+			return nil, fmt.Errorf("node: [cluster] gossip-advertise %q: %w", cc.GossipAdvertise, err)
+		}
+	}
+	return g, nil
+}
+
+func splitPort(hostPort string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return "", 0, fmt.Errorf("want host:port")
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", portText)
+	}
+	return host, port, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

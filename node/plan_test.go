@@ -1,0 +1,75 @@
+package node
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/garret-cache/garret/internal/serverconfig"
+)
+
+// configWith is a node config in dataDir with extra TOML appended.
+func configWith(t *testing.T, dataDir, extra string) *serverconfig.Config {
+	t.Helper()
+	text := "listen = \"127.0.0.1:0\"\ndata-dir = \"" + dataDir + "\"\n" + extra + "\n[jwt.signing]\ntoken-hs256-secret-base64 = \"" +
+		base64.StdEncoding.EncodeToString([]byte("node-test-secret-node-test-secret")) + "\"\n"
+	p := filepath.Join(t.TempDir(), "server.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := serverconfig.Load(p, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestCheckConfig_FailsAsNewDoes: what serverconfig accepts but a component
+// refuses fails CheckConfig with New's error, and New fails before it
+// creates the data dir.
+func TestCheckConfig_FailsAsNewDoes(t *testing.T) {
+	for _, tc := range []struct{ name, toml, want string }{
+		{"max-size 128 MiB", "[chunking]\nmax-size = 134217728", "max-size = 134217728: chunkstore: MaxSize 134217728 above 67108864"},
+		{"threshold above 64 MiB", "[chunking]\nnar-size-threshold = 100000000", "nar-size-threshold = 100000000"},
+		{"threshold beyond the ingest buffers", "[chunking]\nnar-size-threshold = 33554432", "need MaxBytesInFlight >= 67108864, got 33554432 (it takes chunks up to 16777216 bytes)"},
+		{"bad p2p-listen", "[cluster]\np2p-listen = \"nowhere\"", "node: [cluster] p2p-listen: p2p: address \"nowhere\""},
+		{"bad gossip port", "[cluster]\ngossip-listen = \"127.0.0.1:gossip\"", `node: [cluster] gossip-listen "127.0.0.1:gossip": port "gossip" is not a number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			cfg := configWith(t, dataDir, tc.toml)
+			checkErr := CheckConfig(cfg)
+			if checkErr == nil || !strings.Contains(checkErr.Error(), tc.want) || strings.Contains(checkErr.Error(), "\n") {
+				t.Fatalf("CheckConfig: %v; want one line containing %q", checkErr, tc.want)
+			}
+			_, err := start(t, cfg)
+			if err == nil || err.Error() != checkErr.Error() {
+				t.Fatalf("New: %v; CheckConfig said %v", err, checkErr)
+			}
+			if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+				t.Fatalf("New created the data dir before refusing the config: %v", err)
+			}
+		})
+	}
+	// The largest chunks the store takes pass both.
+	if err := CheckConfig(configWith(t, t.TempDir(), "[chunking]\nmax-size = 16777216\nnar-size-threshold = 16777217")); err != nil {
+		t.Fatalf("16 MiB chunks: %v", err)
+	}
+}
+
+// TestPlan_PassesSoftDeleteToTheAPI: soft-delete-caches reaches the API,
+// which puts it in the destroy command.
+func TestPlan_PassesSoftDeleteToTheAPI(t *testing.T) {
+	for _, soft := range []bool{true, false} {
+		extra := ""
+		if soft {
+			extra = "soft-delete-caches = true"
+		}
+		p, err := newPlan(Config{Server: configWith(t, t.TempDir(), extra)})
+		if err != nil || p.api.SoftDeleteCaches != soft {
+			t.Fatalf("soft-delete-caches = %v: api config %+v, %v", soft, p.api, err)
+		}
+	}
+}

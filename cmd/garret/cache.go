@@ -82,6 +82,9 @@ func cacheInfoCmd() *cobra.Command {
 			fmt.Printf("           Public Key: %s\n", str(cc.PublicKey))
 			fmt.Printf("Binary Cache Endpoint: %s\n", str(cc.SubstituterEndpoint))
 			fmt.Printf("         API Endpoint: %s\n", str(cc.APIEndpoint))
+			if cc.UploadEndpoint != nil {
+				fmt.Printf("      Upload Endpoint: %s (for nix copy --to)\n", *cc.UploadEndpoint)
+			}
 			fmt.Printf("      Store Directory: %s\n", str(cc.StoreDir))
 			if cc.Priority != nil {
 				fmt.Printf("             Priority: %d\n", *cc.Priority)

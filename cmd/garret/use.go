@@ -36,14 +36,20 @@ func useCmd() *cobra.Command {
 			}
 			lines = prependSetting(lines, "substituters", *cc.SubstituterEndpoint, "https://cache.nixos.org")
 			lines = prependSetting(lines, "trusted-public-keys", *cc.PublicKey, nixosKey)
+			endpoints := []string{*cc.SubstituterEndpoint}
+			if cc.UploadEndpoint != nil { // Garret's: the URL for nix copy --to
+				endpoints = append(endpoints, *cc.UploadEndpoint)
+			}
 			if c.token != "" {
 				netrc := filepath.Join(filepath.Dir(conf), "netrc")
-				u, err := url.Parse(*cc.SubstituterEndpoint)
-				if err != nil {
-					return err
-				}
-				if err := writeNetrc(netrc, u.Hostname(), c.token); err != nil {
-					return err
+				for _, e := range endpoints {
+					u, err := url.Parse(e)
+					if err != nil {
+						return err
+					}
+					if err := writeNetrc(netrc, u.Hostname(), c.token); err != nil {
+						return err
+					}
 				}
 				lines = setSetting(lines, "netrc-file", netrc)
 			}
@@ -51,6 +57,9 @@ func useCmd() *cobra.Command {
 				return err
 			}
 			fmt.Printf("Configuring Nix to use %q on %s:\n+ Substituter: %s\n+ Trusted Public Key: %s\n", cache, conf, *cc.SubstituterEndpoint, *cc.PublicKey)
+			if cc.UploadEndpoint != nil {
+				fmt.Printf("Push with `garret push %s PATH`, or with Nix itself:\n  nix copy --to '%s?compression=zstd' PATH\n", cache, *cc.UploadEndpoint)
+			}
 			return nil
 		},
 	}

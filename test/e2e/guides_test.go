@@ -134,8 +134,15 @@ func testGuides(t *testing.T, nc nixClient) {
 		t.Fatalf("substituted via garret use: %q %v", got, err)
 	}
 
-	// What Attic users never got: list, path delete, token revocation, destroy.
+	// What Attic users never got: the URL for nix copy --to, list, path
+	// delete, token revocation, destroy.
 	g := func(args ...string) string { return nc.runIn(t, work, clientEnv(nixosHome), garret, args...) }
+	if out := nixosOut["garret use hello"]; !strings.Contains(out, "nix copy --to '"+url+"/upload/hello?compression=zstd'") {
+		t.Fatalf("garret use does not show the upload URL:\n%s", out)
+	}
+	if out := g("cache", "info", "hello"); !strings.Contains(out, "Upload Endpoint: "+url+"/upload/hello") {
+		t.Fatalf("garret cache info does not show the upload URL:\n%s", out)
+	}
 	if out := g("cache", "list"); !strings.Contains(out, "hello") || !strings.Contains(out, "system") {
 		t.Fatalf("cache list: %q", out)
 	}

@@ -58,10 +58,11 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	}
 	file := r.PathValue("file")
 	if !narFileRE.MatchString(file) {
-		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2]", file)
+		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2|.br|.lz4|.lzip]", file)
 	}
+	var hint nixcompress.Kind // a plain .nar may be none, gzip, lzma or compress: sniffed
 	if _, ext, ok := strings.Cut(file, ".nar."); ok {
-		if _, err := nixcompress.ParseKind(extKind(ext)); err != nil {
+		if hint, err = nixcompress.ParseKind(extKind(ext)); err != nil {
 			return requestError("%v", err)
 		}
 	}
@@ -70,7 +71,7 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	prefix, _ := br.Peek(16)
-	kind, err := nixcompress.Sniff(prefix)
+	kind, err := nixcompress.Detect(prefix, hint)
 	if err != nil {
 		return requestError("%v", err)
 	}
@@ -96,7 +97,8 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// extKind maps Nix's NAR file extensions to compression names.
+// extKind maps Nix's NAR file extensions to compression names (br, lz4,
+// lzip and xz are the names themselves).
 func extKind(ext string) string {
 	switch ext {
 	case "zst":

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
@@ -141,8 +143,22 @@ func TestNixPut_Compressions(t *testing.T) {
 			_ = w.Close()
 			return buf.Bytes()
 		},
+		"br": func(b []byte) []byte { // no magic: the .br extension says it
+			var buf bytes.Buffer
+			w := brotli.NewWriter(&buf)
+			_, _ = w.Write(b)
+			_ = w.Close()
+			return buf.Bytes()
+		},
+		"lzma": func(b []byte) []byte { // a plain .nar: sniffed
+			var buf bytes.Buffer
+			w, _ := lzma.NewWriter(&buf)
+			_, _ = w.Write(b)
+			_ = w.Close()
+			return buf.Bytes()
+		},
 	}
-	ext := map[string]string{"none": "", "zstd": ".zst", "xz": ".xz", "gzip": ""}
+	ext := map[string]string{"none": "", "zstd": ".zst", "xz": ".xz", "gzip": "", "br": ".br", "lzma": ""}
 	for kind, fn := range compress {
 		t.Run(kind, func(t *testing.T) {
 			nar := dirNAR("a", "b", "c-"+kind)

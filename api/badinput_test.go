@@ -149,7 +149,9 @@ func badCases() []badCase {
 			return e.do("POST", "/_api/v1/cache-config/bad!name", e.root, strings.NewReader(`{"keypair":"Generate"}`), nil)
 		}},
 		nixPutCase("nix PUT unknown compression", "nar/"+fileHash+".nar", func([]byte) []byte { return []byte("definitely not a NAR or a known compression") }, func(*narinfo.NarInfo) {}),
-		nixPutCase("nix PUT brotli extension", "nar/"+fileHash+".nar.br", func(n []byte) []byte { return n }, func(*narinfo.NarInfo) {}),
+		nixPutCase("nix PUT brotli extension on a NAR that is not brotli", "nar/"+fileHash+".nar.br", func(n []byte) []byte { return n }, func(*narinfo.NarInfo) {}),
+		nixPutCase("nix PUT lzop extension", "nar/"+fileHash+".nar.lzo", func(n []byte) []byte { return n }, func(*narinfo.NarInfo) {}),
+		nixPutCase("nix PUT xz extension on zstd", "nar/"+fileHash+".nar.xz", zstdOf, func(*narinfo.NarInfo) {}),
 		nixPutCase("nix PUT truncated zstd", "nar/"+fileHash+".nar.zst", func(n []byte) []byte { z := zstdOf(n); return z[:len(z)-6] }, func(*narinfo.NarInfo) {}),
 		nixPutCase("nix PUT corrupt xz", "nar/"+fileHash+".nar.xz", func([]byte) []byte {
 			return append([]byte{0xFD, '7', 'z', 'X', 'Z', 0x00}, bytes.Repeat([]byte{0x42}, 64)...)
@@ -157,7 +159,7 @@ func badCases() []badCase {
 		nixPutCase("nix PUT malformed NAR", "nar/"+fileHash+".nar.zst", func([]byte) []byte { return zstdOf(dirNAR("z", "a")) }, func(*narinfo.NarInfo) {}),
 		nixPutCase("narinfo NarHash lie", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.NarHash = narHashOf([]byte("lie")) }),
 		nixPutCase("narinfo NarSize lie", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.NarSize++ }),
-		nixPutCase("narinfo unsupported compression", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.Compression = "br" }),
+		nixPutCase("narinfo unsupported compression", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.Compression = "lzop" }),
 		nixPutCase("narinfo compression mismatch", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.Compression = "xz" }),
 		nixPutCase("narinfo without its NAR", "nar/"+fileHash+".nar.zst", zstdOf, func(ni *narinfo.NarInfo) { ni.URL = "nar/" + strings.Repeat("9", 52) + ".nar.zst" }),
 		tokenCase("expired token", func(e *testEnv) string {

@@ -15,22 +15,6 @@ import (
 	"github.com/garret-cache/garret/replication/catalog"
 )
 
-// detectCompression names the compression of an uploaded NAR from its first
-// bytes, checked against the kind its file name announces (hint, "" if the
-// name has no extension). Brotli has no magic number: only the name tells.
-func detectCompression(prefix []byte, hint nixcompress.Kind) (nixcompress.Kind, error) {
-	kind, err := nixcompress.Sniff(prefix)
-	switch {
-	case err != nil && hint == "br":
-		return hint, nil
-	case err != nil:
-		return "", err
-	case hint != "" && hint != kind:
-		return "", fmt.Errorf("the file name says %s but the body is %s", hint, kind)
-	}
-	return kind, nil
-}
-
 // keptFile stores an upload's bytes as they were sent, alongside the NAR's
 // own ingest: the request body is teed into a second chunk-store ingest.
 type keptFile struct {

@@ -63,7 +63,7 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	if !narFileRE.MatchString(file) {
 		return requestError("invalid NAR file name %q: want nar/<hash>.nar[.xz|.zst|.bz2|.br|.lz4|.lzip]", file)
 	}
-	var hint nixcompress.Kind
+	var hint nixcompress.Kind // a plain .nar may be none, gzip, lzma or compress: sniffed
 	if _, ext, ok := strings.Cut(file, ".nar."); ok {
 		if hint, err = nixcompress.ParseKind(extKind(ext)); err != nil {
 			return requestError("%v", err)
@@ -77,7 +77,7 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && err != io.EOF {
 		return classifyBodyError(&clientError{err})
 	}
-	kind, err := detectCompression(prefix, hint)
+	kind, err := nixcompress.Detect(prefix, hint)
 	if err != nil {
 		return requestError("%v", err)
 	}
@@ -117,7 +117,8 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// extKind maps Nix's NAR file extensions to compression names.
+// extKind maps Nix's NAR file extensions to compression names (br, lz4,
+// lzip and xz are the names themselves).
 func extKind(ext string) string {
 	switch ext {
 	case "zst":

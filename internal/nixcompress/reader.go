@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -27,11 +28,21 @@ const (
 //
 // Corrupt or truncated input makes Read fail (with an error naming the
 // compression), never end early with io.EOF: checksums are verified where
-// the format has them, concatenated zstd frames, xz streams, bzip2 streams
-// and gzip members are all read, and data after the last one is an error.
-// A compressed stream that decodes to nothing is an error too, since a NAR
-// is never empty. zstd windows above 128 MiB and xz dictionaries above
-// 64 MiB (declared in the first block) are refused.
+// the format has them (xz, bzip2, gzip, lz4 blocks and contents, lzip
+// members, zstd frames that carry one), concatenated zstd frames, xz
+// streams, bzip2 streams, gzip members, lz4 frames and lzip members are all
+// read, and data after the last one is an error (Brotli and .lzma are single
+// streams, .Z has no end at all). A compressed stream that decodes to
+// nothing is an error too, since a NAR is never empty. The one format that
+// cannot keep this promise is compress (.Z): it has no length and no
+// checksum, so a cut right after a code decodes as a shorter stream, which
+// the NAR validator and NarHash reject as they do for uncompressed uploads.
+//
+// Memory is bounded whatever the input: zstd windows above 128 MiB, xz
+// dictionaries above 64 MiB (declared in the first block), .lzma and lzip
+// dictionaries above 64 MiB, and large-window Brotli (standard Brotli
+// windows are at most 16 MiB) are refused with errors wrapping
+// ErrUnsupported; lz4 blocks are at most 4 MiB and .Z tables 64 Ki entries.
 func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
 	var rc io.ReadCloser
 	switch k {
@@ -62,6 +73,42 @@ func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("nixcompress: gzip: %w", eofIsUnexpected(err))
 		}
 		rc = d
+	case Brotli:
+		br := bufio.NewReader(r)
+		if head, _ := br.Peek(2); len(head) > 0 && head[0]&0x7F == 0x11 {
+			// WBITS 0010001 is RFC 9841's large-window marker; the
+			// window's size, up to 1 GiB, is in the next 6 bits.
+			window := "?"
+			if len(head) == 2 {
+				window = fmt.Sprint(head[1] & 0x3F)
+			}
+			return nil, fmt.Errorf("%w: large-window Brotli (window of 2^%s bytes; the limit is standard Brotli's 16 MiB)", ErrUnsupported, window)
+		}
+		rc = io.NopCloser(brotli.NewReader(br))
+	case LZ4:
+		d := newLZ4Reader(r)
+		if err := d.frameHeader(); err != nil {
+			return nil, headerError(k, err)
+		}
+		rc = io.NopCloser(d)
+	case LZMA:
+		d, err := newLZMAReader(r)
+		if err != nil {
+			return nil, headerError(k, err)
+		}
+		rc = io.NopCloser(d)
+	case Lzip:
+		d := newLzipReader(r)
+		if err := d.member(); err != nil {
+			return nil, headerError(k, err)
+		}
+		rc = io.NopCloser(d)
+	case Compress:
+		d := newLZWReader(r)
+		if err := d.header(); err != nil {
+			return nil, headerError(k, err)
+		}
+		rc = io.NopCloser(d)
 	default:
 		return nil, unsupported(string(k))
 	}
@@ -89,6 +136,15 @@ func (d *decoder) Read(p []byte) (int, error) {
 }
 
 func (d *decoder) Close() error { return d.rc.Close() }
+
+// headerError names the compression in an error from reading a stream's
+// first header, unless it is a refusal (which names it already).
+func headerError(k Kind, err error) error {
+	if errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	return fmt.Errorf("nixcompress: %s: %w", k, eofIsUnexpected(err))
+}
 
 func eofIsUnexpected(err error) error {
 	if errors.Is(err, io.EOF) {

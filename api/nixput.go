@@ -147,6 +147,9 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
+	if err := catalogError(s.catalog.AwaitWritable(r.Context())); err != nil {
+		return err // before the body: Nix's retry of a PUT would send none
+	}
 	body, err := decodedBody(w, r, s.cfg.MaxNarInfoSize)
 	if err != nil {
 		return err

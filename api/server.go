@@ -27,6 +27,9 @@ type Catalog interface {
 	ConfigureCache(ctx context.Context, name nixid.CacheName, p catalog.CachePatch) error
 	DestroyCache(ctx context.Context, name nixid.CacheName, how catalog.Deletion) error
 	PutObject(ctx context.Context, o catalog.Object) error
+	// AwaitWritable holds a write through an election and fails fast when
+	// this node cannot take writes; called before reading a write's body.
+	AwaitWritable(ctx context.Context) error
 	DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error)
 	PutFile(ctx context.Context, f catalog.File) error
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error

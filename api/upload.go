@@ -111,6 +111,9 @@ func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.authorize(r, up.cache, needPush); err != nil {
 		return err
 	}
+	if err := catalogError(s.catalog.AwaitWritable(r.Context())); err != nil {
+		return err // before the NAR is read, when the catalog cannot take it
+	}
 	in, err := s.ingestNAR(r.Context(), io.LimitReader(r.Body, info.NarSize))
 	if err != nil {
 		return err

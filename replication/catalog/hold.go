@@ -77,6 +77,26 @@ func (c *Catalog) proposeOnce(ctx context.Context, cmd command) (result, error) 
 	return c.proposeLocal(ctx, cmd)
 }
 
+// AwaitWritable returns once this node can take a write — it leads, or
+// follows a leader it hears from — holding the caller through an election
+// like propose does; an error wrapping ErrNotLeader when it cannot (cut off
+// from the majority, or no leader within HoldTimeout). Handlers call it
+// before reading a request body: an HTTP client then gets its 503 before it
+// sends the body, and Nix's retry of a PUT, which sends no body, never
+// starts (see issue 8).
+func (c *Catalog) AwaitWritable(ctx context.Context) error {
+	if c.raft.State() == raft.Leader || c.host == nil {
+		return nil
+	}
+	if _, id := c.raft.LeaderWithID(); id != "" && c.leaderContact() == nil {
+		return nil
+	}
+	if why := c.waitLeader(ctx, time.Now().Add(c.cfg.HoldTimeout)); why != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, why)
+	}
+	return nil
+}
+
 // hold waits before another attempt: at least holdRetryEvery, and until a
 // leader is known. It gives up (returning why) when until passes, ctx ends,
 // or this node cannot reach a majority of the voters.
@@ -88,6 +108,11 @@ func (c *Catalog) hold(ctx context.Context, until time.Time) error {
 		return ctx.Err()
 	case <-t.C:
 	}
+	return c.waitLeader(ctx, until)
+}
+
+// waitLeader waits until a leader is known and heard from (see hold).
+func (c *Catalog) waitLeader(ctx context.Context, until time.Time) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

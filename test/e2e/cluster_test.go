@@ -302,6 +302,19 @@ func TestCluster_PartitionRegion(t *testing.T) {
 	if status != 503 || time.Since(start) > 3*time.Second {
 		t.Errorf("once partitioned, a push on eu-1: %d after %v: %s", status, time.Since(start), body)
 	}
+	// Real Nix on the minority side fails, promptly: every 503 is answered
+	// before the narinfo's body is read (Nix's retries of a PUT send none).
+	env := nixEnv(t, eu.url(), c.admin)
+	top, _ := buildClosure(t, hostNix, env)
+	start = time.Now()
+	out, err := eu.nixOn(hostNix, env, "nix", "copy", "--to", eu.url()+"upload/part?compression=zstd", top)
+	t.Logf("nix copy on the minority side failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(out, "503") {
+		t.Errorf("nix copy on the minority side: %v\n%s", err, out)
+	}
+	if took := time.Since(start); took > 60*time.Second {
+		t.Errorf("nix copy on the minority side took %v to fail", took)
+	}
 	// Reads on both sides.
 	for _, nd := range c.nodes {
 		if s := nd.narinfoStatus("part", before.hash); s != 200 {

@@ -29,7 +29,7 @@ func TestAuxFiles_NewerNixUploads(t *testing.T) {
 		path, body, encoding string
 		encode               func([]byte) []byte
 	}{
-		{"/main/debuginfo/02623eda209c26a59b1a8638ff7752f6b945c26b", debug, "", nil},
+		{"/main/debuginfo/02623eda209c26a59b1a8638ff7752f6b945c26b.debug", debug, "", nil},
 		{"/main/build-trace-v2/0mx2c3a5gmpkkcxjbzpcb2ph5xl7r5w3-hello-2.12.drv/out.doi", `{"id":"sha256:x!out"}`, "", nil},
 		{"/main/" + h + ".ls", `{"version":1,"root":{"type":"regular","size":3}}`, "zstd", zstdOf},
 		{"/main/log/0mx2c3a5gmpkkcxjbzpcb2ph5xl7r5w3-hello-2.12.drv", strings.Repeat("building\n", 1000), "xz", func(b []byte) []byte { return xzOf(t, b) }},

@@ -156,7 +156,7 @@ func deleteClosure(t *testing.T, nc nixClient, env []string, top, dep string) {
 
 // nixCompressions is every compression Nix writes here (lzop, grzip and
 // lrzip need external programs Nix cannot find either); "" is the default, xz.
-var nixCompressions = []string{"", "zstd", "bzip2", "gzip", "none"}
+var nixCompressions = []string{"", "zstd", "bzip2", "gzip", "none", "br", "lz4", "lzip", "lzma", "compress"}
 
 // TestNix_PushDeleteSubstitute is the first hour of a user, with each Nix
 // and every compression, on Nix's default settings: push a closure, delete it

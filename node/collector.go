@@ -33,14 +33,8 @@ type Collector struct {
 // ErrDataDirInUse (wrapped, in one line that says why it is not needed) if a
 // running garretd holds the data dir, and if the data dir holds no node.
 func OpenCollector(cfg Config) (_ *Collector, err error) {
-	if cfg.Server == nil {
-		return nil, errors.New("node: no server config")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.SweepGrace <= 0 {
-		cfg.SweepGrace = DefaultSweepGrace
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
 	}
 	p, err := newPlan(cfg)
 	if err != nil {

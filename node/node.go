@@ -64,12 +64,10 @@ type Node struct {
 	wg          sync.WaitGroup
 }
 
-// New builds and starts a node. On failure it stops what it started.
-// Every component config is checked first (see CheckConfig), so a bad config
-// fails before the data dir is touched.
-func New(cfg Config) (_ *Node, err error) {
+// withDefaults checks that cfg has a server config and fills in the rest.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Server == nil {
-		return nil, errors.New("node: no server config")
+		return cfg, errors.New("node: no server config")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -79,6 +77,16 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	if cfg.DeadVoterTimeout <= 0 {
 		cfg.DeadVoterTimeout = 30 * time.Second
+	}
+	return cfg, nil
+}
+
+// New builds and starts a node. On failure it stops what it started.
+// Every component config is checked first (see CheckConfig), so a bad config
+// fails before the data dir is touched.
+func New(cfg Config) (_ *Node, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
 	}
 	sc := cfg.Server
 	// 0. Every component config, checked before anything is created.

@@ -18,7 +18,14 @@ import (
 
 func testConfig(t *testing.T, dataDir, listen string) *serverconfig.Config {
 	t.Helper()
-	text := "listen = \"" + listen + "\"\ndata-dir = \"" + dataDir + "\"\n[jwt.signing]\ntoken-hs256-secret-base64 = \"" +
+	return loadTestConfig(t, dataDir, listen, "")
+}
+
+// loadTestConfig writes and loads a node config: dataDir, listen, a token
+// secret, and extra TOML.
+func loadTestConfig(t *testing.T, dataDir, listen, extra string) *serverconfig.Config {
+	t.Helper()
+	text := "listen = \"" + listen + "\"\ndata-dir = \"" + dataDir + "\"\n" + extra + "\n[jwt.signing]\ntoken-hs256-secret-base64 = \"" +
 		base64.StdEncoding.EncodeToString([]byte("node-test-secret-node-test-secret")) + "\"\n"
 	p := filepath.Join(t.TempDir(), "server.toml")
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {

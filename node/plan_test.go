@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,17 +12,7 @@ import (
 // configWith is a node config in dataDir with extra TOML appended.
 func configWith(t *testing.T, dataDir, extra string) *serverconfig.Config {
 	t.Helper()
-	text := "listen = \"127.0.0.1:0\"\ndata-dir = \"" + dataDir + "\"\n" + extra + "\n[jwt.signing]\ntoken-hs256-secret-base64 = \"" +
-		base64.StdEncoding.EncodeToString([]byte("node-test-secret-node-test-secret")) + "\"\n"
-	p := filepath.Join(t.TempDir(), "server.toml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := serverconfig.Load(p, os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return loadTestConfig(t, dataDir, "127.0.0.1:0", extra)
 }
 
 // TestCheckConfig_FailsAsNewDoes: what serverconfig accepts but a component

@@ -271,7 +271,24 @@ func TestFSM_SnapshotRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err := n.cat.fsm.Snapshot()
+	f := restoredCopy(t, n.cat)
+	st := f.st
+	if f.applied.Load() != n.cat.AppliedIndex() {
+		t.Fatalf("restored applied index %d, want %d", f.applied.Load(), n.cat.AppliedIndex())
+	}
+	var o Object
+	if ok, err := st.get(objectKey("s", hashOf(7)), &o); !ok || err != nil || o.NarSize != 7 {
+		t.Fatalf("restored object: %v %v %+v", ok, err, o)
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+// restoredCopy snapshots c's FSM and restores the snapshot into a fresh FSM
+// of the test's own (closed at cleanup), as a replica catching up would.
+func restoredCopy(t *testing.T, c *Catalog) *fsm {
+	t.Helper()
+	snap, err := c.fsm.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,21 +301,13 @@ func TestFSM_SnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.close()
+	t.Cleanup(func() { _ = st.close() })
 	f := &fsm{st: st, log: quiet}
 	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	if f.applied.Load() != n.cat.AppliedIndex() {
-		t.Fatalf("restored applied index %d, want %d", f.applied.Load(), n.cat.AppliedIndex())
-	}
-	var o Object
-	if ok, err := st.get(objectKey("s", hashOf(7)), &o); !ok || err != nil || o.NarSize != 7 {
-		t.Fatalf("restored object: %v %v %+v", ok, err, o)
-	}
+	return f
 }
-
-type memSink struct{ bytes.Buffer }
 
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }

@@ -1,10 +1,8 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/garret-cache/garret/chunkstore"
@@ -67,23 +65,7 @@ func TestCatalog_SoftDeleteKeepsTheName(t *testing.T) {
 	}
 
 	// A snapshot carries the tombstone: a node restored from it refuses the name too.
-	snap, err := c.fsm.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	st, err := openState(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.close()
-	if err := (&fsm{st: st, log: quiet}).Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	st := restoredCopy(t, c).st
 	b := st.db.NewIndexedBatch()
 	defer b.Close()
 	if r := applyCommand(b, command{Type: cmdCreateCache, Cache: &Cache{Name: "c-soft"}}); !errors.Is(r.err, ErrCacheExists) {

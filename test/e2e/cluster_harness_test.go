@@ -164,6 +164,17 @@ join = [%[10]s]
 	return nd
 }
 
+// leaderAndFollowers returns the current leader and the other nodes.
+func (c *cluster) leaderAndFollowers() (leader *cnode, followers []*cnode) {
+	leader = c.node(c.nodes[len(c.nodes)-1].leader())
+	for _, nd := range c.nodes {
+		if nd != leader {
+			followers = append(followers, nd)
+		}
+	}
+	return leader, followers
+}
+
 // node returns the node called name.
 func (c *cluster) node(name string) *cnode {
 	for _, nd := range c.nodes {

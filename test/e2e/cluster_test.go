@@ -162,14 +162,7 @@ func pushUntilAcked(nd *cnode, cache string, p synthPath, deadline time.Time) (a
 func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
-	us1 := c.node("us-1")
-	leader := c.node(us1.leader())
-	var followers []*cnode
-	for _, nd := range c.nodes {
-		if nd != leader {
-			followers = append(followers, nd)
-		}
-	}
+	leader, followers := c.leaderAndFollowers()
 	followers[0].createCache("ha")
 
 	const n = 50

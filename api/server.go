@@ -325,5 +325,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 func placeholder(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = io.WriteString(w, `<!doctype html><title>Garret</title><h1>Garret</h1>
-<p>A Nix binary cache. Push with <code>garret push CACHE PATH</code> or <code>nix copy --to 'URL/CACHE?compression=zstd' PATH</code>.</p>`)
+<p>A Nix binary cache. Push with <code>garret push CACHE PATH</code> or <code>nix copy --to 'URL/upload/CACHE?compression=zstd' PATH</code>.</p>`)
 }

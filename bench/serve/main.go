@@ -272,7 +272,7 @@ func (e *env) push8(g *garret, paths []string) (time.Duration, int64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := append([]string{"copy", "--option", "netrc-file", netrc, "--to", g.url + "bench?compression=zstd"}, part...)
+			args := append([]string{"copy", "--option", "netrc-file", netrc, "--to", g.url + "upload/bench?compression=zstd"}, part...)
 			// Each nix process needs its own narinfo cache database.
 			cache := "XDG_CACHE_HOME=" + filepath.Join(e.dir, fmt.Sprintf("xdg-cache-%d", w))
 			if _, err := e.nixWith([]string{cache}, "nix", args...); err != nil {

@@ -128,7 +128,6 @@ func extKind(ext string) string {
 	case "gz":
 		return "gzip"
 	}
-	// br, lz4, lzip and xz are Nix's extensions and its names alike.
 	return ext
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
+	"github.com/garret-cache/garret/internal/durable"
 	"github.com/garret-cache/garret/replication/membership"
 )
 
@@ -97,10 +98,7 @@ func (b *peerBook) save() {
 	if err != nil {
 		return
 	}
-	tmp := b.path + ".tmp"
-	if os.WriteFile(tmp, data, 0o600) == nil {
-		_ = os.Rename(tmp, b.path)
-	}
+	_ = durable.WriteFile(b.path, data, 0o600)
 }
 
 // rejoinLoop keeps the address book current and rejoins missing members.

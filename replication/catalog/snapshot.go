@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/garret-cache/garret/internal/durable"
 	"github.com/hashicorp/raft"
 )
 
@@ -88,11 +89,7 @@ func (s *state) restore(r io.Reader) (uint64, error) {
 		_ = db.Close()
 		return 0, err
 	}
-	tmp := filepath.Join(s.dir, "CURRENT.tmp")
-	if err := os.WriteFile(tmp, []byte(name+"\n"), 0o600); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, "CURRENT")); err != nil {
+	if err := durable.WriteFile(filepath.Join(s.dir, "CURRENT"), []byte(name+"\n"), 0o600); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()

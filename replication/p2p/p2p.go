@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garret-cache/garret/internal/durable"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p"
@@ -42,12 +43,8 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, peer.ID, error) {
 		if data, err = crypto.MarshalPrivateKey(key); err != nil {
 			return nil, "", err
 		}
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			return nil, "", fmt.Errorf("p2p: write identity: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return nil, "", fmt.Errorf("p2p: write identity: %w", err)
+		if err := durable.WriteFile(path, data, 0o600); err != nil {
+			return nil, "", fmt.Errorf("p2p: identity: %w", err)
 		}
 	} else if err != nil {
 		return nil, "", fmt.Errorf("p2p: read identity: %w", err)

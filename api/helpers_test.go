@@ -60,7 +60,7 @@ func newTestEnvWith(t *testing.T, ac Config) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := p2p.NewHost(p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, PrivateKey: key})
+	h, err := p2p.NewHost(p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, PrivateKey: key, PSK: bytes.Repeat([]byte{0x5a}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/membership"
-	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // startGossip joins the memberlist cluster when [cluster] asks for gossip.
@@ -29,15 +28,10 @@ func (n *Node) startGossip(ctx context.Context, peerID string) error {
 			Voter: cc.Voter == nil || *cc.Voter, ClusterID: n.catalog.ClusterID()},
 		OnChange: n.signalChange, Log: n.log.With("component", "membership"),
 	}
-	mc.AdvertiseAddr, mc.AdvertisePort = g.advertiseHost, g.advertisePort
+	mc.AdvertiseAddr, mc.AdvertisePort, mc.SecretKey = g.advertiseHost, g.advertisePort, n.plan.gossipKey
 	var err error
 	for _, a := range n.host.Addrs() {
 		mc.Meta.P2PAddrs = append(mc.Meta.P2PAddrs, a.String())
-	}
-	if cc.Secret != "" {
-		if mc.SecretKey, err = p2p.DeriveKey(cc.Secret, p2p.LabelMemberlist); err != nil {
-			return err
-		}
 	}
 	n.changes = make(chan struct{}, 1)
 	if n.members, err = membership.New(mc); err != nil {

@@ -39,6 +39,10 @@ type Config struct {
 	DeadVoterTimeout time.Duration
 }
 
+// NodeSecretFile, in the data dir, holds a lone node's own secret (a node
+// without [cluster] secret): its libp2p private-network key comes from it.
+const NodeSecretFile = "node.secret"
+
 // Node is one running garretd.
 type Node struct {
 	cfg      Config
@@ -117,9 +121,20 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: chunk store: %w", err)
 	}
 
-	// 3. libp2p host: carries Raft (and, in a cluster, chunk exchange).
+	// 3. libp2p host: carries Raft (and, in a cluster, chunk exchange),
+	// inside the private network of the cluster secret, or of a lone node's
+	// own secret, so nobody without it can open a stream.
 	hc := p.host
 	hc.PrivateKey = key
+	if hc.PSK == nil {
+		secret, err := p2p.LoadOrCreateSecret(filepath.Join(sc.DataDir, NodeSecretFile))
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		if hc.PSK, err = p2p.DeriveKey(secret, p2p.LabelPNet); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	if n.host, err = p2p.NewHost(hc); err != nil {
 		return nil, fmt.Errorf("node: p2p host: %w", err)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -24,7 +25,14 @@ type plan struct {
 	tokens  *token.Authority
 	api     api.Config
 	gossip  *gossipAddrs // nil: no gossip
+	// gossipKey is memberlist's key, derived from [cluster] secret (nil on
+	// a lone node, which does not gossip).
+	gossipKey []byte
 }
+
+// ErrNoClusterSecret refuses a node that would talk to other nodes without
+// the cluster secret.
+var ErrNoClusterSecret = errors.New("node: a cluster node needs [cluster] secret (or GARRET_CLUSTER_SECRET), the same on every node and at least 32 bytes; make one with: garretd gen-secret")
 
 // gossipAddrs is [cluster] gossip-listen and gossip-advertise, split.
 type gossipAddrs struct {
@@ -68,14 +76,6 @@ func newPlan(cfg Config) (*plan, error) {
 		}
 		p.host.AdvertiseAddrs = []string{a}
 	}
-	if sc.Cluster.Secret != "" {
-		// Only holders of the cluster secret can connect (libp2p pnet, TCP only).
-		psk, err := p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet)
-		if err != nil {
-			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
-		}
-		p.host.PSK = psk
-	}
 
 	// Raft catalog; a lone node bootstraps itself the first time only.
 	catDir := filepath.Join(sc.DataDir, "catalog")
@@ -105,6 +105,21 @@ func newPlan(cfg Config) (*plan, error) {
 	// Gossip, when configured.
 	if p.gossip, err = splitGossip(sc.Cluster); err != nil {
 		return nil, err
+	}
+
+	// The channel's keys. Only holders of the secret can connect (libp2p
+	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the
+	// cluster's; a lone node uses its own, made by New in the data dir.
+	if sc.Cluster.Secret == "" && (p.gossip != nil || !p.catalog.Bootstrap) {
+		return nil, ErrNoClusterSecret
+	}
+	if sc.Cluster.Secret != "" {
+		if p.host.PSK, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet); err != nil {
+			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
+		}
+		if p.gossipKey, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelMemberlist); err != nil {
+			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
+		}
 	}
 	return p, nil
 }

@@ -50,7 +50,7 @@ func newHost(t *testing.T, dir string) (host.Host, peer.ID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := p2p.NewHost(p2p.Config{PrivateKey: key})
+	h, err := p2p.NewHost(p2p.Config{PrivateKey: key, PSK: bytes.Repeat([]byte{0x5a}, 32)}) // one private network for the test's nodes
 	if err != nil {
 		t.Fatal(err)
 	}

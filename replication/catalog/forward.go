@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // ForwardProtocol carries a follower's write to the leader.
@@ -104,7 +106,7 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, forwardDialTimeout)
-	s, err := c.host.NewStream(dctx, pid, ForwardProtocol)
+	s, err := p2p.OpenStream(dctx, c.host, pid, ForwardProtocol)
 	dcancel()
 	if err != nil {
 		return result{}, notSent(fmt.Errorf("%w: cannot reach the leader: %v", ErrNotLeader, err))
@@ -119,6 +121,9 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 		err = json.NewDecoder(bufio.NewReader(io.LimitReader(s, 1<<20))).Decode(&reply)
 	}
 	if err != nil {
+		if p2p.Refused(err) { // the leader's handler never ran: safe to send again
+			return result{}, notSent(fmt.Errorf("%w: the leader refused the stream (resource limit): %v", ErrNotLeader, err))
+		}
 		if why := lost(); why != nil {
 			return result{}, why
 		}

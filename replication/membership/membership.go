@@ -36,6 +36,9 @@ type Member struct {
 	RTT    time.Duration // 0 until measured
 }
 
+// ErrNoKey refuses gossip without a 32-byte key.
+var ErrNoKey = errors.New("membership: the gossip key must be 32 bytes")
+
 // Config configures gossip.
 type Config struct {
 	NodeName      string
@@ -43,7 +46,7 @@ type Config struct {
 	BindPort      int    // 0 = any free port
 	AdvertiseAddr string
 	AdvertisePort int
-	SecretKey     []byte // 32 bytes (AES-256); nil = unencrypted (tests only)
+	SecretKey     []byte // 32 bytes (AES-256-GCM), required: gossip is always encrypted
 	Meta          Meta
 	WAN           bool   // memberlist's WAN timings (production) instead of LAN ones
 	OnChange      func() // called after joins, leaves and updates
@@ -77,9 +80,12 @@ func New(cfg Config) (*Membership, error) {
 		mc.BindAddr = "127.0.0.1"
 	}
 	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseAddr, cfg.AdvertisePort
-	if len(cfg.SecretKey) > 0 {
-		mc.SecretKey = cfg.SecretKey
+	if len(cfg.SecretKey) != 32 {
+		return nil, ErrNoKey
 	}
+	// Every message is encrypted and authenticated, and nothing unencrypted
+	// is accepted (memberlist's defaults, stated).
+	mc.SecretKey, mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = cfg.SecretKey, true, true
 	meta, err := json.Marshal(cfg.Meta)
 	if err != nil {
 		return nil, err

@@ -169,8 +169,23 @@ type Fetcher struct {
 // ErrUnavailable means no peer could provide what was asked.
 var ErrUnavailable = errors.New("p2p: no peer has it")
 
-// request opens a stream to p and sends req.
+// request opens a stream to p, sends req and waits for the first byte of
+// the reply. A stream a resource limit refuses (here, or at p before its
+// handler runs) is tried again for up to SlotWait.
 func (f *Fetcher) request(ctx context.Context, p peer.ID, req chunkRequest) (network.Stream, *bufio.Reader, error) {
+	start := time.Now()
+	for try := 1; ; try++ {
+		s, r, err := f.requestOnce(ctx, p, req)
+		if err == nil || !Refused(err) {
+			return s, r, err
+		}
+		if werr := waitSlot(ctx, start, try, err); werr != nil {
+			return nil, nil, werr
+		}
+	}
+}
+
+func (f *Fetcher) requestOnce(ctx context.Context, p peer.ID, req chunkRequest) (network.Stream, *bufio.Reader, error) {
 	s, err := f.Host.NewStream(ctx, p, ChunkProtocol)
 	if err != nil {
 		return nil, nil, err
@@ -181,7 +196,13 @@ func (f *Fetcher) request(ctx context.Context, p peer.ID, req chunkRequest) (net
 		return nil, nil, err
 	}
 	_ = s.CloseWrite()
-	return s, bufio.NewReaderSize(s, 64<<10), nil
+	r := bufio.NewReaderSize(s, 64<<10)
+	_ = s.SetReadDeadline(time.Now().Add(ioStallTimeout))
+	if _, err := r.Peek(1); err != nil {
+		_ = s.Reset()
+		return nil, nil, err
+	}
+	return s, r, nil
 }
 
 // readBlob reads a status byte and, when ok, a length-prefixed blob.

@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -64,7 +63,9 @@ type Config struct {
 	// (behind NAT or a port mapping); multiaddrs or "host:port".
 	AdvertiseAddrs []string
 	PrivateKey     crypto.PrivKey
-	PSK            []byte // optional 32-byte private-network key
+	// PSK is the 32-byte private-network key (DeriveKey(secret, LabelPNet)),
+	// required: only holders of the same key can complete a connection.
+	PSK []byte
 }
 
 // ToMultiaddr accepts a multiaddr or "host:port".
@@ -106,6 +107,9 @@ func NewHost(cfg Config) (host.Host, error) {
 	if cfg.PrivateKey == nil {
 		return nil, errors.New("p2p: no private key")
 	}
+	if len(cfg.PSK) != 32 {
+		return nil, errors.New("p2p: the private-network key (PSK) must be 32 bytes")
+	}
 	if len(cfg.ListenAddrs) == 0 {
 		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
@@ -120,7 +124,7 @@ func NewHost(cfg Config) (host.Host, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
-		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.PrivateNetwork(cfg.PSK),
 	}
 	if len(cfg.AdvertiseAddrs) > 0 {
 		adv, err := toMultiaddrs(cfg.AdvertiseAddrs)
@@ -129,14 +133,13 @@ func NewHost(cfg Config) (host.Host, error) {
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return adv }))
 	}
-	if len(cfg.PSK) > 0 {
-		if len(cfg.PSK) != 32 {
-			return nil, errors.New("p2p: PSK must be 32 bytes")
-		}
-		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
-	}
-	h, err := libp2p.New(opts...)
+	rm, err := newResourceManager()
 	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(append(opts, libp2p.ResourceManager(rm))...)
+	if err != nil {
+		_ = rm.Close()
 		return nil, fmt.Errorf("p2p: host: %w", err)
 	}
 	return h, nil

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,7 +52,7 @@ func TestNewHost_Advertise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHost(Config{PrivateKey: key, AdvertiseAddrs: []string{"203.0.113.7:4001"}})
+	h, err := NewHost(Config{PrivateKey: key, PSK: bytes.Repeat([]byte{1}, 32), AdvertiseAddrs: []string{"203.0.113.7:4001"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,13 @@ package membership
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"log"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func start(t *testing.T, name string, key []byte) *Membership {
@@ -40,5 +45,33 @@ func TestMembership_JoinWithKeyAndMeta(t *testing.T) {
 	}
 	if len(a.Members()) != 2 {
 		t.Fatalf("the intruder became a member: %d", len(a.Members()))
+	}
+}
+
+// TestMembership_AlwaysEncrypted: gossip without a 32-byte key does not
+// start, and a plain memberlist (no key) cannot join a member.
+func TestMembership_AlwaysEncrypted(t *testing.T) {
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{7}, 16)} {
+		if m, err := New(Config{NodeName: "plain", SecretKey: key}); !errors.Is(err, ErrNoKey) {
+			if m != nil {
+				_ = m.Leave(0)
+			}
+			t.Fatalf("gossip with a %d-byte key: %v; want %v", len(key), err, ErrNoKey)
+		}
+	}
+	a := start(t, "a", bytes.Repeat([]byte{7}, 32))
+	mc := memberlist.DefaultLANConfig()
+	mc.Name, mc.BindAddr, mc.BindPort = "plain", "127.0.0.1", 0
+	mc.Logger = log.New(io.Discard, "", 0)
+	plain, err := memberlist.Create(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Shutdown()
+	if _, err := plain.Join([]string{a.GossipAddr()}); err == nil {
+		t.Fatal("a memberlist without the key joined")
+	}
+	if len(a.Members()) != 1 {
+		t.Fatalf("a sees %d members; the keyless one got in", len(a.Members()))
 	}
 }

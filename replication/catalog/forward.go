@@ -56,6 +56,9 @@ func (c *Catalog) EnableForwarding(h host.Host) {
 }
 
 func (c *Catalog) serveForward(s network.Stream) {
+	if !c.fromServer(s) {
+		return
+	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(60 * time.Second))
 	var cmd command

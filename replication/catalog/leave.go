@@ -29,6 +29,9 @@ type leaveReply struct {
 }
 
 func (c *Catalog) serveLeave(s network.Stream) {
+	if !c.fromServer(s) {
+		return
+	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	var req leaveRequest

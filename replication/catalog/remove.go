@@ -49,6 +49,9 @@ func (c *Catalog) EnableRemoval() {
 }
 
 func (c *Catalog) serveRemove(s network.Stream) {
+	if !c.fromServer(s) {
+		return
+	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	var req removeRequest

@@ -60,7 +60,9 @@ func TestResourceManager_PeerStreamLimit(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, h := range []interface{ Connect(context.Context, peer.AddrInfo) error }{greedy, other} {
+	for _, h := range []interface {
+		Connect(context.Context, peer.AddrInfo) error
+	}{greedy, other} {
 		if err := h.Connect(ctx, peer.AddrInfo{ID: srv.ID(), Addrs: srv.Addrs()}); err != nil {
 			t.Fatal(err)
 		}

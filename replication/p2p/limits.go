@@ -26,8 +26,9 @@ const (
 	// direction, over all protocols.
 	MaxStreamsPerPeer = 256
 	// MaxStreamsPerPeerProtocol is the per-direction stream limit of one peer
-	// on one protocol other than Raft's and chunk exchange.
-	MaxStreamsPerPeerProtocol = 32
+	// on one protocol other than Raft's and chunk exchange: a follower's
+	// forwarded writes in flight at once, at WAN round trips, set its size.
+	MaxStreamsPerPeerProtocol = 128
 	// MaxChunkStreamsPerPeer is the per-direction stream limit of one peer
 	// on ChunkProtocol (a NAR fetch runs up to a few dozen requests at once).
 	MaxChunkStreamsPerPeer = 64
@@ -70,7 +71,7 @@ func newResourceManager() (network.ResourceManager, error) {
 			Streams: 512, StreamsInbound: 256, StreamsOutbound: 256, Memory: MaxMemory / 8, FD: fds / 4,
 		},
 		PeerDefault:         peerLimit,
-		ProtocolDefault:     total(32 * MaxStreamsPerPeerProtocol),
+		ProtocolDefault:     total(16 * MaxStreamsPerPeerProtocol),
 		ProtocolPeerDefault: perProto(MaxStreamsPerPeerProtocol),
 		Protocol: map[protocol.ID]rcmgr.ResourceLimits{
 			ChunkProtocol: total(32 * MaxChunkStreamsPerPeer),

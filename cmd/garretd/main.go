@@ -135,6 +135,7 @@ func serve(ctx context.Context, f serveFlags) error {
 			return err
 		}
 		fmt.Printf("config %s is valid\n", cfg.Path)
+		fmt.Println(node.DiskSpace(cfg))
 		return nil
 	}
 	if !runsNode {

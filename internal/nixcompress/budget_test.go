@@ -85,7 +85,7 @@ func TestXZScan_FollowsValidFiles(t *testing.T) {
 // A dictionary declared by a later block, or by a block of a later stream,
 // is refused before the decoder allocates it, like one in the first block.
 func TestXZ_EveryBlockAndStreamIsChecked(t *testing.T) {
-	const gib = 36 // dictionary size byte of 1 GiB
+	const gib = 36                                    // dictionary size byte of 1 GiB
 	first := xzStream(xzBlock{12, []byte("hello\n")}) // 256 KiB
 	for name, in := range map[string][]byte{
 		"first block":   xzStream(xzBlock{gib, []byte("hello\n")}),

@@ -15,7 +15,7 @@ import (
 
 // xzBlock is one block of a hand-made xz stream: dictByte is the LZMA2
 // filter's dictionary size byte (22 is 8 MiB, 36 is 1 GiB, 40 is 4 GiB),
-// data is stored in one uncompressed LZMA2 chunk.
+// data is stored in uncompressed LZMA2 chunks of at most 64 KiB.
 type xzBlock struct {
 	dictByte byte
 	data     []byte
@@ -41,7 +41,12 @@ func xzStream(blocks ...xzBlock) []byte {
 	for _, b := range blocks {
 		hdr := []byte{2, 0, 0x21, 1, b.dictByte, 0, 0, 0} // 12 bytes with the CRC
 		hdr = append(hdr, le32(crc32.ChecksumIEEE(hdr))...)
-		data := append([]byte{1, byte((len(b.data) - 1) >> 8), byte(len(b.data) - 1)}, b.data...)
+		var data []byte
+		for i, ctl := 0, byte(1); i < len(b.data); i, ctl = i+64<<10, 2 { // 1: dictionary reset
+			part := b.data[i:min(i+64<<10, len(b.data))]
+			data = append(data, ctl, byte((len(part)-1)>>8), byte(len(part)-1))
+			data = append(data, part...)
+		}
 		data = append(data, 0)
 		out = append(out, hdr...)
 		out = append(out, data...)
@@ -107,7 +112,7 @@ func TestXZ_EveryBlockAndStreamIsChecked(t *testing.T) {
 }
 
 // Blocks after the first may declare dictionaries only in proportion to the
-// data before them, as lzip members may.
+// data before them (64 bytes per byte), as lzip members may.
 func TestXZ_DictionaryAllowance(t *testing.T) {
 	const max = 28 // 64 MiB
 	ok := xzStream(xzBlock{max, []byte("hello\n")})
@@ -120,11 +125,16 @@ func TestXZ_DictionaryAllowance(t *testing.T) {
 	}
 	big := make([]byte, 60000)
 	var blocks []xzBlock
-	for range 20 { // 1.2 MB decoded: 9.6 MB more allowed, each block takes 256 KiB
+	for range 20 { // 1.2 MB decoded: 77 MB more allowed, each block takes 256 KiB
 		blocks = append(blocks, xzBlock{12, big})
 	}
 	if got, err := decode(XZ, xzStream(blocks...)); err != nil || len(got) != 20*len(big) {
 		t.Fatalf("20 blocks of 256 KiB dictionaries: %d bytes, %v", len(got), err)
+	}
+	// xz -9 --block-size=1MiB: 64 MiB dictionaries for 1 MiB blocks.
+	mib := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	if got, err := decode(XZ, xzStream(xzBlock{max, mib}, xzBlock{max, mib})); err != nil || len(got) != 2<<20 {
+		t.Fatalf("1 MiB blocks of 64 MiB dictionaries: %d bytes, %v", len(got), err)
 	}
 }
 

@@ -10,9 +10,11 @@ import (
 // only in proportion to the data decoded before it, as lzipDictBudget does
 // for lzip members: ulikunitz/xz allocates every block's dictionary anew, so
 // tiny blocks each declaring 64 MiB would cost a 64 MiB allocation every few
-// dozen input bytes. Honest multi-block files (xz -T, Nix's
-// parallel-compression) make blocks three times their dictionary.
-const xzDictBudget = 8
+// dozen input bytes. Honest multi-block files pass with room to spare: xz -T
+// and Nix's parallel-compression make blocks three times their dictionary,
+// and even xz -9 --block-size=1MiB (64 MiB dictionaries for 1 MiB blocks)
+// fits 64 bytes per byte.
+const xzDictBudget = 64
 
 // xzScan sits between an xz upload and ulikunitz/xz and follows the file's
 // structure (xz-file-format 1.2.1: stream headers, block headers, LZMA2

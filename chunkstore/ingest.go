@@ -60,7 +60,7 @@ type ingest struct {
 //
 // No sweep deletes a chunk the ingest lists, however long it runs, nor
 // after it returns until PutManifest stores its manifest (or, if that never
-// happens, until the sweep grace has passed since it returned).
+// happens, until the sweep grace has passed since it returned); see holds.
 func (s *Store) Ingest(ctx context.Context, r io.Reader) (*IngestResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err

@@ -44,9 +44,10 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 	s.touchAfter.Store(int64(grace / 4))
 	cutoff := now() - int64(grace)
 	var st SweepStats
-	// Before the mark: a committed ingest's manifest is in the index now,
-	// so its chunks are marked through it.
-	s.holds.expire(cutoff)
+	// Holds of ingests committed from now on are kept until the sweep ends:
+	// this mark may not see their manifests.
+	s.holds.sweepStarts(cutoff, int64(grace))
+	defer s.holds.sweepEnds()
 
 	// Mark: manifests to delete, and the chunks of those that stay.
 	referenced := make(map[ChunkID]struct{})

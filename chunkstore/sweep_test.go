@@ -187,10 +187,13 @@ func TestSweep_LongUploadKeepsItsChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := len(s.holds.count); n != 0 {
+		t.Fatalf("%d chunks still held after the manifest was stored", n)
+	}
 	if !bytes.Equal(decode(t, served(t, s, id)), data) {
 		t.Fatal("the long upload's NAR is not whole")
 	}
-	// Committed: the hold goes, the manifest keeps the chunks.
+	// Committed: the manifest keeps the chunks.
 	if _, err := s.Sweep(context.Background(), func(m ManifestID) bool { return m == id }, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +212,7 @@ func TestSweep_UncommittedIngestIsReleased(t *testing.T) {
 	if st, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, time.Hour); err != nil || st.ChunksDeleted != 0 {
 		t.Fatalf("within grace: %+v %v", st, err)
 	}
-	if s.holds.count == nil || len(s.holds.pending) != 1 {
+	if len(s.holds.pending) != 1 || len(s.holds.count) == 0 {
 		t.Fatalf("%d holds pending after the ingest, want 1", len(s.holds.pending))
 	}
 	if _, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, 0); err != nil {

@@ -63,7 +63,7 @@ func (s *Server) putAuxFile(prefix string, keys ...string) handlerFunc {
 // narinfo-compression, ls-compression or log-compression is set, naming the
 // compression (xz, zstd, br, gzip, …) in Content-Encoding. The decoded size
 // is capped at limit; past it reads fail with an error isTooLarge knows.
-func decodedBody(w http.ResponseWriter, r *http.Request, limit int64) (io.ReadCloser, error) {
+func (s *Server) decodedBody(w http.ResponseWriter, r *http.Request, limit int64) (io.ReadCloser, error) {
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	body := http.MaxBytesReader(w, r.Body, limit)
 	switch enc {
@@ -79,8 +79,11 @@ func decodedBody(w http.ResponseWriter, r *http.Request, limit int64) (io.ReadCl
 		return nil, &Error{Status: http.StatusUnsupportedMediaType, Kind: "RequestError",
 			Message: fmt.Sprintf("General request error: Content-Encoding %q is not supported: %v", enc, err)}
 	}
-	dec, err := nixcompress.NewReader(kind, body)
+	dec, err := nixcompress.NewBudgetReader(r.Context(), kind, body, s.decoders)
 	if err != nil {
+		if e := decoderMemoryError(err); e != nil {
+			return nil, e
+		}
 		return nil, requestError("Content-Encoding %s: %v", enc, err)
 	}
 	return struct {
@@ -118,7 +121,7 @@ func (s *Server) storeAuxFile(w http.ResponseWriter, r *http.Request, file strin
 	if _, err := s.authorize(r, name, needPush); err != nil {
 		return err
 	}
-	body, err := decodedBody(w, r, maxAuxFileSize)
+	body, err := s.decodedBody(w, r, maxAuxFileSize)
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,9 @@ func (s *Server) ingestNAR(ctx context.Context, body io.Reader) (*ingested, erro
 // server-side failures (storage) as internal errors.
 func classifyBodyError(err error) error {
 	var ce *clientError
+	if e := decoderMemoryError(err); e != nil {
+		return e
+	}
 	switch {
 	case errors.Is(err, nar.ErrFormat):
 		return requestError("malformed NAR: %v", err)

@@ -88,8 +88,11 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 		defer kept.abort()
 		body = kept.tee
 	}
-	dec, err := nixcompress.NewReader(kind, body)
+	dec, err := nixcompress.NewBudgetReader(r.Context(), kind, body, s.decoders)
 	if err != nil {
+		if e := decoderMemoryError(err); e != nil {
+			return e
+		}
 		return requestError("%v", err)
 	}
 	defer dec.Close()
@@ -149,7 +152,7 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err := catalogError(s.catalog.AwaitWritable(r.Context())); err != nil {
 		return err // before the body: Nix's retry of a PUT would send none
 	}
-	body, err := decodedBody(w, r, s.cfg.MaxNarInfoSize)
+	body, err := s.decodedBody(w, r, s.cfg.MaxNarInfoSize)
 	if err != nil {
 		return err
 	}
@@ -158,6 +161,9 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		if isTooLarge(err) {
 			return withMessage(errTooLarge, "narinfo too large (limit %d bytes)", s.cfg.MaxNarInfoSize)
+		}
+		if e := decoderMemoryError(err); e != nil {
+			return e
 		}
 		return requestError("invalid narinfo: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/nixcompress"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/p2p"
@@ -116,11 +117,19 @@ type Config struct {
 	// BodyIdleTimeout gives up a request whose body sends nothing for this
 	// long (408); see DefaultBodyIdleTimeout.
 	BodyIdleTimeout time.Duration
+	// DecoderMemory is the node's budget for the decompressors of
+	// concurrent uploads ([uploads] decoder-memory); an upload waits for its
+	// share at most BodyIdleTimeout (see decoderMemoryError).
+	DecoderMemory int64
 }
+
+// DefaultDecoderMemory is [uploads] decoder-memory's default.
+const DefaultDecoderMemory = 256 << 20
 
 // DefaultConfig returns Attic's defaults.
 func DefaultConfig() Config {
-	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout}
+	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout,
+		DecoderMemory: DefaultDecoderMemory}
 }
 
 // Server serves the HTTP API of one node.
@@ -139,6 +148,10 @@ type Server struct {
 	// peerStaging is nil on a lone node.
 	peerStaging PeerStaging
 	cluster     ClusterView
+	// decoders bounds the memory of upload decompressors; floor (nil: none)
+	// refuses pushes when the disk is low.
+	decoders *nixcompress.Budget
+	floor    DiskFloor
 }
 
 // New builds the API server.
@@ -158,12 +171,17 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
+	if cfg.DecoderMemory <= 0 {
+		cfg.DecoderMemory = DefaultDecoderMemory
+	}
 	s := &Server{
 		cfg: cfg, catalog: cat, store: store, tokens: tokens,
 		log:     log.With("component", "api"),
 		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged),
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(),
+
+		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
 	}
 	s.routes()
 	return s
@@ -171,7 +189,7 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 
 // Handler returns the root handler with the middleware chain applied.
 func (s *Server) Handler() http.Handler {
-	return s.withRequestState(s.mux)
+	return s.withRequestState(s.withDiskFloor(s.mux))
 }
 
 func (s *Server) routes() {

@@ -48,6 +48,7 @@ type ingest struct {
 	unsynced    int64          // frame bytes since the last commit
 	committed   bool           // a NoSync commit happened
 	err         error          // first failed result
+	hold        *hold          // the chunks listed so far, kept from the sweep
 }
 
 // Ingest reads r to EOF, cuts it into chunks (whole if shorter than
@@ -56,13 +57,17 @@ type ingest struct {
 // not recompressed. All writes are durable when it returns. On a read error
 // or ctx cancellation it returns the error; frames already written stay as
 // unreferenced orphans that Sweep removes.
+//
+// No sweep deletes a chunk the ingest lists, however long it runs, nor
+// after it returns until PutManifest stores its manifest (or, if that never
+// happens, until the sweep grace has passed since it returned); see holds.
 func (s *Store) Ingest(ctx context.Context, r io.Reader) (*IngestResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.exit()
 	in := &ingest{s: s, ctx: ctx, frames: map[ChunkID]uint32{}, done: make(chan result, s.cfg.MaxChunksInFlight),
-		batch: s.db.NewBatch(), pinned: map[uint32]int{}}
+		batch: s.db.NewBatch(), pinned: map[uint32]int{}, hold: &hold{}}
 	defer in.batch.Close()
 	err := in.read(r)
 	for in.outstanding > 0 { // always collect, so buffers and pins are released
@@ -78,8 +83,10 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader) (*IngestResult, error) 
 		s.segs.unpin(seg, n)
 	}
 	if err != nil {
+		s.holds.release(in.hold)
 		return nil, err
 	}
+	s.holds.ended(in.hold, in.res.Manifest.ID())
 	for _, c := range in.res.Manifest.Chunks {
 		in.res.StoredSize += int64(in.frames[c.ID])
 	}
@@ -141,6 +148,10 @@ func (in *ingest) add(data []byte) error {
 		in.res.DedupRawBytes += int64(size)
 		return nil
 	}
+	// Held before it is looked up or written: a sweep that deletes it
+	// first makes the lookup miss (and the chunk is written again), one
+	// that comes later sees the hold when it re-checks.
+	in.s.holds.add(in.hold, id)
 	meta, ok, err := in.s.touch(id)
 	if err != nil {
 		return err

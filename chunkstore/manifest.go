@@ -75,6 +75,8 @@ func (m Manifest) ID() ManifestID {
 
 // PutManifest stores a manifest durably. It is idempotent; storing it again
 // refreshes its written-at time, from which Sweep counts the grace period.
+// It ends the hold of the ingests that produced it (see Ingest): at once,
+// or when a running sweep ends.
 func (s *Store) PutManifest(m Manifest) (ManifestID, error) {
 	if err := s.enter(); err != nil {
 		return ManifestID{}, err
@@ -89,6 +91,7 @@ func (s *Store) PutManifest(m Manifest) (ManifestID, error) {
 	if err := s.db.Set(manifestKey(id), v, pebble.Sync); err != nil {
 		return id, fmt.Errorf("chunkstore: put manifest: %w", err)
 	}
+	s.holds.committed(id)
 	return id, nil
 }
 

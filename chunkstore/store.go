@@ -43,6 +43,9 @@ type Store struct {
 	// deduplicated chunk older than this gets its touched time refreshed.
 	// Zero until the first sweep, so every dedup refreshes until then.
 	touchAfter atomic.Int64
+	// holds are the chunks of uploads not yet committed, which no sweep
+	// deletes.
+	holds *holds
 
 	inflight *semaphore.Weighted // raw chunk bytes across all ingests
 	jobs     chan job            // to the compression workers
@@ -86,7 +89,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec,
+	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(),
 		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), jobs: make(chan job)}
 	for range runtime.GOMAXPROCS(0) {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1),

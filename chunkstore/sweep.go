@@ -29,10 +29,11 @@ const sweepBatch = 1024
 // more than grace ago; then chunks that no remaining manifest references and
 // that were written or touched more than grace ago; then compacts segment
 // files that are mostly dead. Liveness comes from the caller (the catalog);
-// nothing is reference-counted, so a crash cannot leak. An Ingest that
-// dedups against a chunk refreshes its touched time when it is older than
-// grace/4, so grace must exceed 4/3 of the longest upload (from the start of
-// Ingest to PutManifest).
+// nothing is reference-counted, so a crash cannot leak. The chunks an
+// Ingest lists are held, whatever their age, until the sweep after
+// PutManifest stores its manifest (see Ingest), so an upload may run longer
+// than grace; grace need only exceed the time from the end of Ingest to the
+// catalog commit that makes its manifest live.
 func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace time.Duration) (SweepStats, error) {
 	if err := s.enter(); err != nil {
 		return SweepStats{}, err
@@ -43,6 +44,10 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 	s.touchAfter.Store(int64(grace / 4))
 	cutoff := now() - int64(grace)
 	var st SweepStats
+	// Holds of ingests committed from now on are kept until the sweep ends:
+	// this mark may not see their manifests.
+	s.holds.sweepStarts(cutoff, int64(grace))
+	defer s.holds.sweepEnds()
 
 	// Mark: manifests to delete, and the chunks of those that stay.
 	referenced := make(map[ChunkID]struct{})
@@ -72,7 +77,7 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 	}
 	for len(doomed) > 0 {
 		n := min(len(doomed), sweepBatch)
-		k, err := s.deleteIf(keysOf(doomed[:n], manifestKey), func(v []byte) bool {
+		k, err := s.deleteIf(keysOf(doomed[:n], manifestKey), func(_, v []byte) bool {
 			written, err := decodeManifestValue(v, nil)
 			return err != nil || written <= cutoff // not re-put meanwhile
 		}, nil)
@@ -83,10 +88,14 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 		doomed = doomed[n:]
 	}
 
-	// Sweep chunks: unreferenced and not touched within grace.
+	// Sweep chunks: unreferenced, held by no upload in progress and not
+	// touched within grace.
 	var candidates []ChunkID
 	flush := func() error {
-		k, err := s.deleteIf(keysOf(candidates, chunkKey), func(v []byte) bool {
+		k, err := s.deleteIf(keysOf(candidates, chunkKey), func(key, v []byte) bool {
+			if s.holds.held(ChunkID(key[1:])) {
+				return false
+			}
 			m, err := decodeMeta(v)
 			return err != nil || m.touched <= cutoff // not touched meanwhile
 		}, func(v []byte) {
@@ -128,7 +137,7 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 // deleteIf deletes, under the exclusive gc lock, each key whose current
 // value still satisfies stale, calling freed with the value; it returns how
 // many it deleted. The re-check is what lets a concurrent touch or re-put win.
-func (s *Store) deleteIf(keys [][]byte, stale func([]byte) bool, freed func([]byte)) (int, error) {
+func (s *Store) deleteIf(keys [][]byte, stale func(key, value []byte) bool, freed func([]byte)) (int, error) {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	b := s.db.NewBatch()
@@ -141,7 +150,7 @@ func (s *Store) deleteIf(keys [][]byte, stale func([]byte) bool, freed func([]by
 		} else if err != nil {
 			return 0, err
 		}
-		ok := stale(v)
+		ok := stale(k, v)
 		if ok && freed != nil {
 			freed(v)
 		}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -111,5 +114,111 @@ func TestSweep_DedupTouchProtectsInFlightUploads(t *testing.T) {
 	}
 	if !bytes.Equal(decode(t, served(t, s, id)), data) {
 		t.Fatal("re-uploaded NAR differs")
+	}
+}
+
+// TestSweep_LongUploadKeepsItsChunks: an upload still running when a sweep
+// runs (grace 0: every chunk is "older than grace") loses none of its
+// chunks, neither those it wrote and committed to the index (after 16 MiB of
+// frames) nor those it deduplicated against an orphan; it commits and reads
+// back whole.
+func TestSweep_LongUploadKeepsItsChunks(t *testing.T) {
+	s := newTestStore(t)
+	orphan := testData(60, 2<<20)
+	if _, err := s.Ingest(context.Background(), bytes.NewReader(orphan)); err != nil { // never committed
+		t.Fatal(err)
+	}
+	before := mustStats(t, s).Chunks
+	fresh := make([]byte, syncEvery+(2<<20)) // incompressible: > syncEvery of frames
+	rnd := rand.New(rand.NewPCG(61, 1))
+	for i := range fresh {
+		fresh[i] = byte(rnd.Uint32())
+	}
+	tail := testData(62, 4<<20)
+	data := slices.Concat(orphan, fresh, tail)
+
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+	type out struct {
+		res *IngestResult
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := s.Ingest(context.Background(), pr)
+		done <- out{res, err}
+	}()
+	if _, err := pw.Write(orphan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Write(fresh); err != nil {
+		t.Fatal(err)
+	}
+	// The ingest commits its index batch when it handles a result past
+	// 16 MiB of frames, which it does as it adds chunks: feed it until then.
+	for mustStats(t, s).Chunks < before+syncEvery/(256<<10) {
+		if len(tail) == 0 {
+			t.Fatal("the upload never committed its first 16 MiB of frames to the index")
+		}
+		if _, err := pw.Write(tail[:64<<10]); err != nil {
+			t.Fatal(err)
+		}
+		tail = tail[64<<10:]
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	st, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ChunksDeleted == 0 {
+		t.Fatalf("the sweep in the middle deleted nothing (%+v): the orphan's chunks the upload did not list should go", st)
+	}
+
+	if _, err := pw.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	id, err := s.PutManifest(o.res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.holds.count); n != 0 {
+		t.Fatalf("%d chunks still held after the manifest was stored", n)
+	}
+	if !bytes.Equal(decode(t, served(t, s, id)), data) {
+		t.Fatal("the long upload's NAR is not whole")
+	}
+	// Committed: the manifest keeps the chunks.
+	if _, err := s.Sweep(context.Background(), func(m ManifestID) bool { return m == id }, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(decode(t, served(t, s, id)), data) {
+		t.Fatal("the committed NAR lost chunks in the sweep after its commit")
+	}
+}
+
+// TestSweep_UncommittedIngestIsReleased: an ingest whose manifest is never
+// stored holds its chunks only for the grace period after it returned.
+func TestSweep_UncommittedIngestIsReleased(t *testing.T) {
+	s := newTestStore(t)
+	if _, err := s.Ingest(context.Background(), bytes.NewReader(testData(63, 1<<20))); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, time.Hour); err != nil || st.ChunksDeleted != 0 {
+		t.Fatalf("within grace: %+v %v", st, err)
+	}
+	if len(s.holds.pending) != 1 || len(s.holds.count) == 0 {
+		t.Fatalf("%d holds pending after the ingest, want 1", len(s.holds.pending))
+	}
+	if _, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := mustStats(t, s).Chunks; n != 0 || len(s.holds.pending) != 0 || len(s.holds.count) != 0 {
+		t.Fatalf("past grace: %d chunks, %d holds pending, %d chunks held; want none", n, len(s.holds.pending), len(s.holds.count))
 	}
 }

@@ -10,11 +10,16 @@ import (
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // ErrDataDirInUse means another garretd holds the data dir.
 var ErrDataDirInUse = errors.New("node: data dir in use")
+
+// ErrClusterDataDir means the data dir belongs to a node of a multi-node
+// cluster, which only the running node may sweep.
+var ErrClusterDataDir = errors.New("node: data dir of a cluster node")
 
 // Collector is the GC sweep of a node that is not running (garretd --mode
 // garbage-collector and garbage-collector-once): the same pass as a running
@@ -41,6 +46,9 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 		return nil, err
 	}
 	dir := cfg.Server.DataDir
+	if err := loneNode(cfg.Server); err != nil {
+		return nil, err
+	}
 	// Both must exist: sweeping chunks against a missing catalog would
 	// delete every one of them.
 	for _, part := range []string{filepath.Join(p.store.Dir, "index"), filepath.Join(p.catalog.Dir, "fsm")} {
@@ -61,6 +69,23 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
 	return c, nil
+}
+
+// loneNode refuses the data dir of a node that is, or was, part of a
+// multi-node cluster: a stopped node cannot know what the cluster committed
+// since it stopped (a path pushed elsewhere may reference chunks it holds),
+// and a running node sweeps only after the leader confirms its catalog is
+// current. The signs: [cluster] gossip-listen or join in its config, or
+// other members in its members.json address book.
+func loneNode(sc *serverconfig.Config) error {
+	dir := sc.DataDir
+	if cc := sc.Cluster; cc.GossipListen != "" || len(cc.Join) > 0 {
+		return fmt.Errorf("%w: %s belongs to a cluster node ([cluster] gossip-listen or join is set): offline, its catalog may lack what the cluster committed since it stopped, so only the running node sweeps it (every [garbage-collection] interval, once the leader confirms its catalog)", ErrClusterDataDir, dir)
+	}
+	if others := len(loadPeerBook(dir).addr); others > 0 {
+		return fmt.Errorf("%w: %s belongs to a node of a cluster (its members.json lists %d other members): offline, its catalog may lack what the cluster committed since it stopped, so only the running node sweeps it (every [garbage-collection] interval, once the leader confirms its catalog)", ErrClusterDataDir, dir, others)
+	}
+	return nil
 }
 
 // inUse explains in one line why the data dir cannot be swept from outside.

@@ -173,6 +173,7 @@ func New(cfg Config) (_ *Node, err error) {
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
 	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.peersByDistance})
 	n.api.SetReadiness(n.gossipReady)
+	n.api.SetDiskFloor(&p.floor)
 	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen on %s: %w", sc.Listen, err)
 	}

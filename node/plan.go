@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 
 	"github.com/garret-cache/garret/api"
 	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/diskspace"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/p2p"
@@ -24,7 +26,8 @@ type plan struct {
 	catalog catalog.Config // NodeID is the identity's, set by New
 	tokens  *token.Authority
 	api     api.Config
-	gossip  *gossipAddrs // nil: no gossip
+	floor   diskspace.Floor // pushes are refused below it
+	gossip  *gossipAddrs    // nil: no gossip
 	// gossipKey is memberlist's key, derived from [cluster] secret (nil on
 	// a lone node, which does not gossip).
 	gossipKey []byte
@@ -101,6 +104,8 @@ func newPlan(cfg Config) (*plan, error) {
 	p.api = api.DefaultConfig()
 	p.api.APIEndpoint, p.api.SubstituterEndpoint, p.api.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
 	p.api.MaxNarInfoSize, p.api.SoftDeleteCaches = int64(sc.MaxNarInfoSize), sc.SoftDeleteCaches
+	p.api.DecoderMemory = sc.Uploads.DecoderMemory
+	p.floor = diskspace.Floor{Dir: sc.DataDir, Min: uint64(sc.Uploads.MinFreeSpace)}
 
 	// Gossip, when configured.
 	if p.gossip, err = splitGossip(sc.Cluster); err != nil {
@@ -122,6 +127,32 @@ func newPlan(cfg Config) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// DiskSpace describes the free space on the filesystem of sc's data dir
+// (or of its nearest existing parent, before the first start) against
+// [uploads] min-free-space, for garretd --mode check-config.
+func DiskSpace(sc *serverconfig.Config) string {
+	dir := sc.DataDir
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	u, err := diskspace.Stat(dir)
+	if err != nil {
+		return fmt.Sprintf("data dir %s: free space unknown: %v", sc.DataDir, err)
+	}
+	floor := uint64(sc.Uploads.MinFreeSpace)
+	have := fmt.Sprintf("data dir %s: %s free of %s", sc.DataDir, diskspace.Bytes(u.Free), diskspace.Bytes(u.Total))
+	switch {
+	case floor == 0:
+		return have + "; [uploads] min-free-space = 0: pushes are never refused for lack of space"
+	case u.Free < floor:
+		return have + fmt.Sprintf(", BELOW [uploads] min-free-space = %s: pushes would be refused (507) until space is freed", diskspace.Bytes(floor))
+	}
+	return have + fmt.Sprintf("; pushes are refused (507) below [uploads] min-free-space = %s", diskspace.Bytes(floor))
 }
 
 // splitGossip splits the gossip addresses; nil without gossip-listen or join

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,6 +30,17 @@ func TestGarbageCollectorModes(t *testing.T) {
 	}
 	if err := srv.Wait(); err != nil {
 		t.Fatalf("node exit: %v", err)
+	}
+
+	// A data dir that has been part of a cluster is the running node's to sweep.
+	book := filepath.Join(dataDir, "members.json")
+	if err := os.WriteFile(book, []byte(`{"12D3KooWExample":"10.0.0.2:7946"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, command(t, "garretd", nil, "-f", cfg, "--mode", "garbage-collector-once"))
+	oneLine(t, "a cluster node's data dir", stderr, code, "belongs to a node of a cluster (its members.json lists 1 other members)")
+	if err := os.Remove(book); err != nil {
+		t.Fatal(err)
 	}
 
 	stdout, stderr, code := run(t, command(t, "garretd", nil, "-f", cfg, "--mode", "garbage-collector-once"))

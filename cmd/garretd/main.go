@@ -74,7 +74,8 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&f.listen, "listen", "l", "", "address to listen on, overriding the config's listen")
 	cmd.Flags().StringVar(&f.mode, "mode", "monolithic", "Attic's run mode: monolithic or api-server (the same in Garret: the node, "+
 		"which sweeps its own chunks every [garbage-collection] interval), garbage-collector-once (one sweep of the data dir of a "+
-		"stopped node), garbage-collector (that sweep every interval until SIGINT/SIGTERM), or check-config")
+		"stopped lone node; a cluster node sweeps only while running), garbage-collector (that sweep every interval until SIGINT/SIGTERM), "+
+		"or check-config (which also reports the data dir's free space)")
 	cmd.Flags().StringArrayVar(&f.join, "join", nil, "gossip address (host:port) of an existing node to join; repeatable; replaces [cluster] join")
 	cmd.Flags().StringVar(&f.region, "region", "", "this node's region, overriding [cluster] region")
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
@@ -135,6 +136,7 @@ func serve(ctx context.Context, f serveFlags) error {
 			return err
 		}
 		fmt.Printf("config %s is valid\n", cfg.Path)
+		fmt.Println(node.DiskSpace(cfg))
 		return nil
 	}
 	if !runsNode {

@@ -46,6 +46,7 @@ type lz4Reader struct {
 	pending []byte // part of out not yet returned
 	window  []byte // the last 64 KiB decoded in this frame, for linked blocks
 	err     error
+	mem     *reservation // for the block buffers and the window
 }
 
 // FLG bits.
@@ -153,6 +154,9 @@ func (z *lz4Reader) frameHeader() error {
 		return fmt.Errorf("%w: LZ4 frame needs dictionary %#x", ErrUnsupported, binary.LittleEndian.Uint32(d[n-4:n]))
 	}
 	z.flg, z.blockMax = flg, 1<<(8+2*idx)
+	if err := z.mem.need(int64(2*z.blockMax + lz4Window)); err != nil {
+		return err
+	}
 	z.size = 0
 	if flg&lz4ContentSize != 0 {
 		z.size = binary.LittleEndian.Uint64(d[2:10])

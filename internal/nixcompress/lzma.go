@@ -21,7 +21,7 @@ const maxLZMADict = maxXZDict
 // LZMA stream, ended by an end marker, by the declared size, or both.
 // ulikunitz/xz/lzma reads it byte by byte from br, so br is exactly at the
 // stream's end afterwards and lzmaEnd can check that nothing follows.
-func newLZMAReader(r io.Reader) (io.Reader, error) {
+func newLZMAReader(r io.Reader, mem *reservation) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(lzma.HeaderLen)
 	if err != nil {
@@ -29,6 +29,8 @@ func newLZMAReader(r io.Reader) (io.Reader, error) {
 	}
 	if dict := binary.LittleEndian.Uint32(head[1:5]); dict > maxLZMADict {
 		return nil, fmt.Errorf("%w: lzma dictionary of %d MiB exceeds the limit of %d MiB", ErrUnsupported, dict>>20, maxLZMADict>>20)
+	} else if err := mem.need(int64(max(dict, lzma.MinDictCap))); err != nil {
+		return nil, err
 	}
 	d, err := lzma.ReaderConfig{DictCap: maxLZMADict}.NewReader(br)
 	if err != nil {
@@ -96,6 +98,7 @@ type lzipReader struct {
 	total   int64 // data decoded from all members
 	alloc   int64 // dictionary bytes allocated for all members
 	err     error
+	mem     *reservation
 }
 
 func newLzipReader(r io.Reader) *lzipReader {
@@ -154,6 +157,9 @@ func (z *lzipReader) member() error {
 			ErrUnsupported, z.members+1, dict>>10, z.total, z.members, maxLZMADict>>20, lzipDictBudget)
 	}
 	z.alloc += dict
+	if err := z.mem.need(dict); err != nil {
+		return err
+	}
 	// ulikunitz/xz/lzma decodes raw LZMA only behind a .lzma header, so
 	// give it one: lzip's fixed properties, its dictionary, unknown size
 	// (an end marker is then required, as lzip requires).

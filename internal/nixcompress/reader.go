@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/bzip2"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ const (
 
 // NewReader returns a streaming decompressor for k reading from r; None
 // passes r through. Closing it releases the decoder but does not close r.
+// It is NewBudgetReader without a budget.
 //
 // Corrupt or truncated input makes Read fail (with an error naming the
 // compression), never end early with io.EOF: checksums are verified where
@@ -38,36 +40,77 @@ const (
 // checksum, so a cut right after a code decodes as a shorter stream, which
 // the NAR validator and NarHash reject as they do for uncompressed uploads.
 //
-// Memory is bounded whatever the input: zstd windows above 128 MiB, xz
-// dictionaries above 64 MiB (declared in the first block), .lzma and lzip
-// dictionaries above 64 MiB, and large-window Brotli (standard Brotli
-// windows are at most 16 MiB) are refused with errors wrapping
+// Memory is bounded whatever the input: zstd windows above 128 MiB (in any
+// frame), xz dictionaries above 64 MiB (in any block of any stream), .lzma
+// and lzip dictionaries above 64 MiB, and large-window Brotli (standard
+// Brotli windows are at most 16 MiB) are refused with errors wrapping
 // ErrUnsupported; lz4 blocks are at most 4 MiB and .Z tables 64 Ki entries.
+// xz blocks and lzip members after the first may declare dictionaries only
+// in proportion to the data decoded before them.
 func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
-	var rc io.ReadCloser
-	switch k {
-	case None:
+	return NewBudgetReader(context.Background(), k, r, nil)
+}
+
+// NewBudgetReader is NewReader with the decoder's memory reserved from b
+// (nil: no budget): what each header declares (an xz block's dictionary, a
+// zstd frame's window, a Brotli window, an lz4 frame's block size, an lzma
+// or lzip dictionary; a fixed amount for bzip2, gzip and .Z) is reserved
+// before the decoder allocates it, waiting for other decoders to close if
+// the budget is in use (see Budget), and released by Close. A reservation
+// that fails makes NewBudgetReader or Read fail with a *BudgetError.
+func NewBudgetReader(ctx context.Context, k Kind, r io.Reader, b *Budget) (io.ReadCloser, error) {
+	if k == None {
 		return io.NopCloser(r), nil
+	}
+	mem := &reservation{b: b, ctx: ctx, kind: k}
+	dec, err := newDecoder(k, r, mem)
+	if err != nil {
+		mem.close()
+		return nil, err
+	}
+	dec.mem = mem
+	return dec, nil
+}
+
+// Fixed decoder memory of the formats whose headers declare none.
+const (
+	gzipMem     = 64 << 10        // a 32 KiB window and Huffman tables
+	bzip2Mem    = 4 * 900_000     // compress/bzip2's tt array at the largest block size
+	compressMem = 4 << lzwMaxBits // lzwReader's tables
+)
+
+func newDecoder(k Kind, r io.Reader, mem *reservation) (*decoder, error) {
+	var rc io.ReadCloser
+	var scanned func() error // the framing scanner's error, which wins over the library's
+	switch k {
 	case Zstd:
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
+		scan := newZstdScan(r, mem)
+		d, err := zstd.NewReader(scan, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("nixcompress: zstd: %w", err)
 		}
-		rc = d.IOReadCloser()
+		rc, scanned = d.IOReadCloser(), func() error { return scan.err }
 	case XZ:
-		br := bufio.NewReader(r)
-		if dict, ok := xzFirstDict(br); ok && dict > maxXZDict {
-			return nil, fmt.Errorf("%w: xz dictionary of %d MiB exceeds the limit of %d MiB", ErrUnsupported, dict>>20, maxXZDict>>20)
-		}
-		tail := &xzTail{r: br}
+		scan := newXZScan(r, mem)
+		tail := &xzTail{r: scan}
 		d, err := xz.NewReader(tail)
+		if scan.err != nil {
+			return nil, headerError(k, scan.err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("nixcompress: xz: %w", eofIsUnexpected(err))
 		}
-		rc = io.NopCloser(&xzEndChecked{d: d, tail: tail})
+		rc, scanned = io.NopCloser(&xzEndChecked{d: d, tail: tail}), func() error { return scan.err }
 	case Bzip2:
+		if err := mem.need(bzip2Mem); err != nil {
+			return nil, err
+		}
 		rc = io.NopCloser(bzip2.NewReader(r))
 	case Gzip:
+		if err := mem.need(gzipMem); err != nil {
+			return nil, err
+		}
 		d, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("nixcompress: gzip: %w", eofIsUnexpected(err))
@@ -75,7 +118,8 @@ func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
 		rc = d
 	case Brotli:
 		br := bufio.NewReader(r)
-		if head, _ := br.Peek(2); len(head) > 0 && head[0]&0x7F == 0x11 {
+		head, _ := br.Peek(2)
+		if len(head) > 0 && head[0]&0x7F == 0x11 {
 			// WBITS 0010001 is RFC 9841's large-window marker; the
 			// window's size, up to 1 GiB, is in the next 6 bits.
 			window := "?"
@@ -84,26 +128,36 @@ func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
 			}
 			return nil, fmt.Errorf("%w: large-window Brotli (window of 2^%s bytes; the limit is standard Brotli's 16 MiB)", ErrUnsupported, window)
 		}
+		if len(head) > 0 {
+			if err := mem.need(int64(1) << brotliWindowBits(head[0])); err != nil {
+				return nil, err
+			}
+		}
 		rc = io.NopCloser(brotli.NewReader(br))
 	case LZ4:
 		d := newLZ4Reader(r)
+		d.mem = mem
 		if err := d.frameHeader(); err != nil {
 			return nil, headerError(k, err)
 		}
 		rc = io.NopCloser(d)
 	case LZMA:
-		d, err := newLZMAReader(r)
+		d, err := newLZMAReader(r, mem)
 		if err != nil {
 			return nil, headerError(k, err)
 		}
 		rc = io.NopCloser(d)
 	case Lzip:
 		d := newLzipReader(r)
+		d.mem = mem
 		if err := d.member(); err != nil {
 			return nil, headerError(k, err)
 		}
 		rc = io.NopCloser(d)
 	case Compress:
+		if err := mem.need(compressMem); err != nil {
+			return nil, err
+		}
 		d := newLZWReader(r)
 		if err := d.header(); err != nil {
 			return nil, headerError(k, err)
@@ -112,21 +166,43 @@ func NewReader(k Kind, r io.Reader) (io.ReadCloser, error) {
 	default:
 		return nil, unsupported(string(k))
 	}
-	return &decoder{rc: rc, kind: k}, nil
+	return &decoder{rc: rc, kind: k, scanned: scanned}, nil
+}
+
+// brotliWindowBits decodes WBITS from a Brotli stream's first byte (RFC
+// 7932 section 9.1; the large-window form is refused before this).
+func brotliWindowBits(b byte) uint {
+	switch {
+	case b&1 == 0:
+		return 16
+	case (b>>1)&7 != 0:
+		return 17 + uint((b>>1)&7)
+	case (b>>4)&7 != 0:
+		return 8 + uint((b>>4)&7)
+	}
+	return 17
 }
 
 // decoder names the compression in read errors and refuses empty output.
 type decoder struct {
-	rc   io.ReadCloser
-	kind Kind
-	n    int64
+	rc      io.ReadCloser
+	kind    Kind
+	n       int64
+	mem     *reservation
+	scanned func() error // nil, or the framing scanner's error
 }
 
 func (d *decoder) Read(p []byte) (int, error) {
 	n, err := d.rc.Read(p)
 	d.n += int64(n)
+	if err != nil && d.scanned != nil {
+		if serr := d.scanned(); serr != nil {
+			err = serr // the library may have reworded or replaced it
+		}
+	}
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrMemoryBudget) || errors.Is(err, ErrUnsupported): // they name the kind
 	case errors.Is(err, io.EOF) && d.n == 0:
 		err = fmt.Errorf("nixcompress: %s: empty stream: %w", d.kind, io.ErrUnexpectedEOF)
 	case !errors.Is(err, io.EOF):
@@ -135,12 +211,16 @@ func (d *decoder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (d *decoder) Close() error { return d.rc.Close() }
+func (d *decoder) Close() error {
+	err := d.rc.Close()
+	d.mem.close()
+	return err
+}
 
 // headerError names the compression in an error from reading a stream's
 // first header, unless it is a refusal (which names it already).
 func headerError(k Kind, err error) error {
-	if errors.Is(err, ErrUnsupported) {
+	if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrMemoryBudget) {
 		return err
 	}
 	return fmt.Errorf("nixcompress: %s: %w", k, eofIsUnexpected(err))
@@ -151,63 +231,6 @@ func eofIsUnexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// xzFirstDict reads the LZMA2 dictionary size declared by the first block
-// header of an xz stream without consuming input; ok is false when the
-// header cannot be parsed (xz.NewReader then reports the problem). Later
-// blocks and streams are not inspected: xz and Nix use one setting for all
-// blocks, so this stops oversized dictionaries from every honest encoder.
-func xzFirstDict(br *bufio.Reader) (dict uint64, ok bool) {
-	const streamHeader = 12
-	head, _ := br.Peek(streamHeader + 1024) // a block header is at most 1024 bytes
-	if len(head) < streamHeader+2 || head[streamHeader] == 0 {
-		return 0, false // too short, or an index (no blocks)
-	}
-	block := head[streamHeader:]
-	size := (int(block[0]) + 1) * 4
-	if len(block) < size {
-		return 0, false
-	}
-	flags := block[1]
-	p := block[2:size]
-	if flags&0x40 != 0 { // compressed size present
-		p = skipVarint(p)
-	}
-	if flags&0x80 != 0 { // uncompressed size present
-		p = skipVarint(p)
-	}
-	for range int(flags&3) + 1 {
-		if len(p) < 2 {
-			return 0, false
-		}
-		id, propSize := p[0], int(p[1])
-		if id&0x80 != 0 || p[1]&0x80 != 0 || len(p) < 2+propSize {
-			return 0, false // multi-byte IDs are not LZMA2
-		}
-		if id == 0x21 && propSize == 1 { // LZMA2: the last filter
-			bits := p[2] & 0x3F
-			if bits > 40 {
-				return 0, false
-			}
-			if bits == 40 {
-				return 0xFFFFFFFF, true
-			}
-			return uint64(2|bits&1) << (bits/2 + 11), true
-		}
-		p = p[2+propSize:]
-	}
-	return 0, false
-}
-
-// skipVarint drops one xz multibyte integer from the front of p.
-func skipVarint(p []byte) []byte {
-	for i, b := range p {
-		if b&0x80 == 0 {
-			return p[i+1:]
-		}
-	}
-	return nil
 }
 
 // xzEndChecked turns a silent early end into an error. ulikunitz/xz (v0.5.17)

@@ -41,6 +41,26 @@ type Cluster struct {
 	Voters int
 }
 
+// Uploads is Garret's [uploads]: what a node sets aside while it takes
+// pushes.
+type Uploads struct {
+	// DecoderMemory is the memory the decoders of all concurrent uploads
+	// may reserve for their windows and dictionaries, in bytes.
+	DecoderMemory int64
+	// MinFreeSpace is the free space on the data dir's filesystem below
+	// which pushes are refused (507), in bytes; 0 never refuses.
+	MinFreeSpace int64
+}
+
+// Defaults of [uploads].
+const (
+	DefaultDecoderMemory = 256 << 20
+	DefaultMinFreeSpace  = 1 << 30
+	// MinDecoderMemory is the smallest decoder-memory accepted: one xz
+	// stream at Nix's default level (an 8 MiB dictionary) must fit.
+	MinDecoderMemory = 8 << 20
+)
+
 // Config is a loaded server.toml.
 type Config struct {
 	Path string
@@ -59,6 +79,7 @@ type Config struct {
 	Compression                      Compression
 	GC                               GC
 	Cluster                          Cluster
+	Uploads                          Uploads
 	Warnings                         []string
 }
 

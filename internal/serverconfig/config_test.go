@@ -189,6 +189,9 @@ func TestWriteDefault_RoundTrip(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v %v", st.Mode(), err)
 	}
+	if c.Uploads != (Uploads{DefaultDecoderMemory, DefaultMinFreeSpace}) {
+		t.Fatalf("generated [uploads] %+v", c.Uploads)
+	}
 	if c.Listen != "127.0.0.1:8080" || len(c.Token.HS256Secret) != 64 || len(c.Cluster.Secret) < 32 || c.DataDir != filepath.Join(home, ".local/share/garret") {
 		t.Fatalf("generated %+v", c)
 	}
@@ -210,6 +213,36 @@ func TestZstdLevel(t *testing.T) {
 		c := &Config{Compression: Compression{Level: tc.level}}
 		if got := c.ZstdLevel(); got != tc.want {
 			t.Errorf("level %v: %v, want %v", tc.level, got, tc.want)
+		}
+	}
+}
+
+func TestLoad_Uploads(t *testing.T) {
+	c, err := Load(write(t, hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Uploads.DecoderMemory != 256<<20 || c.Uploads.MinFreeSpace != 1<<30 {
+		t.Fatalf("defaults %+v", c.Uploads)
+	}
+	for text, want := range map[string]Uploads{
+		"decoder-memory = \"512 MiB\"\nmin-free-space = 0":         {512 << 20, 0},
+		"decoder-memory = 16777216\nmin-free-space = \"2.5GiB\"":   {16 << 20, 5 << 29},
+		"decoder-memory = \"64M\"\nmin-free-space = \"10 GB\"":     {64 << 20, 10e9},
+		"decoder-memory = \"1 G\"\nmin-free-space = \"1048576 b\"": {1 << 30, 1 << 20},
+		"decoder-memory = \"8 mib\"\nmin-free-space = \"100 KiB\"": {8 << 20, 100 << 10},
+	} {
+		c, err := Load(write(t, "[uploads]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"}))
+		if err != nil || c.Uploads != want {
+			t.Errorf("%q: %+v, %v; want %+v", text, c.Uploads, err, want)
+		}
+	}
+	for _, text := range []string{
+		`decoder-memory = "lots"`, `decoder-memory = "12 parsecs"`, `decoder-memory = -1`,
+		`decoder-memory = "1 MiB"`, `min-free-space = "-1 GiB"`, `min-free-space = true`, `min-free-space = "GiB"`,
+	} {
+		if _, err := Load(write(t, "[uploads]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"})); err == nil || !strings.Contains(err.Error(), "[uploads]") {
+			t.Errorf("%q: %v; want an error naming [uploads]", text, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,10 @@ type file struct {
 		Voter           *bool    `toml:"voter"`
 		Voters          *int     `toml:"voters"`
 	} `toml:"cluster"`
+	Uploads struct {
+		DecoderMemory any `toml:"decoder-memory"`
+		MinFreeSpace  any `toml:"min-free-space"`
+	} `toml:"uploads"`
 	Database map[string]any `toml:"database"`
 	Storage  map[string]any `toml:"storage"`
 }
@@ -80,6 +85,7 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 		Chunking:    Chunking{NarSizeThreshold: 65536, MinSize: 16384, AvgSize: 65536, MaxSize: 262144},
 		Compression: Compression{Type: "zstd", Level: f.Compression.Level},
 		GC:          GC{Interval: 12 * time.Hour},
+		Uploads:     Uploads{DecoderMemory: DefaultDecoderMemory, MinFreeSpace: DefaultMinFreeSpace},
 	}
 	for _, k := range md.Undecoded() {
 		top := k[0]
@@ -121,6 +127,9 @@ func parse(text string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	if err := c.setToken(&f, getenv); err != nil {
+		return nil, err
+	}
+	if err := c.setUploads(&f); err != nil {
 		return nil, err
 	}
 	return c, c.setCluster(&f, getenv)
@@ -189,6 +198,60 @@ func (c *Config) setGC(f *file) error {
 		}
 	}
 	return nil
+}
+
+func (c *Config) setUploads(f *file) error {
+	var err error
+	if v := f.Uploads.DecoderMemory; v != nil {
+		if c.Uploads.DecoderMemory, err = parseSize(v); err != nil {
+			return fmt.Errorf("[uploads] decoder-memory: %w", err)
+		}
+		if c.Uploads.DecoderMemory < MinDecoderMemory {
+			return fmt.Errorf("[uploads] decoder-memory = %d: must be at least %d (8 MiB: one xz stream at Nix's default level)", c.Uploads.DecoderMemory, MinDecoderMemory)
+		}
+	}
+	if v := f.Uploads.MinFreeSpace; v != nil {
+		if c.Uploads.MinFreeSpace, err = parseSize(v); err != nil {
+			return fmt.Errorf("[uploads] min-free-space: %w", err)
+		}
+	}
+	return nil
+}
+
+// parseSize reads a size in bytes: a TOML integer, or a string of a number
+// and a unit, "256 MiB", "1GiB", "512M" (K, M, G, T and KiB … TiB are
+// powers of 1024; KB, MB, GB, TB powers of 1000; B or nothing is bytes).
+func parseSize(v any) (int64, error) {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return 0, fmt.Errorf("%d is negative", v)
+		}
+		return v, nil
+	case string:
+		s := strings.TrimSpace(v)
+		i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+		if i < 0 {
+			i = len(s)
+		}
+		num, unit := s[:i], strings.TrimSpace(s[i:])
+		mult, ok := sizeUnits[strings.ToLower(unit)]
+		if num == "" || !ok {
+			return 0, fmt.Errorf("%q is not a size (want bytes, or a number and a unit such as \"256 MiB\" or \"1 GiB\")", v)
+		}
+		n, err := strconv.ParseFloat(num, 64)
+		if err != nil || n*float64(mult) >= 1<<63 {
+			return 0, fmt.Errorf("%q is not a size", v)
+		}
+		return int64(n * float64(mult)), nil
+	}
+	return 0, fmt.Errorf("%v is not a size (want an integer number of bytes or a string such as \"256 MiB\")", v)
+}
+
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 }
 
 func (c *Config) setCluster(f *file, getenv func(string) string) error {

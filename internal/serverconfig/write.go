@@ -41,6 +41,14 @@ type = "zstd"
 
 [garbage-collection]
 interval = "12 hours"
+
+[uploads]
+# Memory the decompressors of all concurrent uploads may reserve together
+# (xz dictionaries, zstd windows, …); an upload waits for its share.
+decoder-memory = "256 MiB"
+# Pushes are refused (507) while the data dir's filesystem has less free;
+# reads and cache management keep working. 0 disables the check.
+min-free-space = "1 GiB"
 `
 
 // WriteDefault writes a fresh config (mode 0600) at path and loads it.

@@ -130,6 +130,8 @@ func catalogError(err error) error {
 		return errNoSuchObject
 	case errors.Is(err, catalog.ErrNotLeader):
 		return unavailable(err)
+	case errors.Is(err, catalog.ErrInvalidCommand):
+		return requestError("%v", err)
 	}
 	return err
 }

@@ -26,7 +26,7 @@ func applyCommand(b *pebble.Batch, c command) result {
 	case cmdSetClusterID:
 		return applySetClusterID(b, c)
 	}
-	panic("catalog: unknown command type in log")
+	return result{err: invalid(c.Type, "this node does not know the command")} // wellFormed let it through
 }
 
 // cacheExists reads through the batch, so earlier commands of the same entry count.

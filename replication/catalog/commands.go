@@ -44,24 +44,52 @@ type command struct {
 // logVersion prefixes every log entry's data.
 const logVersion = 1
 
-// encodeBatch serialises commands that apply in order as one log entry.
-func encodeBatch(cmds []command) ([]byte, error) {
-	b, err := json.Marshal(cmds)
-	if err != nil {
-		return nil, err
+// encodeBatch joins commands, already encoded by validate, into one log
+// entry that applies them in order.
+func encodeBatch(raws [][]byte) []byte {
+	n := 3 + len(raws)
+	for _, r := range raws {
+		n += len(r)
 	}
-	return append([]byte{logVersion}, b...), nil
+	b := make([]byte, 0, n)
+	b = append(b, logVersion, '[')
+	for i, r := range raws {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, ']')
 }
 
-func decodeBatch(data []byte) ([]command, error) {
+// entryLen is the length of the entry encodeBatch makes of commands whose
+// encodings sum to n bytes.
+func entryLen(commands, n int) int { return n + commands + 2 }
+
+// decoded is one command of a log entry, or why it could not be decoded.
+type decoded struct {
+	cmd command
+	err error
+}
+
+// decodeBatch splits a log entry into its commands. It fails only when the
+// entry as a whole is not a version-1 JSON array; a command that does not
+// decode is returned with its error, so the others still apply.
+func decodeBatch(data []byte) ([]decoded, error) {
 	if len(data) == 0 || data[0] != logVersion {
-		return nil, fmt.Errorf("catalog: unknown log entry version")
+		return nil, fmt.Errorf("catalog: unknown log entry version (written by a newer Garret?)")
 	}
-	var cmds []command
-	if err := json.Unmarshal(data[1:], &cmds); err != nil {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data[1:], &raws); err != nil {
 		return nil, fmt.Errorf("catalog: decode log entry: %w", err)
 	}
-	return cmds, nil
+	out := make([]decoded, len(raws))
+	for i, r := range raws {
+		if err := json.Unmarshal(r, &out[i].cmd); err != nil {
+			out[i].err = fmt.Errorf("%w: does not decode: %v", ErrInvalidCommand, err)
+		}
+	}
+	return out, nil
 }
 
 // result is what one command's apply produced.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,18 +23,19 @@ import (
 // ForwardProtocol carries a follower's write to the leader.
 const ForwardProtocol protocol.ID = "/garret/catalog-forward/1"
 
-// maxForward caps a forwarded command's size.
-const maxForward = 8 << 20
+// maxForward caps what the leader reads of a forwarded command: the largest
+// command the log takes, and room for an encoding that differs a little.
+const maxForward = MaxCommandBytes + 64<<10
 
 // forwardReply is the leader's answer: the entry's index and the result.
 type forwardReply struct {
 	Index uint64 `json:"index"`
-	Code  string `json:"code,omitempty"` // "", cache_exists, no_such_cache, not_leader, error
+	Code  string `json:"code,omitempty"` // "", cache_exists, no_such_cache, not_leader, invalid, error
 	Error string `json:"error,omitempty"`
 	Count int    `json:"count"`
 }
 
-var errorCodes = map[string]error{"cache_exists": ErrCacheExists, "no_such_cache": ErrNoSuchCache, "not_leader": ErrNotLeader}
+var errorCodes = map[string]error{"cache_exists": ErrCacheExists, "no_such_cache": ErrNoSuchCache, "not_leader": ErrNotLeader, "invalid": ErrInvalidCommand}
 
 func codeOf(err error) string {
 	for code, e := range errorCodes {
@@ -61,24 +63,37 @@ func (c *Catalog) serveForward(s network.Stream) {
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(60 * time.Second))
-	var cmd command
-	if err := json.NewDecoder(io.LimitReader(s, maxForward)).Decode(&cmd); err != nil {
-		_ = s.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var reply forwardReply
-	if c.raft.State() != raft.Leader {
+	cmd, err := readForwarded(s)
+	switch {
+	case err != nil:
+		reply.Code, reply.Error = "invalid", err.Error()
+	case c.raft.State() != raft.Leader:
 		reply.Code, reply.Error = "not_leader", ErrNotLeader.Error()
-	} else {
-		r, err := c.proposeLocal(ctx, cmd)
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := c.proposeLocal(ctx, cmd) // validates
 		reply = forwardReply{Index: r.index, Code: codeOf(err), Count: r.count}
 		if err != nil {
 			reply.Error = err.Error()
 		}
 	}
 	_ = json.NewEncoder(s).Encode(reply)
+}
+
+// readForwarded decodes one forwarded command (at most maxForward bytes).
+// Whether it may enter the log is proposeLocal's check.
+func readForwarded(r io.Reader) (command, error) {
+	lr := &io.LimitedReader{R: r, N: maxForward}
+	var cmd command
+	if err := json.NewDecoder(lr).Decode(&cmd); err != nil {
+		if lr.N <= 0 {
+			return command{}, fmt.Errorf("%w: more than %d bytes", ErrInvalidCommand, MaxCommandBytes)
+		}
+		return command{}, fmt.Errorf("%w: does not decode: %v", ErrInvalidCommand, err)
+	}
+	return cmd, nil
 }
 
 // Forwarding bounds: opening a stream to the leader, and the whole exchange.
@@ -94,6 +109,9 @@ const (
 func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	if c.host == nil {
 		return result{}, ErrNotLeader
+	}
+	if _, err := cmd.validate(); err != nil {
+		return result{}, err // the leader would refuse it: do not send it
 	}
 	_, leaderID := c.raft.LeaderWithID()
 	if leaderID == "" {
@@ -131,6 +149,9 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 			return result{}, why
 		}
 		return result{}, fmt.Errorf("%w: forwarding to the leader: %v", ErrNotLeader, err)
+	}
+	if reply.Code == "invalid" {
+		return result{}, fmt.Errorf("%w (refused by the leader): %s", ErrInvalidCommand, strings.TrimPrefix(reply.Error, ErrInvalidCommand.Error()+": "))
 	}
 	if reply.Code == "error" {
 		return result{}, fmt.Errorf("catalog: leader: %s", reply.Error)

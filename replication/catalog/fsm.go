@@ -25,6 +25,12 @@ var _ raft.FSM = (*fsm)(nil)
 
 // Apply decodes one entry and applies its commands in order, atomically with
 // the new applied index. Entries at or below the stored index are skipped.
+//
+// An entry or a command this node cannot apply — written by a newer node
+// during a rolling upgrade, or malformed — is logged and skipped, and the
+// applied index still advances: the decision depends only on the entry's
+// bytes, so every replica, and this one replaying its log after a restart,
+// skips the same commands and the states stay equal.
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -34,16 +40,24 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	cmds, err := decodeBatch(l.Data)
 	if err != nil {
-		// Replicas would diverge: stop rather than skip.
-		panic(fmt.Sprintf("catalog: undecodable log entry %d: %v", l.Index, err))
+		f.log.Error("skipping a log entry this node cannot decode; upgrade it to the cluster's newest version", "index", l.Index, "err", err)
 	}
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
 	b := f.st.db.NewIndexedBatch()
 	defer b.Close()
 	res := &batchResult{results: make([]result, len(cmds))}
-	for i, c := range cmds {
-		res.results[i] = applyCommand(b, c)
+	for i, d := range cmds {
+		err := d.err
+		if err == nil {
+			err = d.cmd.wellFormed()
+		}
+		if err != nil {
+			f.log.Error("skipping a command this node cannot apply", "index", l.Index, "command", i, "err", err)
+			res.results[i] = result{err: err}
+			continue
+		}
+		res.results[i] = applyCommand(b, d.cmd)
 	}
 	var idx [8]byte
 	binary.LittleEndian.PutUint64(idx[:], l.Index)

@@ -11,13 +11,19 @@ import (
 
 // proposal is one command waiting for its batch to commit.
 type proposal struct {
-	cmd  command
+	raw  []byte // the command, as validate encoded it
 	done chan result
 }
 
-// proposeLocal batches cmd into the leader's next log entry.
+// proposeLocal validates cmd and batches it into the leader's next log
+// entry. Every command, local or forwarded, passes here: an invalid one is
+// refused (ErrInvalidCommand) and never reaches the log.
 func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error) {
-	p := proposal{cmd: cmd, done: make(chan result, 1)}
+	raw, err := cmd.validate()
+	if err != nil {
+		return result{err: err}, err
+	}
+	p := proposal{raw: raw, done: make(chan result, 1)}
 	select {
 	case c.proposals <- p:
 	case <-c.stop:
@@ -34,23 +40,36 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 }
 
 // batcher gathers concurrent proposals into one log entry: it takes the first
-// waiting proposal, then whatever arrives within BatchDelay, up to MaxBatch.
+// waiting proposal, then whatever arrives within BatchDelay, up to MaxBatch
+// commands and MaxBatchBytes; a proposal that would overflow the entry starts
+// the next one (a command is at most MaxCommandBytes, so it always fits).
 func (c *Catalog) batcher() {
 	defer c.wg.Done()
+	var next *proposal
 	for {
 		var batch []proposal
-		select {
-		case p := <-c.proposals:
-			batch = append(batch, p)
-		case <-c.stop:
-			return
+		if next != nil {
+			batch, next = append(batch, *next), nil
+		} else {
+			select {
+			case p := <-c.proposals:
+				batch = append(batch, p)
+			case <-c.stop:
+				return
+			}
 		}
+		size := len(batch[0].raw)
 		timer := time.NewTimer(c.cfg.BatchDelay)
 	gather:
 		for len(batch) < c.cfg.MaxBatch {
 			select {
 			case p := <-c.proposals:
+				if entryLen(len(batch)+1, size+len(p.raw)) > MaxBatchBytes {
+					next = &p
+					break gather
+				}
 				batch = append(batch, p)
+				size += len(p.raw)
 			case <-timer.C:
 				break gather
 			}
@@ -62,20 +81,16 @@ func (c *Catalog) batcher() {
 
 // submit appends one entry and answers its proposals when it is applied.
 func (c *Catalog) submit(batch []proposal) {
-	cmds := make([]command, len(batch))
+	raws := make([][]byte, len(batch))
 	for i, p := range batch {
-		cmds[i] = p.cmd
+		raws[i] = p.raw
 	}
 	fail := func(err error) {
 		for _, p := range batch {
 			p.done <- result{err: err}
 		}
 	}
-	data, err := encodeBatch(cmds)
-	if err != nil {
-		fail(err)
-		return
-	}
+	data := encodeBatch(raws)
 	f := c.raft.Apply(data, 30*time.Second)
 	go func() {
 		if err := f.Error(); err != nil {

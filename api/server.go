@@ -116,11 +116,15 @@ type Config struct {
 	// BodyIdleTimeout gives up a request whose body sends nothing for this
 	// long (408); see DefaultBodyIdleTimeout.
 	BodyIdleTimeout time.Duration
+	// MaxUnauthorizedBytes bounds the body bytes held node-wide by requests
+	// not yet authorized on their cache (see preauth.go).
+	MaxUnauthorizedBytes int64
 }
 
 // DefaultConfig returns Attic's defaults.
 func DefaultConfig() Config {
-	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout}
+	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout,
+		MaxUnauthorizedBytes: DefaultMaxUnauthorizedBytes}
 }
 
 // Server serves the HTTP API of one node.
@@ -131,6 +135,7 @@ type Server struct {
 	tokens    Verifier
 	log       *slog.Logger
 	staging   *staging
+	preauth   *byteBudget
 	keys      keyCache
 	mux       *http.ServeMux
 	metrics   *metrics
@@ -158,10 +163,14 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
+	if cfg.MaxUnauthorizedBytes <= 0 {
+		cfg.MaxUnauthorizedBytes = DefaultMaxUnauthorizedBytes
+	}
 	s := &Server{
 		cfg: cfg, catalog: cat, store: store, tokens: tokens,
 		log:     log.With("component", "api"),
 		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged),
+		preauth: &byteBudget{max: cfg.MaxUnauthorizedBytes},
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(),
 	}

@@ -148,16 +148,17 @@ func (s *Server) configureCache(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if _, err := s.authorize(r, name, needConfigure); err != nil {
+		return err // before the body is read
+	}
 	var req v1.CacheConfig
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	needs := []need{needConfigure}
 	if req.RetentionPeriod != nil {
-		needs = append(needs, needRetention)
-	}
-	if _, err := s.authorize(r, name, needs...); err != nil {
-		return err
+		if _, err := s.authorize(r, name, needRetention); err != nil {
+			return err
+		}
 	}
 	var p catalog.CachePatch
 	changed := false
@@ -220,12 +221,11 @@ func (s *Server) destroyCache(w http.ResponseWriter, r *http.Request) error {
 // caller's permission on the cache.
 func (s *Server) pathsRequest(w http.ResponseWriter, r *http.Request, n need) (nixid.CacheName, []nixid.StorePathHash, error) {
 	var req v1.GetMissingPathsRequest
-	if err := s.decodeJSON(w, r, &req); err != nil {
-		return "", nil, err
-	}
-	name, err := nixid.ParseCacheName(req.Cache)
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONSize)
+	cache, err := s.cacheBody(w, r, body, s.cfg.MaxJSONSize, false,
+		jsonObject("JSON body", &req, func(q *v1.GetMissingPathsRequest) string { return q.Cache }), n)
 	if err != nil {
-		return "", nil, requestError("%v", err)
+		return "", nil, err
 	}
 	hashes := make([]nixid.StorePathHash, 0, len(req.StorePathHashes))
 	for _, raw := range req.StorePathHashes {
@@ -235,10 +235,7 @@ func (s *Server) pathsRequest(w http.ResponseWriter, r *http.Request, n need) (n
 		}
 		hashes = append(hashes, h)
 	}
-	if _, err := s.authorize(r, name, n); err != nil {
-		return "", nil, err
-	}
-	return name, hashes, nil
+	return cache.Name, hashes, nil
 }
 
 // getMissingPaths is POST /_api/v1/get-missing-paths; needs push.

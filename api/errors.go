@@ -88,6 +88,9 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 			if st := stalledBody(r); st != nil {
 				err = stalled(st) // however the handler worded the failed read
 			}
+			if bodyUnread(r) {
+				w.Header().Set("Connection", "close")
+			}
 			writeError(w, r, s.log, err)
 		}
 	})

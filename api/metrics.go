@@ -25,10 +25,10 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "garret_http_requests_total", Help: "HTTP requests by route kind, method and status.",
+			Name: "garret_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 		}, []string{"route", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "garret_http_request_duration_seconds", Help: "HTTP request latency by route kind.",
+			Name: "garret_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"route"}),
 		narBytes:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_ingest_nar_bytes_total", Help: "Uncompressed NAR bytes ingested."}),
@@ -47,29 +47,35 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// routeKind buckets paths into a few labels (cache names are unbounded).
-func routeKind(path string) string {
-	switch {
-	case strings.HasPrefix(path, "/_api/v1/"):
-		p := strings.TrimPrefix(path, "/_api/v1/")
-		if i := strings.IndexByte(p, '/'); i >= 0 {
-			p = p[:i]
-		}
-		return "api:" + p
-	case strings.HasSuffix(path, ".narinfo"):
-		return "narinfo"
-	case strings.Contains(path, "/nar/"):
-		return "nar"
-	case strings.HasSuffix(path, "/nix-cache-info"):
-		return "nix-cache-info"
+// routeLabel is the route a request matched: the ServeMux pattern without
+// its method ("/{cache}/nar/{file}"), so the label set is the route table
+// and nothing a client sends. The catch-all "/" is "unmatched", and so is a
+// request refused before the mux saw it.
+func routeLabel(r *http.Request) string {
+	p := r.Pattern
+	if _, rest, ok := strings.Cut(p, " "); ok {
+		p = rest
+	}
+	if p == "" || p == "/" {
+		return "unmatched"
+	}
+	return p
+}
+
+// methodLabel is the request's method if it is one the API knows, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
 	}
 	return "other"
 }
 
 func (m *metrics) observe(r *http.Request, status int, d time.Duration) {
-	kind := routeKind(r.URL.Path)
-	m.requests.WithLabelValues(kind, r.Method, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(kind).Observe(d.Seconds())
+	route := routeLabel(r)
+	m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
 func (m *metrics) ingested(in *ingested) {

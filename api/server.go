@@ -121,6 +121,9 @@ type Config struct {
 	// concurrent uploads ([uploads] decoder-memory); an upload waits for its
 	// share at most BodyIdleTimeout (see decoderMemoryError).
 	DecoderMemory int64
+	// MaxUnauthorizedBytes bounds the body bytes held node-wide by requests
+	// not yet authorized on their cache (see preauth.go).
+	MaxUnauthorizedBytes int64
 }
 
 // DefaultDecoderMemory is [uploads] decoder-memory's default.
@@ -129,7 +132,7 @@ const DefaultDecoderMemory = 256 << 20
 // DefaultConfig returns Attic's defaults.
 func DefaultConfig() Config {
 	return Config{MaxNarInfoSize: 1 << 20, MaxJSONSize: 2 << 20, StagingTTL: time.Hour, MaxStaged: 10000, BodyIdleTimeout: DefaultBodyIdleTimeout,
-		DecoderMemory: DefaultDecoderMemory}
+		DecoderMemory: DefaultDecoderMemory, MaxUnauthorizedBytes: DefaultMaxUnauthorizedBytes}
 }
 
 // Server serves the HTTP API of one node.
@@ -140,6 +143,7 @@ type Server struct {
 	tokens    Verifier
 	log       *slog.Logger
 	staging   *staging
+	preauth   *byteBudget
 	keys      keyCache
 	mux       *http.ServeMux
 	metrics   *metrics
@@ -174,10 +178,14 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	if cfg.DecoderMemory <= 0 {
 		cfg.DecoderMemory = DefaultDecoderMemory
 	}
+	if cfg.MaxUnauthorizedBytes <= 0 {
+		cfg.MaxUnauthorizedBytes = DefaultMaxUnauthorizedBytes
+	}
 	s := &Server{
 		cfg: cfg, catalog: cat, store: store, tokens: tokens,
 		log:     log.With("component", "api"),
 		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged),
+		preauth: &byteBudget{max: cfg.MaxUnauthorizedBytes},
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(),
 

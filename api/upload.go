@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,34 +21,40 @@ func isTooLarge(err error) bool {
 }
 
 // readUploadInfo reads Attic's upload info from the preamble (preferred when
-// both are present, as in Attic) or the X-Attic-Nar-Info header.
-func (s *Server) readUploadInfo(r *http.Request) (*v1.UploadPathNarInfo, error) {
-	var raw []byte
+// both are present, as in Attic) or the X-Attic-Nar-Info header, and
+// authorizes the push on the cache it names: before the body when the info
+// is in the header, before the rest of the preamble when it starts with its
+// cache (see cacheBody).
+func (s *Server) readUploadInfo(w http.ResponseWriter, r *http.Request) (*v1.UploadPathNarInfo, catalog.Cache, error) {
+	var info v1.UploadPathNarInfo
+	decode := jsonObject("upload info", &info, func(i *v1.UploadPathNarInfo) string { return i.Cache })
 	if p := r.Header.Get(v1.HeaderNarInfoPreamble); p != "" {
 		n, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || n <= 0 {
-			return nil, requestError("%s must be a positive integer, got %q", v1.HeaderNarInfoPreamble, p)
+			return nil, catalog.Cache{}, requestError("%s must be a positive integer, got %q", v1.HeaderNarInfoPreamble, p)
 		}
 		if n > s.cfg.MaxNarInfoSize {
-			return nil, requestError("Upload info is too large (%d bytes, limit %d)", n, s.cfg.MaxNarInfoSize)
+			return nil, catalog.Cache{}, requestError("Upload info is too large (%d bytes, limit %d)", n, s.cfg.MaxNarInfoSize)
 		}
-		raw = make([]byte, n)
-		if _, err := io.ReadFull(r.Body, raw); err != nil {
-			return nil, requestError("Upload info doesn't match specified size")
-		}
-	} else if h := r.Header.Get(v1.HeaderNarInfo); h != "" {
-		if int64(len(h)) > s.cfg.MaxNarInfoSize {
-			return nil, requestError("Upload info is too large")
-		}
-		raw = []byte(h)
-	} else {
-		return nil, requestError("%s must be set", v1.HeaderNarInfo)
+		cache, err := s.cacheBody(w, r, r.Body, n, true, decode, needPush)
+		return &info, cache, err
 	}
-	var info v1.UploadPathNarInfo
-	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&info); err != nil {
-		return nil, requestError("invalid upload info: %v", err)
+	h := r.Header.Get(v1.HeaderNarInfo)
+	if h == "" {
+		return nil, catalog.Cache{}, requestError("%s must be set", v1.HeaderNarInfo)
 	}
-	return &info, nil
+	if int64(len(h)) > s.cfg.MaxNarInfoSize {
+		return nil, catalog.Cache{}, requestError("Upload info is too large")
+	}
+	if err := callerOf(r).mayHold(needPush); err != nil {
+		return nil, catalog.Cache{}, err
+	}
+	name, err := decode([]byte(h))
+	if err != nil {
+		return nil, catalog.Cache{}, err
+	}
+	cache, err := s.authorize(r, name, needPush)
+	return &info, cache, err
 }
 
 // validUpload is an upload info whose every field has been parsed.
@@ -100,15 +105,12 @@ func validateReferences(refs []string) error {
 
 // uploadPath is PUT /_api/v1/upload-path: one NAR, uncompressed, streamed.
 func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
-	info, err := s.readUploadInfo(r)
+	info, _, err := s.readUploadInfo(w, r)
 	if err != nil {
 		return err
 	}
 	up, err := validateUploadInfo(info)
 	if err != nil {
-		return err
-	}
-	if _, err := s.authorize(r, up.cache, needPush); err != nil {
 		return err
 	}
 	if err := catalogError(s.catalog.AwaitWritable(r.Context())); err != nil {

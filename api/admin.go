@@ -3,11 +3,14 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // deletePaths is POST /_api/v1/delete-paths: removes store paths from a cache
@@ -47,8 +50,10 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, s.cluster.ClusterStatus(r.Context()))
 }
 
-// revokeToken is POST /_api/v1/revoke-token: records a token id in the catalog
-// so every node treats the token as anonymous; needs the cluster-admin claim.
+// revokeToken is POST /_api/v1/revoke-token: records a token id, or a rule
+// revoking tokens by subject and/or cache pattern issued before a time, in
+// the catalog, so every node treats the tokens as anonymous; needs the
+// cluster-admin claim.
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err := requireClusterAdmin(r, "revoking tokens"); err != nil {
 		return err
@@ -56,6 +61,15 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	var req v1.RevokeTokenRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
+	}
+	byID, byRule := req.JTI != "" || req.Token != "", req.Subject != "" || req.Cache != ""
+	switch {
+	case byID && byRule:
+		return requestError("give a token (jti or token) or a rule (subject, cache, issued_before), not both")
+	case byRule:
+		return s.revokeByRule(w, r, req)
+	case req.IssuedBefore != nil:
+		return requestError("issued_before needs a subject or a cache pattern")
 	}
 	jti, exp := req.JTI, time.Now().Add(100*365*24*time.Hour)
 	if req.Token != "" {
@@ -65,12 +79,35 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if jti == "" || len(jti) > 128 {
-		return requestError("give the token's jti or the token itself")
+		return requestError("give the token's jti or the token itself, or a subject or cache pattern")
 	}
 	if err := catalogError(s.catalog.RevokeToken(r.Context(), jti, exp)); err != nil {
 		return err
 	}
 	return writeJSON(w, v1.RevokeTokenResponse{JTI: jti})
+}
+
+// revokeByRule records a revocation rule; issued_before defaults to now.
+func (s *Server) revokeByRule(w http.ResponseWriter, r *http.Request, req v1.RevokeTokenRequest) error {
+	rule := catalog.RevocationRule{Subject: req.Subject, CachePattern: req.Cache, IssuedBefore: time.Now().UTC()}
+	if req.IssuedBefore != nil {
+		rule.IssuedBefore = req.IssuedBefore.UTC()
+	}
+	switch {
+	case len(rule.Subject) > catalog.MaxStringBytes:
+		return requestError("the subject is longer than %d bytes", catalog.MaxStringBytes)
+	case rule.CachePattern != "" && !token.ValidPattern(rule.CachePattern):
+		return requestError("%q is not a cache name or pattern (letters, digits, -_+ and * wildcards, at most 50)", rule.CachePattern)
+	}
+	err := s.catalog.RevokeTokens(r.Context(), rule)
+	if errors.Is(err, catalog.ErrTooManyRevocationRules) {
+		return requestError("%d revocation rules are stored, the most there can be: rotate the signing key instead", catalog.MaxRevocationRules)
+	}
+	if err := catalogError(err); err != nil {
+		return err
+	}
+	ib := rule.IssuedBefore
+	return writeJSON(w, v1.RevokeTokenResponse{Subject: rule.Subject, Cache: rule.CachePattern, IssuedBefore: &ib})
 }
 
 // unverifiedIdentity reads jti and exp from a token without checking its

@@ -18,20 +18,22 @@ type caller struct {
 
 // authenticate reads the token from Authorization (Bearer, or the Basic
 // password Nix sends from netrc). An invalid or revoked token makes the caller
-// anonymous, as in Attic.
-func (s *Server) authenticate(r *http.Request) caller {
+// anonymous, as in Attic. The error is a 503 when revocations cannot be read.
+func (s *Server) authenticate(r *http.Request) (caller, error) {
 	raw, ok := token.FromRequest(r)
 	if !ok {
-		return caller{}
+		return caller{}, nil
 	}
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
-		return caller{fault: err}
+		return caller{fault: err}, nil
 	}
-	if claims.ID != "" && s.catalog.IsRevoked(claims.ID) {
-		return caller{fault: errors.New("token has been revoked")}
+	if revoked, err := s.revoked(claims); err != nil {
+		return caller{}, err
+	} else if revoked {
+		return caller{fault: errors.New("token has been revoked")}, nil
 	}
-	return caller{claims: claims}
+	return caller{claims: claims}, nil
 }
 
 func callerOf(r *http.Request) caller {

@@ -34,13 +34,17 @@ type Catalog interface {
 	DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error)
 	PutFile(ctx context.Context, f catalog.File) error
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
+	RevokeTokens(ctx context.Context, r catalog.RevocationRule) error
 	Cache(name nixid.CacheName) (catalog.Cache, error)
 	Caches() ([]catalog.Cache, error)
 	Object(cache nixid.CacheName, h nixid.StorePathHash) (catalog.Object, error)
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
-	IsRevoked(jti string) bool
+	// IsRevoked and RevocationRules fail when the state cannot be read;
+	// the request is then refused (503), never let through.
+	IsRevoked(jti string) (bool, error)
+	RevocationRules() ([]catalog.RevocationRule, error)
 	Ready() error
 }
 
@@ -296,7 +300,12 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 			return
 		}
 		r = stripUploadPrefix(r)
-		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, s.authenticate(r)))
+		c, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, c))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer withBodyDeadline(w, r, s.cfg.BodyIdleTimeout)()
 		start := time.Now()

@@ -75,12 +75,13 @@ func (a *Authority) Sign(c *Claims) (string, error) {
 	return jwt.NewWithClaims(a.method, w).SignedString(a.sign)
 }
 
-// Verify checks signature, algorithm, time claims (with leeway), issuer and
-// audience, and returns the claims. The error names the fault.
+// Verify checks signature, algorithm, time claims (with leeway; exp is
+// required, as Attic requires it), issuer and audience, and returns the
+// claims. The error names the fault.
 func (a *Authority) Verify(raw string) (*Claims, error) {
 	var w wireClaims
 	_, err := jwt.ParseWithClaims(raw, &w, func(t *jwt.Token) (any, error) { return a.verify, nil },
-		jwt.WithValidMethods([]string{a.method.Alg()}), jwt.WithLeeway(a.cfg.Leeway))
+		jwt.WithValidMethods([]string{a.method.Alg()}), jwt.WithLeeway(a.cfg.Leeway), jwt.WithExpirationRequired())
 	if err != nil {
 		return nil, describe(err, raw)
 	}
@@ -107,6 +108,8 @@ func describe(err error, raw string) error {
 		return errors.New("token signature is invalid")
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		return fmt.Errorf("token uses alg %q, which is not accepted", headerAlg(raw))
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return errors.New("token has no expiry (exp claim); every token must have one")
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errors.New(err.Error()) // jwt's text names the part: "token is malformed: …"
 	}

@@ -20,6 +20,9 @@ const (
 	GarretClaim = "https://jwt.garret.dev/v1"
 )
 
+// ValidPattern reports whether p is a cache name or pattern tokens can carry.
+func ValidPattern(p string) bool { return patternRE.MatchString(p) }
+
 // ErrBadPattern is returned for a cache pattern outside Attic's alphabet.
 var ErrBadPattern = errors.New("token: invalid cache pattern")
 
@@ -152,6 +155,9 @@ func NewClaims(o MintOptions) (*Claims, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
+	if o.Validity <= 0 {
+		return nil, fmt.Errorf("token: validity must be positive (every token expires), got %v", o.Validity)
+	}
 	now := o.Now.Truncate(time.Second)
 	exp := now.Add(o.Validity)
 	var jti [16]byte
@@ -185,4 +191,56 @@ func NewClaims(o MintOptions) (*Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// Issued is when the token was issued: its iat, else its nbf (atticadm and
+// garretd mint nbf = now and no iat); ok is false when it has neither.
+func (c *Claims) Issued() (t time.Time, ok bool) {
+	switch {
+	case c.IssuedAt != nil:
+		return *c.IssuedAt, true
+	case c.NotBefore != nil:
+		return *c.NotBefore, true
+	}
+	return time.Time{}, false
+}
+
+// Grants reports whether the token grants any permission on some cache
+// name that pattern matches: one of its entries with a permission has a
+// pattern that matches a name pattern also matches.
+func (c *Claims) Grants(pattern string) bool {
+	for _, e := range c.Caches {
+		if e.Permission.Any() && PatternsOverlap(e.Pattern, pattern) {
+			return true
+		}
+	}
+	return false
+}
+
+// PatternsOverlap reports whether some name matches both patterns, where
+// '*' matches any sequence: each '*' of one pattern may absorb any run of
+// the other's characters and stars.
+func PatternsOverlap(a, b string) bool {
+	memo := map[[2]int]bool{}
+	var f func(i, j int) bool
+	f = func(i, j int) bool {
+		k := [2]int{i, j}
+		if v, ok := memo[k]; ok {
+			return v
+		}
+		var r bool
+		switch {
+		case i == len(a) && j == len(b):
+			r = true
+		case i < len(a) && a[i] == '*':
+			r = f(i+1, j) || (j < len(b) && f(i, j+1))
+		case j < len(b) && b[j] == '*':
+			r = f(i, j+1) || (i < len(a) && f(i+1, j))
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			r = f(i+1, j+1)
+		}
+		memo[k] = r
+		return r
+	}
+	return f(0, 0)
 }

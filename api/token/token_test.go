@@ -76,6 +76,7 @@ func TestAuthority_Faults(t *testing.T) {
 	now := time.Now()
 	enc := base64.RawURLEncoding
 	payload := enc.EncodeToString([]byte(`{"sub":"x","https://jwt.attic.rs/v1":{"caches":{"*":{"r":1}}}}`))
+	exp := now.Add(time.Hour).Unix()
 	for name, tc := range map[string]struct {
 		tok  string
 		want string
@@ -85,9 +86,10 @@ func TestAuthority_Faults(t *testing.T) {
 		"wrong key":     {mint(t, mustAuthority(t, Config{HS256Secret: []byte("other-secret-other-secret-other!")}), MintOptions{Validity: time.Hour}), "signature is invalid"},
 		"alg none":      {enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + payload + ".", "none"},
 		"malformed":     {"not.a.jwt", "malformed"},
-		"missing claim": {signRaw(t, jwt.MapClaims{"sub": "x"}), AtticClaim},
-		"bad pattern":   {signRaw(t, jwt.MapClaims{"sub": "x", AtticClaim: map[string]any{"caches": map[string]any{"a/b": map[string]int{"r": 1}}}}), "pattern"},
-		"bool not int":  {signRaw(t, jwt.MapClaims{"sub": "x", AtticClaim: map[string]any{"caches": map[string]any{"a": map[string]bool{"r": true}}}}), "0 or 1"},
+		"missing claim": {signRaw(t, jwt.MapClaims{"sub": "x", "exp": exp}), AtticClaim},
+		"bad pattern":   {signRaw(t, jwt.MapClaims{"sub": "x", "exp": exp, AtticClaim: map[string]any{"caches": map[string]any{"a/b": map[string]int{"r": 1}}}}), "pattern"},
+		"bool not int":  {signRaw(t, jwt.MapClaims{"sub": "x", "exp": exp, AtticClaim: map[string]any{"caches": map[string]any{"a": map[string]bool{"r": true}}}}), "0 or 1"},
+		"no exp":        {signRaw(t, jwt.MapClaims{"sub": "x", AtticClaim: map[string]any{"caches": map[string]any{"*": map[string]int{"r": 1}}}}), "no expiry"},
 	} {
 		_, err := a.Verify(tc.tok)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -180,5 +182,35 @@ func TestParseRS256PEM(t *testing.T) {
 	}
 	if _, err := ParseRS256PrivateKeyPEM([]byte("nope")); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+func TestNewClaims_AlwaysExpires(t *testing.T) {
+	for _, v := range []time.Duration{0, -time.Hour} {
+		if _, err := NewClaims(MintOptions{Subject: "x", Validity: v}); err == nil {
+			t.Errorf("validity %v: a token was minted", v)
+		}
+	}
+	c, err := NewClaims(MintOptions{Subject: "x", Validity: time.Minute})
+	if err != nil || c.ExpiresAt == nil {
+		t.Fatalf("claims %+v, %v", c, err)
+	}
+}
+
+func TestPatternsOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"prod", "prod", true}, {"prod", "dev", false}, {"*", "prod-*", true}, {"prod-*", "prod-a", true},
+		{"dev-*", "prod-*", false}, {"*-x", "prod-*", true}, {"p*", "prod-*", true}, {"a*b", "*c", false},
+		{"a*b", "*b", true}, {"prod-a", "prod-b*", false}, {"*a*", "*b*", true}, {"ab", "a*b", true}, {"abc", "a*d", false},
+	} {
+		if got := PatternsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("PatternsOverlap(%q, %q) = %v", tc.a, tc.b, got)
+		}
+		if got := PatternsOverlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("PatternsOverlap(%q, %q) = %v", tc.b, tc.a, got)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorResponse is Attic's error body: {"code":404,"error":"NoSuchCache","message":"…"}.
@@ -168,15 +169,23 @@ type DeletePathsResponse struct {
 }
 
 // RevokeTokenRequest is the body of POST /_api/v1/revoke-token (Garret; needs
-// the cluster-admin claim). Either the token's jti or the token itself.
+// the cluster-admin claim). One of two forms: the token's jti or the token
+// itself; or a rule — Subject, Cache (a cache name or pattern) or both — that
+// revokes every matching token issued before IssuedBefore (default: now).
 type RevokeTokenRequest struct {
-	JTI   string `json:"jti,omitempty"`
-	Token string `json:"token,omitempty"`
+	JTI          string     `json:"jti,omitempty"`
+	Token        string     `json:"token,omitempty"`
+	Subject      string     `json:"subject,omitempty"`
+	Cache        string     `json:"cache,omitempty"`
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
 }
 
-// RevokeTokenResponse names the revoked token id.
+// RevokeTokenResponse names the revoked token id, or the rule recorded.
 type RevokeTokenResponse struct {
-	JTI string `json:"jti"`
+	JTI          string     `json:"jti,omitempty"`
+	Subject      string     `json:"subject,omitempty"`
+	Cache        string     `json:"cache,omitempty"`
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
 }
 
 // CacheSummary is one entry of GET /_api/v1/caches (Garret).

@@ -38,6 +38,9 @@ func TestAdminNames(t *testing.T) {
 	}
 	_, stderr, code := run(t, command(t, "atticadm", nil, "make-token", "--sub", "alice"))
 	oneLine(t, "atticadm make-token without --validity", stderr, code, `atticadm: required flag(s) "validity" not set`)
+	// Every token expires: a validity of zero mints nothing.
+	_, stderr, code = run(t, command(t, "atticadm", nil, "-f", cfgPath, "make-token", "--sub", "alice", "--validity", "0s"))
+	oneLine(t, "make-token --validity 0s", stderr, code, "validity must be positive")
 	// Under its own name it stays the server.
 	if help, _, _ := run(t, command(t, "garretd", nil, "--help")); !strings.Contains(help, "--mode") {
 		t.Fatalf("garretd --help:\n%s", help)

@@ -25,6 +25,8 @@ func applyCommand(b *pebble.Batch, c command) result {
 		return applyRevokeToken(b, c)
 	case cmdSetClusterID:
 		return applySetClusterID(b, c)
+	case cmdRevokeTokens:
+		return applyRevokeTokens(b, c)
 	}
 	return result{err: invalid(c.Type, "this node does not know the command")} // wellFormed let it through
 }
@@ -185,4 +187,39 @@ func applySetClusterID(b *pebble.Batch, c command) result {
 	}
 	check(b.Set(keyClusterID, mustJSON(c.ClusterID), nil))
 	return result{}
+}
+
+// applyRevokeTokens stores a rule; one with the same subject and pattern
+// is replaced, keeping the later issued-before time (it revokes a superset).
+func applyRevokeTokens(b *pebble.Batch, c command) result {
+	r := *c.Rule
+	k := ruleKey(r)
+	var old RevocationRule
+	ok, err := getJSON(b, k, &old)
+	if err != nil {
+		panic(err)
+	}
+	if ok {
+		if old.IssuedBefore.After(r.IssuedBefore) {
+			r.IssuedBefore = old.IssuedBefore
+		}
+	} else if n := countKeys(b, rulePrefix, MaxRevocationRules); n >= MaxRevocationRules {
+		return result{err: ErrTooManyRevocationRules}
+	}
+	check(b.Set(k, mustJSON(r), nil))
+	return result{}
+}
+
+// countKeys counts the keys under prefix, stopping at limit.
+func countKeys(b *pebble.Batch, prefix []byte, limit int) int {
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		panic(err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid() && n < limit; it.Next() {
+		n++
+	}
+	return n
 }

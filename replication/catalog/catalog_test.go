@@ -159,8 +159,14 @@ func TestCatalog_Commands(t *testing.T) {
 	if manifests != 3 {
 		t.Fatalf("%d manifests, want 2 objects + 1 file", manifests)
 	}
-	if err := c.RevokeToken(ctx, "jti-1", time.Now().Add(time.Hour)); err != nil || !c.IsRevoked("jti-1") || c.IsRevoked("jti-2") {
+	if err := c.RevokeToken(ctx, "jti-1", time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("revocation: %v", err)
+	}
+	if yes, err := c.IsRevoked("jti-1"); !yes || err != nil {
+		t.Fatalf("jti-1 revoked: %v %v", yes, err)
+	}
+	if yes, err := c.IsRevoked("jti-2"); yes || err != nil {
+		t.Fatalf("jti-2 revoked: %v %v", yes, err)
 	}
 	if err := c.DestroyCache(ctx, "a", HardDelete); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,12 @@ const (
 	cmdPutFile        cmdType = 6
 	cmdRevokeToken    cmdType = 7
 	cmdSetClusterID   cmdType = 8
+	// cmdRevokeTokens adds a revocation rule (by subject and/or cache
+	// pattern, issued before a time). A node that predates it skips it
+	// (wellFormed) and never learns the rule, even once upgraded (the entry
+	// is behind its applied index; only a snapshot restore brings it): a
+	// rule must be added once every node runs a version that knows it.
+	cmdRevokeTokens cmdType = 9
 )
 
 // command is the one envelope every write travels in.
@@ -39,6 +45,8 @@ type command struct {
 	// every replica applies the same thing whatever its own config says.
 	Tombstone bool      `json:"tombstone,omitempty"`
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// Rule is cmdRevokeTokens's revocation rule.
+	Rule *RevocationRule `json:"rule,omitempty"`
 }
 
 // logVersion prefixes every log entry's data.

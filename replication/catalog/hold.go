@@ -35,7 +35,7 @@ func notSent(err error) error { return &notSentError{err} }
 // deleting paths would report a different result the second time.
 func idempotent(t cmdType) bool {
 	switch t {
-	case cmdPutObject, cmdPutFile, cmdConfigureCache, cmdRevokeToken, cmdSetClusterID:
+	case cmdPutObject, cmdPutFile, cmdConfigureCache, cmdRevokeToken, cmdSetClusterID, cmdRevokeTokens:
 		return true
 	}
 	return false

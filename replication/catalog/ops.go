@@ -116,10 +116,25 @@ func (c *Catalog) File(cache nixid.CacheName, name string) (File, error) {
 	return f, err
 }
 
-// IsRevoked reports whether a token id was revoked.
-func (c *Catalog) IsRevoked(jti string) bool {
-	ok, err := c.fsm.st.get(revokedKey(jti), nil)
-	return ok && err == nil
+// IsRevoked reports whether a token id was revoked. An error (the state
+// cannot be read) is not an answer: the caller must refuse the token.
+func (c *Catalog) IsRevoked(jti string) (bool, error) {
+	return c.fsm.st.get(revokedKey(jti), nil)
+}
+
+// RevokeTokens adds a revocation rule (see RevocationRule);
+// ErrTooManyRevocationRules past MaxRevocationRules.
+func (c *Catalog) RevokeTokens(ctx context.Context, r RevocationRule) error {
+	_, err := c.propose(ctx, command{Type: cmdRevokeTokens, Rule: &r})
+	return err
+}
+
+// RevocationRules lists the stored revocation rules (at most
+// MaxRevocationRules).
+func (c *Catalog) RevocationRules() ([]RevocationRule, error) {
+	var out []RevocationRule
+	err := scan(c.fsm.st, rulePrefix, func(r RevocationRule) error { out = append(out, r); return nil })
+	return out, err
 }
 
 // ObjectByNarURL finds the object whose uploader named its NAR url

@@ -30,6 +30,13 @@ func filePrefix(c nixid.CacheName) []byte        { return []byte("f/" + string(c
 func fileKey(c nixid.CacheName, n string) []byte { return append(filePrefix(c), n...) }
 func revokedKey(jti string) []byte               { return []byte("r/" + jti) }
 
+// ruleKey holds the revocation rule of a (subject, cache pattern) pair.
+var rulePrefix = []byte("v/")
+
+func ruleKey(r RevocationRule) []byte {
+	return []byte("v/" + r.Subject + "\x00" + r.CachePattern)
+}
+
 // narURLKey indexes objects by the NAR URL their uploader used (see UploadedNAR).
 func narURLPrefix(c nixid.CacheName) []byte          { return []byte("n/" + string(c) + "\x00") }
 func narURLKey(c nixid.CacheName, url string) []byte { return append(narURLPrefix(c), url...) }

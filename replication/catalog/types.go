@@ -17,7 +17,20 @@ var (
 	ErrNoSuchNarURL = errors.New("catalog: no object was uploaded with that NAR URL")
 	ErrNotLeader    = errors.New("catalog: this node is not the Raft leader")
 	ErrClosed       = errors.New("catalog: closed")
+	// ErrTooManyRevocationRules refuses a revocation rule past
+	// MaxRevocationRules distinct (subject, cache pattern) pairs.
+	ErrTooManyRevocationRules = errors.New("catalog: too many token revocation rules")
 )
+
+// RevocationRule revokes every token issued before IssuedBefore whose
+// subject is Subject (if set) and that grants anything on a cache name
+// CachePattern matches (if set); at least one of the two is set. The API
+// decides what a token's issue time is and which of its caches match.
+type RevocationRule struct {
+	Subject      string    `json:"subject,omitempty"`
+	CachePattern string    `json:"cache_pattern,omitempty"`
+	IssuedBefore time.Time `json:"issued_before"`
+}
 
 // Cache is a named binary cache with its signing key.
 type Cache struct {

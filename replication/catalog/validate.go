@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/garret-cache/garret/internal/nixid"
 )
@@ -31,6 +32,8 @@ func (t cmdType) String() string {
 		return "revoke-token"
 	case cmdSetClusterID:
 		return "set-cluster-id"
+	case cmdRevokeTokens:
+		return "revoke-tokens"
 	}
 	return fmt.Sprintf("unknown command type %d", uint8(t))
 }
@@ -93,11 +96,24 @@ func (c *command) wellFormed() error {
 		if c.ClusterID == "" {
 			return invalid(c.Type, "no cluster id")
 		}
+	case cmdRevokeTokens:
+		r := c.Rule
+		switch {
+		case r == nil || (r.Subject == "" && r.CachePattern == ""):
+			return invalid(c.Type, "a rule needs a subject, a cache pattern or both")
+		case r.IssuedBefore.IsZero():
+			return invalid(c.Type, "a rule needs an issued-before time")
+		case r.CachePattern != "" && !cachePatternRE.MatchString(r.CachePattern):
+			return invalid(c.Type, "cache pattern %q is not a cache name with '*' wildcards", r.CachePattern)
+		}
 	default:
 		return invalid(c.Type, "this node does not know the command (written by a newer Garret?)")
 	}
 	return nil
 }
+
+// cachePatternRE is Attic's token cache-pattern alphabet (as api/token's).
+var cachePatternRE = regexp.MustCompile(`^[A-Za-z0-9*][A-Za-z0-9\-_+*]{0,49}$`)
 
 // validate is the check every command passes on the leader before it is
 // proposed: wellFormed, the size bounds of limits.go, and the encoded size.
@@ -180,6 +196,8 @@ func (c *command) bounded() error {
 		str("the token id", c.JTI, MaxStringBytes)
 	case cmdSetClusterID:
 		str("the cluster id", c.ClusterID, MaxStringBytes)
+	case cmdRevokeTokens:
+		str("the subject", c.Rule.Subject, MaxStringBytes)
 	}
 	return err
 }

@@ -119,7 +119,11 @@ func (s *Server) renderNarInfo(cache catalog.Cache, o catalog.Object) (string, e
 	}
 	sig := key.Sign(narinfo.Fingerprint(o.StorePath, o.NarHash, uint64(o.NarSize), o.References))
 	ni.Sigs = append([]string{sig}, o.Sigs...)
-	return ni.String(), nil
+	text, err := ni.Render()
+	if err != nil {
+		return "", fmt.Errorf("cache %s: object %s: refusing to serve its narinfo: %w", cache.Name, o.StorePathHash, err)
+	}
+	return text, nil
 }
 
 // keyCache memoises parsed signing keys by their text.

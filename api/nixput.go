@@ -174,8 +174,8 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if dir != cache.StoreDir {
 		return requestError("narinfo StorePath %s is not in this cache's store %s", ni.StorePath, cache.StoreDir)
 	}
-	if err := validateReferences(ni.References); err != nil {
-		return err
+	if err := ni.Validate(cache.StoreDir); err != nil {
+		return requestError("invalid narinfo: %v", err)
 	}
 	kind, err := nixcompress.ParseKind(ni.Compression)
 	if err != nil {

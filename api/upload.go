@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
 )
@@ -65,7 +66,11 @@ type validUpload struct {
 	info    *v1.UploadPathNarInfo
 }
 
-func validateUploadInfo(info *v1.UploadPathNarInfo) (*validUpload, error) {
+// validateUploadInfo parses every field of info as a narinfo field
+// (narinfo.Validate): the store path in the cache's store directory, no
+// control characters, Nix's formats for references, deriver, system, CA and
+// signatures.
+func validateUploadInfo(info *v1.UploadPathNarInfo, storeDir string) (*validUpload, error) {
 	cache, err := nixid.ParseCacheName(info.Cache)
 	if err != nil {
 		return nil, requestError("%v", err)
@@ -88,28 +93,21 @@ func validateUploadInfo(info *v1.UploadPathNarInfo) (*validUpload, error) {
 	if info.NarSize <= 0 {
 		return nil, requestError("nar_size must be positive, got %d", info.NarSize)
 	}
-	if err := validateReferences(info.References); err != nil {
-		return nil, err
+	ni := narinfo.NarInfo{StorePath: info.StorePath, References: info.References, Sigs: info.Sigs,
+		Deriver: deref(info.Deriver), System: deref(info.System), CA: deref(info.CA)}
+	if err := ni.Validate(storeDir); err != nil {
+		return nil, requestError("%v", err)
 	}
 	return &validUpload{cache: cache, hash: h, narHash: narHash, info: info}, nil
 }
 
-func validateReferences(refs []string) error {
-	for _, ref := range refs {
-		if dir, _, _, err := nixid.SplitStorePath(ref); err != nil || dir != "" {
-			return requestError("invalid reference %q: want a store path base name <hash>-<name>", ref)
-		}
-	}
-	return nil
-}
-
 // uploadPath is PUT /_api/v1/upload-path: one NAR, uncompressed, streamed.
 func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
-	info, _, err := s.readUploadInfo(w, r)
+	info, cache, err := s.readUploadInfo(w, r)
 	if err != nil {
 		return err
 	}
-	up, err := validateUploadInfo(info)
+	up, err := validateUploadInfo(info, cache.StoreDir)
 	if err != nil {
 		return err
 	}

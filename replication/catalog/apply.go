@@ -35,14 +35,22 @@ func applyCommand(b *pebble.Batch, c command) result {
 func cacheExists(b *pebble.Batch, name nixid.CacheName) bool {
 	ok, err := getJSON(b, cacheKey(name), nil)
 	if err != nil {
-		panic("catalog: state read: " + err.Error())
+		panic(stateError{err})
 	}
 	return ok
 }
 
+// stateError is an I/O error of the state store met while applying an
+// entry. Apply functions panic with it (they are deep in a batch and have
+// no error path); fsm.writeEntry recovers it and retries the entry.
+type stateError struct{ err error }
+
+func (e stateError) Error() string { return "catalog: state store: " + e.err.Error() }
+func (e stateError) Unwrap() error { return e.err }
+
 func check(err error) {
 	if err != nil {
-		panic("catalog: state write: " + err.Error())
+		panic(stateError{err})
 	}
 }
 
@@ -52,7 +60,7 @@ func applyCreateCache(b *pebble.Batch, c command) result {
 	k := cacheKey(c.Cache.Name)
 	for _, taken := range [][]byte{k, tombstoneKey(c.Cache.Name)} {
 		if ok, err := getJSON(b, taken, nil); err != nil {
-			panic(err)
+			panic(stateError{err})
 		} else if ok {
 			return result{err: ErrCacheExists}
 		}
@@ -65,7 +73,7 @@ func applyConfigureCache(b *pebble.Batch, c command) result {
 	var cache Cache
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, &cache); err != nil {
-		panic(err)
+		panic(stateError{err})
 	} else if !ok {
 		return result{err: ErrNoSuchCache}
 	}
@@ -95,7 +103,7 @@ func applyConfigureCache(b *pebble.Batch, c command) result {
 func applyDestroyCache(b *pebble.Batch, c command) result {
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, nil); err != nil {
-		panic(err)
+		panic(stateError{err})
 	} else if !ok {
 		return result{err: ErrNoSuchCache}
 	}
@@ -119,7 +127,7 @@ func applyPutObject(b *pebble.Batch, c command) result {
 	k := objectKey(o.Cache, o.StorePathHash)
 	var old Object
 	if ok, err := getJSON(b, k, &old); err != nil {
-		panic(err)
+		panic(stateError{err})
 	} else if ok {
 		unindexNarURL(b, old)
 	}
@@ -139,7 +147,7 @@ func unindexNarURL(b *pebble.Batch, o Object) {
 	k := narURLKey(o.Cache, o.Upload.URL)
 	var h nixid.StorePathHash
 	if ok, err := getJSON(b, k, &h); err != nil {
-		panic(err)
+		panic(stateError{err})
 	} else if ok && h == o.StorePathHash {
 		check(b.Delete(k, nil))
 	}
@@ -154,7 +162,7 @@ func applyDeleteObjects(b *pebble.Batch, c command) result {
 		k := objectKey(c.Name, h)
 		var old Object
 		if ok, err := getJSON(b, k, &old); err != nil {
-			panic(err)
+			panic(stateError{err})
 		} else if ok {
 			unindexNarURL(b, old)
 			check(b.Delete(k, nil))
@@ -181,7 +189,7 @@ func applyRevokeToken(b *pebble.Batch, c command) result {
 // (a second bootstrap race) leave the first one in place.
 func applySetClusterID(b *pebble.Batch, c command) result {
 	if ok, err := getJSON(b, keyClusterID, nil); err != nil {
-		panic(err)
+		panic(stateError{err})
 	} else if ok {
 		return result{}
 	}
@@ -197,7 +205,7 @@ func applyRevokeTokens(b *pebble.Batch, c command) result {
 	var old RevocationRule
 	ok, err := getJSON(b, k, &old)
 	if err != nil {
-		panic(err)
+		panic(stateError{err})
 	}
 	if ok {
 		if old.IssuedBefore.After(r.IssuedBefore) {
@@ -214,7 +222,7 @@ func applyRevokeTokens(b *pebble.Batch, c command) result {
 func countKeys(b *pebble.Batch, prefix []byte, limit int) int {
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		panic(err)
+		panic(stateError{err})
 	}
 	defer it.Close()
 	n := 0

@@ -116,7 +116,7 @@ func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err erro
 			_ = st.close()
 		}
 	}()
-	c.fsm = &fsm{st: st, log: log}
+	c.fsm = &fsm{st: st, log: log, stop: c.stop}
 	idx, err := appliedIndex(st.db)
 	if err != nil {
 		return nil, err
@@ -199,8 +199,11 @@ func (c *Catalog) Close() error {
 }
 
 // Ready reports whether the node knows a leader and has applied everything
-// it knows to be committed.
+// it knows to be committed, and its state store takes writes.
 func (c *Catalog) Ready() error {
+	if err := c.fsm.stalledErr(); err != nil {
+		return fmt.Errorf("catalog: cannot write its state (%v); waiting to retry", err)
+	}
 	if addr, _ := c.raft.LeaderWithID(); addr == "" {
 		return errors.New("catalog: no leader known")
 	}

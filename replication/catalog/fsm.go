@@ -3,10 +3,11 @@ package catalog
 import (
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -19,7 +20,27 @@ type fsm struct {
 	applied atomic.Uint64
 	// applyHook, if set (tests), runs once per applied entry.
 	applyHook func(index uint64)
+
+	// stop ends the wait of an entry that cannot be written (the
+	// catalog's stop channel); nil waits for ever.
+	stop <-chan struct{}
+	// commit writes an entry's batch (pebble's Commit; tests inject
+	// failures).
+	commit func(b *pebble.Batch) error
+	// stalled is the error an entry is waiting on, nil when writes work.
+	stalled atomic.Pointer[error]
+	// broken is set when the node stopped while an entry was unwritten:
+	// every later entry is refused, so the stored applied index never
+	// passes the unwritten one (the log replays it after the restart).
+	broken atomic.Bool
 }
+
+// retryWait bounds the wait between two tries of an unwritable entry.
+const retryWait = 5 * time.Second
+
+// errStopped answers the commands of an entry that the node stopped
+// before it could write.
+var errStopped = errors.New("catalog: the node stopped before this entry could be written")
 
 var _ raft.FSM = (*fsm)(nil)
 
@@ -42,40 +63,102 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if err != nil {
 		f.log.Error("skipping a log entry this node cannot decode; upgrade it to the cluster's newest version", "index", l.Index, "err", err)
 	}
+	wait := 100 * time.Millisecond
+	for {
+		if f.broken.Load() {
+			return stoppedResult(len(cmds))
+		}
+		res, err := f.writeEntry(l.Index, cmds)
+		if err == nil {
+			if f.stalled.Swap(nil) != nil {
+				f.log.Warn("catalog: state writes work again", "index", l.Index)
+			}
+			f.applied.Store(l.Index)
+			if f.applyHook != nil {
+				f.applyHook(l.Index)
+			}
+			return res
+		}
+		// The entry is committed: skipping it would make this replica
+		// differ from the others, and a panic would crash-loop the node
+		// on it (a full disk stays full across restarts). Wait and try
+		// again; reads keep being served from the state as it is.
+		if f.stalled.Swap(&err) == nil {
+			f.log.Error("catalog: cannot write a committed entry; this node's catalog stops advancing until the state store can be written (is the disk full?)", "index", l.Index, "err", err)
+		}
+		select {
+		case <-f.stop:
+			f.broken.Store(true)
+			f.log.Error("catalog: stopping with an entry unwritten; it is applied again after the restart", "index", l.Index)
+			return stoppedResult(len(cmds))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryWait)
+	}
+}
+
+func stoppedResult(n int) *batchResult {
+	res := &batchResult{results: make([]result, n)}
+	for i := range res.results {
+		res.results[i] = result{err: errStopped}
+	}
+	return res
+}
+
+// writeEntry applies one entry's commands in one batch and commits it with
+// the new applied index; an I/O error of the state store (stateError) is
+// returned, and nothing of the entry is written.
+func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err error) {
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
 	b := f.st.db.NewIndexedBatch()
 	defer b.Close()
-	res := &batchResult{results: make([]result, len(cmds))}
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(stateError)
+			if !ok {
+				panic(r)
+			}
+			res, err = nil, se
+		}
+	}()
+	res = &batchResult{results: make([]result, len(cmds))}
 	for i, d := range cmds {
 		err := d.err
 		if err == nil {
 			err = d.cmd.wellFormed()
 		}
 		if err != nil {
-			f.log.Error("skipping a command this node cannot apply", "index", l.Index, "command", i, "err", err)
+			f.log.Error("skipping a command this node cannot apply", "index", index, "command", i, "err", err)
 			res.results[i] = result{err: err}
 			continue
 		}
 		res.results[i] = applyCommand(b, d.cmd)
 	}
 	var idx [8]byte
-	binary.LittleEndian.PutUint64(idx[:], l.Index)
-	if err := b.Set(keyApplied, idx[:], nil); err != nil {
-		panic(fmt.Sprintf("catalog: apply %d: %v", l.Index, err))
+	binary.LittleEndian.PutUint64(idx[:], index)
+	check(b.Set(keyApplied, idx[:], nil))
+	commit := f.commit
+	if commit == nil {
+		commit = func(b *pebble.Batch) error { return b.Commit(pebble.Sync) }
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		panic(fmt.Sprintf("catalog: commit %d: %v", l.Index, err))
+	check(commit(b))
+	return res, nil
+}
+
+// stalledErr is the error the last entry is waiting on, or nil.
+func (f *fsm) stalledErr() error {
+	if p := f.stalled.Load(); p != nil {
+		return *p
 	}
-	f.applied.Store(l.Index)
-	if f.applyHook != nil {
-		f.applyHook(l.Index)
-	}
-	return res
+	return nil
 }
 
 // Snapshot captures a pebble snapshot; Persist streams it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if f.broken.Load() {
+		return nil, errStopped
+	}
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
 	return &snapshot{snap: f.st.db.NewSnapshot()}, nil

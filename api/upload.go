@@ -132,22 +132,25 @@ func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
 		NarHash: in.narHash, NarSize: in.narSize, Manifest: manifest, FileSize: in.res.StoredSize,
 		CreatedAt: time.Now().UTC(), CreatedBy: callerOf(r).subject(),
 	}
+	prev, err := s.catalog.Object(up.cache, up.hash)
+	had := err == nil && prev.NarHash == in.narHash && prev.NarSize == in.narSize
 	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
 		return err
 	}
 	s.metrics.ingested(in)
-	return writeJSON(w, uploadResult(in))
+	return writeJSON(w, uploadResult(in, had))
 }
 
-func uploadResult(in *ingested) v1.UploadPathResult {
-	if in.res.NewChunks == 0 {
+// uploadResult answers from the caller's cache only: Deduplicated when the
+// cache already held this path with this NAR, else Uploaded with the NAR's
+// stored size and a frac_deduplicated of 0. What the chunk store found
+// stored for other caches (which may be other tenants' private caches) is
+// never told: chunk-level dedup shows in the node's metrics, not here.
+func uploadResult(in *ingested, alreadyInCache bool) v1.UploadPathResult {
+	if alreadyInCache {
 		return v1.UploadPathResult{Kind: v1.UploadKindDeduplicated}
 	}
-	size := in.res.StoredSize
-	frac := 0.0
-	if in.res.RawSize > 0 {
-		frac = float64(in.res.DedupRawBytes) / float64(in.res.RawSize)
-	}
+	size, frac := in.res.StoredSize, 0.0
 	return v1.UploadPathResult{Kind: v1.UploadKindUploaded, FileSize: &size, FracDeduplicated: &frac}
 }
 

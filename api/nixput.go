@@ -72,6 +72,12 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.authorize(r, name, needPush); err != nil {
 		return err
 	}
+	release, err := s.staging.reserve(name)
+	if err != nil {
+		w.Header().Set("Retry-After", "60")
+		return err
+	}
+	defer release()
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	prefix, err := br.Peek(16)
 	if err != nil && err != io.EOF {

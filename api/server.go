@@ -117,7 +117,8 @@ type Config struct {
 	SoftDeleteCaches    bool     // Attic's soft-delete-caches: a destroyed cache's name is never reused
 	MaxJSONSize         int64    // JSON request bodies
 	StagingTTL          time.Duration
-	MaxStaged           int
+	MaxStaged           int // NARs uploaded without their narinfo yet, node-wide
+	MaxStagedPerCache   int // the same, per cache; 0 = MaxStaged/10
 	// BodyIdleTimeout gives up a request whose body sends nothing for this
 	// long (408); see DefaultBodyIdleTimeout.
 	BodyIdleTimeout time.Duration
@@ -176,6 +177,9 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	if cfg.MaxStaged <= 0 {
 		cfg.MaxStaged = 10000
 	}
+	if cfg.MaxStagedPerCache <= 0 {
+		cfg.MaxStagedPerCache = max(cfg.MaxStaged/10, 1)
+	}
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
@@ -188,7 +192,7 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	s := &Server{
 		cfg: cfg, catalog: cat, store: store, tokens: tokens,
 		log:     log.With("component", "api"),
-		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged),
+		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged, cfg.MaxStagedPerCache),
 		preauth: &byteBudget{max: cfg.MaxUnauthorizedBytes},
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(),

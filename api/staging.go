@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,36 +31,64 @@ type staged struct {
 }
 
 // staging holds staged uploads keyed by cache and URL ("nar/<filehash>.nar.xz"),
-// with a TTL and a cap on entries so abandoned uploads cannot grow it.
+// with a TTL, a cap on entries and a quota per cache, so abandoned uploads
+// cannot grow it and no cache's uploads can push out another's. An upload
+// reserves its slot before its body is read (reserve) and fills it (put);
+// a cache at its quota, or a node at its cap, is refused (429), never
+// served by evicting an upload still waiting for its narinfo.
 type staging struct {
-	mu      sync.Mutex
-	ttl     time.Duration
-	max     int
-	entries map[string]staged
+	mu       sync.Mutex
+	ttl      time.Duration
+	max      int
+	perCache int
+	entries  map[string]staged
+	count    map[nixid.CacheName]int // entries + reservations per cache
+	total    int                     // entries + reservations
 }
 
-func newStaging(ttl time.Duration, max int) *staging {
-	return &staging{ttl: ttl, max: max, entries: make(map[string]staged)}
+func newStaging(ttl time.Duration, max, perCache int) *staging {
+	return &staging{ttl: ttl, max: max, perCache: perCache, entries: make(map[string]staged), count: make(map[nixid.CacheName]int)}
 }
 
 func stagingKey(cache nixid.CacheName, url string) string { return string(cache) + "\x00" + url }
 
-// put records an upload, evicting expired entries (and the oldest one when full).
+// errStagingFull refuses an upload when its cache, or the node, has as many
+// NARs waiting for their narinfo as it may hold.
+func errStagingFull(what string, n int, ttl time.Duration) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Kind: "TooManyStagedUploads",
+		Message: fmt.Sprintf("%s %d NARs uploaded without their narinfo yet, the most it may; "+
+			"retry once some are committed, or after %v when abandoned ones expire", what, n, ttl)}
+}
+
+// reserve takes a slot for one upload to cache before its body is read;
+// release gives it back (after put, or when the upload fails). Expired
+// entries are dropped first.
+func (st *staging) reserve(cache nixid.CacheName) (release func(), err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.expireLocked(time.Now())
+	switch {
+	case st.count[cache] >= st.perCache:
+		return nil, errStagingFull("This cache has", st.perCache, st.ttl)
+	case st.total >= st.max:
+		return nil, errStagingFull("This node has", st.max, st.ttl)
+	}
+	st.count[cache]++
+	st.total++
+	var once sync.Once
+	return func() { once.Do(func() { st.mu.Lock(); st.decLocked(cache); st.mu.Unlock() }) }, nil
+}
+
+// put records an upload in a slot its caller reserved (and releases after).
 func (st *staging) put(cache nixid.CacheName, url string, s staged) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.expireLocked(s.at)
-	if len(st.entries) >= st.max {
-		var oldestKey string
-		var oldest time.Time
-		for k, e := range st.entries {
-			if oldestKey == "" || e.at.Before(oldest) {
-				oldestKey, oldest = k, e.at
-			}
-		}
-		delete(st.entries, oldestKey)
+	k := stagingKey(cache, url)
+	if _, ok := st.entries[k]; !ok {
+		st.count[cache]++
+		st.total++
 	}
-	st.entries[stagingKey(cache, url)] = s
+	st.entries[k] = s
 }
 
 // get returns a live staged upload.
@@ -75,13 +106,25 @@ func (st *staging) get(cache nixid.CacheName, url string) (staged, bool) {
 func (st *staging) remove(cache nixid.CacheName, url string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.entries, stagingKey(cache, url))
+	k := stagingKey(cache, url)
+	if _, ok := st.entries[k]; ok {
+		delete(st.entries, k)
+		st.decLocked(cache)
+	}
+}
+
+func (st *staging) decLocked(cache nixid.CacheName) {
+	st.total--
+	if st.count[cache]--; st.count[cache] <= 0 {
+		delete(st.count, cache)
+	}
 }
 
 func (st *staging) expireLocked(now time.Time) {
 	for k, e := range st.entries {
 		if now.Sub(e.at) > st.ttl {
 			delete(st.entries, k)
+			st.decLocked(nixid.CacheName(k[:strings.IndexByte(k, 0)]))
 		}
 	}
 }

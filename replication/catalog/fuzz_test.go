@@ -29,6 +29,7 @@ func FuzzForwardedCommand(f *testing.F) {
 		{Type: cmdPutFile, File: &File{Cache: "a", Name: "log/x"}},
 		{Type: cmdRevokeToken, JTI: "j", ExpiresAt: time.Unix(9, 0).UTC()},
 		{Type: cmdSetClusterID, ClusterID: "c"},
+		{Type: cmdRevokeTokens, Rule: &RevocationRule{Subject: "s", CachePattern: "a*", IssuedBefore: time.Unix(9, 0).UTC()}},
 	} {
 		b, _ := json.Marshal(c)
 		f.Add(b)

@@ -55,13 +55,15 @@ func TestValidate_RefusesInjection(t *testing.T) {
 		"ca carriage return": func(n *NarInfo) { n.CA = "text:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s\r" },
 		"ca short hash":      func(n *NarInfo) { n.CA = "fixed:sha256:abcd" },
 		"ca unknown algo":    func(n *NarInfo) { n.CA = "fixed:sha3:" + strings.Repeat("ab", 32) },
-		"sig newline":        func(n *NarInfo) { n.Sigs = []string{"k:" + base64.StdEncoding.EncodeToString(make([]byte, 64)) + "\nURL: x"} },
-		"sig short":          func(n *NarInfo) { n.Sigs = []string{"k:AAAA"} },
-		"sig no name":        func(n *NarInfo) { n.Sigs = []string{":" + base64.StdEncoding.EncodeToString(make([]byte, 64))} },
-		"reference path":     func(n *NarInfo) { n.References = []string{"/nix/store/0zn4q9nqkl8w8qj3vns3rypdyssgqxmd-a"} },
-		"reference tab":      func(n *NarInfo) { n.References = []string{"0zn4q9nqkl8w8qj3vns3rypdyssgqxmd-a\tb"} },
-		"other store dir":    func(n *NarInfo) { n.StorePath = "/gnu/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-hello-2.12" },
-		"url escape":         func(n *NarInfo) { n.URL = "nar/x\x1b[2J.nar" },
+		"sig newline": func(n *NarInfo) {
+			n.Sigs = []string{"k:" + base64.StdEncoding.EncodeToString(make([]byte, 64)) + "\nURL: x"}
+		},
+		"sig short":       func(n *NarInfo) { n.Sigs = []string{"k:AAAA"} },
+		"sig no name":     func(n *NarInfo) { n.Sigs = []string{":" + base64.StdEncoding.EncodeToString(make([]byte, 64))} },
+		"reference path":  func(n *NarInfo) { n.References = []string{"/nix/store/0zn4q9nqkl8w8qj3vns3rypdyssgqxmd-a"} },
+		"reference tab":   func(n *NarInfo) { n.References = []string{"0zn4q9nqkl8w8qj3vns3rypdyssgqxmd-a\tb"} },
+		"other store dir": func(n *NarInfo) { n.StorePath = "/gnu/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-hello-2.12" },
+		"url escape":      func(n *NarInfo) { n.URL = "nar/x\x1b[2J.nar" },
 	} {
 		n := validInfo()
 		mutate(&n)

@@ -1,25 +1,32 @@
 package api
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/replication/cluster"
 )
 
-// ClusterRequestError is a 400 for a cluster admin request that cannot be
-// carried out as asked; the message tells the admin what to do instead.
-func ClusterRequestError(format string, args ...any) error {
-	return requestError(format, args...)
-}
-
-// NoSuchNode is a 404 for a node that neither Raft nor gossip knows.
-func NoSuchNode(format string, args ...any) error {
-	return withMessage(errNoSuchNode, format, args...)
-}
-
 var errNoSuchNode = &Error{Status: http.StatusNotFound, Kind: "NoSuchNode", Message: "The requested node does not exist."}
+
+// clusterError maps the controller's refusals: ErrNoSuchNode is a 404,
+// ErrRefused a 400, both with the controller's message (it tells the admin
+// what to do instead); anything else as catalogError does.
+func clusterError(err error) error {
+	var ce *cluster.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce) && errors.Is(ce.Kind, cluster.ErrNoSuchNode):
+		return withMessage(errNoSuchNode, "%s", ce.Message)
+	case errors.As(err, &ce):
+		return requestError("%s", ce.Message)
+	}
+	return catalogError(err)
+}
 
 // maxJoinAddrs caps the addresses of one join request.
 const maxJoinAddrs = 64
@@ -48,7 +55,7 @@ func (s *Server) clusterJoin(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := s.cluster.JoinCluster(req.Addrs)
 	if err != nil {
-		return catalogError(err)
+		return clusterError(err)
 	}
 	return writeJSON(w, v1.ClusterJoinResponse{Contacted: n})
 }
@@ -65,7 +72,7 @@ func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.cluster.LeaveCluster()
 	if err != nil {
-		return catalogError(err)
+		return clusterError(err)
 	}
 	return writeJSON(w, res)
 }
@@ -89,7 +96,7 @@ func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.cluster.RemoveNode(r.Context(), req.Node)
 	if err != nil {
-		return catalogError(err)
+		return clusterError(err)
 	}
 	return writeJSON(w, res)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/cluster"
 )
 
 // fakeCluster records the admin calls and answers with the errors set.
@@ -109,16 +110,16 @@ func TestClusterAdmin_BadInputAndErrors(t *testing.T) {
 	}
 
 	// The cluster's own refusals keep their status and message.
-	fc.joinErr = ClusterRequestError("this node has no gossip configured: set [cluster] gossip-listen")
+	fc.joinErr = refusedErr("this node has no gossip configured: set [cluster] gossip-listen")
 	st, b = post("/_api/v1/cluster/join", `{"addrs":["eu-1:7946"]}`)
 	errorBody(t, "join without gossip", st, b, 400, "RequestError", "set [cluster] gossip-listen")
-	fc.leaveErr = ClusterRequestError("this node is not in a cluster")
+	fc.leaveErr = refusedErr("this node is not in a cluster")
 	st, b = post("/_api/v1/cluster/leave", "")
 	errorBody(t, "leave without gossip", st, b, 400, "RequestError", "not in a cluster")
-	fc.removeErr = NoSuchNode("no node %q in the Raft configuration or in gossip", "nope")
+	fc.removeErr = &cluster.Error{Kind: cluster.ErrNoSuchNode, Message: `no node "nope" in the Raft configuration or in gossip`}
 	st, b = post("/_api/v1/cluster/remove", `{"node":"nope"}`)
 	errorBody(t, "remove an unknown node", st, b, 404, "NoSuchNode", `no node "nope"`)
-	fc.removeErr = ClusterRequestError("eu-1 is the leader: run garret cluster leave on that node instead")
+	fc.removeErr = refusedErr("eu-1 is the leader: run garret cluster leave on that node instead")
 	st, b = post("/_api/v1/cluster/remove", `{"node":"eu-1"}`)
 	errorBody(t, "remove the leader", st, b, 400, "RequestError", "garret cluster leave")
 	fc.removeErr = fmt.Errorf("%w: cannot reach the leader", catalog.ErrNotLeader)
@@ -156,3 +157,5 @@ func TestClusterAdmin_Success(t *testing.T) {
 		t.Fatalf("status: %d %s", st, b)
 	}
 }
+
+func refusedErr(msg string) error { return &cluster.Error{Kind: cluster.ErrRefused, Message: msg} }

@@ -64,9 +64,10 @@ type Fetcher interface {
 }
 
 // ClusterView reports the cluster as this node sees it and carries out the
-// admin commands. Its methods return errors made by ClusterRequestError and
-// NoSuchNode for what the caller can fix, catalog.ErrNotLeader (wrapped)
-// when no leader can be reached, anything else for internal failures.
+// admin commands (*cluster.Controller). Its methods return *cluster.Error
+// for what the caller can fix (ErrNoSuchNode: 404, ErrRefused: 400),
+// catalog.ErrNotLeader (wrapped) when no leader can be reached, anything
+// else for internal failures.
 type ClusterView interface {
 	ClusterStatus(ctx context.Context) v1.ClusterStatus
 	// JoinCluster gossip-joins the given "host:port" addresses and returns

@@ -57,7 +57,7 @@ func wantError(t *testing.T, what string, st int, b []byte, status int, text str
 func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 	const deadAfter = time.Minute // the admin removes the crashed node, not the reconciler
 	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), deadAfter)
-	seed := first.members.GossipAddr()
+	seed := first.cluster.GossipAddr()
 
 	// A node with gossip but no join waits, unbootstrapped, to be joined by an admin.
 	cfg := clusterConfig(t, "us-1", "us", nil)
@@ -81,8 +81,7 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 		return len(conf) == 3 && conf[ids[second]] && conf[ids[third]]
 	})
 	eventually(t, "a leader known to the second node", func() bool {
-		_, l := second.Catalog().Raft().LeaderWithID()
-		return l != ""
+		return second.Catalog().Leader() != ""
 	})
 
 	// A node without gossip can neither join nor leave.
@@ -134,7 +133,7 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 
 	// A crashed node, once gossip has declared it dead, is removed for good.
 	third.crash()
-	eventually(t, "gossip to declare the crashed node dead", func() bool { return !first.isAlive(ids[third]) && !second.isAlive(ids[third]) })
+	eventually(t, "gossip to declare the crashed node dead", func() bool { return !alive(first, ids[third]) && !alive(second, ids[third]) })
 	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "us-2"})
 	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.PeerID != ids[third] || rm.StillAlive {
 		t.Fatalf("remove a dead node: %d %s", st, b)
@@ -171,9 +170,19 @@ func TestCluster_AdminJoinOfAnotherClustersNode(t *testing.T) {
 	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
 	loner := startCluster(t, clusterConfig(t, "loner", "us", nil), time.Minute)
 	eventually(t, "the loner's own leader", func() bool { return loner.catalog.IsLeader() && loner.catalog.ClusterID() != "" })
-	st, b := adminPost(t, loner, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{first.members.GossipAddr()}})
+	st, b := adminPost(t, loner, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{first.cluster.GossipAddr()}})
 	wantError(t, "join from a node of another cluster", st, b, 400, "another cluster")
-	if f := first.Catalog().Raft().GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 1 {
-		t.Fatalf("the other cluster's node entered Raft: %+v", f.Configuration())
+	if servers, err := first.Catalog().Servers(); err != nil || len(servers) != 1 {
+		t.Fatalf("the other cluster's node entered Raft: %+v %v", servers, err)
 	}
+}
+
+// alive reports whether n's gossip shows the node id now.
+func alive(n *Node, id string) bool {
+	for _, m := range n.cluster.Members() {
+		if m.Meta.PeerID == id {
+			return true
+		}
+	}
+	return false
 }

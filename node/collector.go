@@ -12,6 +12,8 @@ import (
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/cluster"
+	"github.com/garret-cache/garret/replication/gc"
 )
 
 // ErrDataDirInUse means another garretd holds the data dir.
@@ -28,10 +30,10 @@ var ErrClusterDataDir = errors.New("node: data dir of a cluster node")
 // a node cannot start meanwhile.
 type Collector struct {
 	dir       string
-	grace     time.Duration
 	log       *slog.Logger
 	store     *chunkstore.Store
 	manifests *catalog.Manifests
+	sweeper   *gc.Sweeper
 }
 
 // OpenCollector opens the data dir of cfg.Server for sweeping. It fails with
@@ -56,7 +58,7 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 			return nil, fmt.Errorf("node: data dir %s holds no node (%v): has garretd run with this data-dir?", dir, err)
 		}
 	}
-	c := &Collector{dir: dir, grace: cfg.SweepGrace, log: cfg.Logger.With("component", "gc")}
+	c := &Collector{dir: dir, log: cfg.Logger.With("component", "gc")}
 	// The chunk store first, as New opens it first: whoever takes its lock
 	// keeps the other out for as long as it runs.
 	if c.store, err = chunkstore.Open(p.store, c.log); errors.Is(err, chunkstore.ErrInUse) {
@@ -68,6 +70,7 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 		_ = c.store.Close()
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
+	c.sweeper = &gc.Sweeper{Store: c.store, Manifests: c.manifests.ForEach, Grace: cfg.SweepGrace, Log: c.log}
 	return c, nil
 }
 
@@ -82,7 +85,7 @@ func loneNode(sc *serverconfig.Config) error {
 	if cc := sc.Cluster; cc.GossipListen != "" || len(cc.Join) > 0 {
 		return fmt.Errorf("%w: %s belongs to a cluster node ([cluster] gossip-listen or join is set): offline, its catalog may lack what the cluster committed since it stopped, so only the running node sweeps it (every [garbage-collection] interval, once the leader confirms its catalog)", ErrClusterDataDir, dir)
 	}
-	if others := len(loadPeerBook(dir).addr); others > 0 {
+	if others := cluster.RememberedMembers(dir); others > 0 {
 		return fmt.Errorf("%w: %s belongs to a node of a cluster (its members.json lists %d other members): offline, its catalog may lack what the cluster committed since it stopped, so only the running node sweeps it (every [garbage-collection] interval, once the leader confirms its catalog)", ErrClusterDataDir, dir, others)
 	}
 	return nil
@@ -99,15 +102,13 @@ func inUse(dir string, interval time.Duration) error {
 // Sweep runs one pass: manifests no object or file references and chunks no
 // remaining manifest references, older than the grace period, are deleted.
 func (c *Collector) Sweep(ctx context.Context) (chunkstore.SweepStats, error) {
-	return sweep(ctx, c.store, c.manifests.ForEach, c.grace)
+	return c.sweeper.Sweep(ctx)
 }
 
 // Run sweeps at once, then every interval until ctx is done (Attic's
 // garbage-collector mode), logging each pass as a node does.
 func (c *Collector) Run(ctx context.Context, every time.Duration) {
-	st, err := c.Sweep(ctx)
-	logSweep(c.log, st, err)
-	sweepEvery(ctx, every, c.Sweep, c.log)
+	c.sweeper.Run(ctx, every, true)
 }
 
 // Close releases the data dir.

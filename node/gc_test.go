@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/replication/gc"
 )
 
 // orphan stores a manifest that no catalog entry references.
@@ -40,21 +39,21 @@ func TestSweep_OnlyWithACurrentCatalog(t *testing.T) {
 	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), deadVoter)
 	nodes := []*Node{first}
 	for _, name := range []string{"eu-2", "eu-3"} {
-		nodes = append(nodes, startCluster(t, clusterConfig(t, name, "eu", []string{first.members.GossipAddr()}), deadVoter))
+		nodes = append(nodes, startCluster(t, clusterConfig(t, name, "eu", []string{first.cluster.GossipAddr()}), deadVoter))
 	}
 	eventually(t, "three voters and a leader everyone knows", func() bool {
-		f := first.Catalog().Raft().GetConfiguration()
-		if f.Error() != nil {
+		servers, err := first.Catalog().Servers()
+		if err != nil {
 			return false
 		}
 		voters := 0
-		for _, s := range f.Configuration().Servers {
-			if s.Suffrage == raft.Voter {
+		for _, s := range servers {
+			if s.Voter {
 				voters++
 			}
 		}
 		for _, n := range nodes {
-			if addr, _ := n.Catalog().Raft().LeaderWithID(); addr == "" {
+			if n.Catalog().Leader() == "" {
 				return false
 			}
 		}
@@ -74,7 +73,7 @@ func TestSweep_OnlyWithACurrentCatalog(t *testing.T) {
 	ctx := context.Background()
 	for name, n := range map[string]*Node{"leader": leader, "follower": follower} {
 		id := orphan(t, n)
-		st, err := n.Sweep(ctx, time.Nanosecond)
+		st, err := sweepNode(n, ctx, time.Nanosecond)
 		if err != nil || st.ManifestsDeleted != 1 {
 			t.Fatalf("%s in touch with its cluster: %+v %v; want the orphan swept", name, st, err)
 		}
@@ -89,9 +88,9 @@ func TestSweep_OnlyWithACurrentCatalog(t *testing.T) {
 			n.crash() // no leave: the cluster still counts them
 		}
 	}
-	st, err := follower.Sweep(ctx, time.Nanosecond)
-	if !errors.Is(err, ErrCatalogNotCurrent) || st.ManifestsDeleted+st.ChunksDeleted != 0 {
-		t.Fatalf("cut-off node: %+v %v; want ErrCatalogNotCurrent and nothing deleted", st, err)
+	st, err := sweepNode(follower, ctx, time.Nanosecond)
+	if !errors.Is(err, gc.ErrCatalogNotCurrent) || st.ManifestsDeleted+st.ChunksDeleted != 0 {
+		t.Fatalf("cut-off node: %+v %v; want gc.ErrCatalogNotCurrent and nothing deleted", st, err)
 	}
 	if _, err := follower.Store().Manifest(kept); err != nil {
 		t.Fatalf("the cut-off node's orphan: %v", err)

@@ -18,7 +18,8 @@ import (
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
-	"github.com/garret-cache/garret/replication/membership"
+	"github.com/garret-cache/garret/replication/cluster"
+	"github.com/garret-cache/garret/replication/gc"
 	"github.com/garret-cache/garret/replication/p2p"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 	FastTimings bool
 	// SweepGrace is how long an unreferenced chunk or manifest survives before
 	// the GC sweep may delete it; longer than the longest upload and the
-	// staging TTL. Default DefaultSweepGrace.
+	// staging TTL. Default gc.DefaultGrace.
 	SweepGrace time.Duration
 	// DeadVoterTimeout is how long gossip must have shown a voter gone
 	// before the leader removes it from Raft and gives its vote to a live
@@ -43,7 +44,7 @@ type Config struct {
 // without [cluster] secret): its libp2p private-network key comes from it.
 const NodeSecretFile = "node.secret"
 
-// Node is one running garretd.
+// Node is one running garretd: the components, wired.
 type Node struct {
 	cfg      Config
 	plan     *plan
@@ -51,21 +52,12 @@ type Node struct {
 	store    *chunkstore.Store
 	host     host.Host
 	catalog  *catalog.Catalog
+	cluster  *cluster.Controller
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
-	members  *membership.Membership
-	book     *peerBook     // gossip addresses of members, for rejoining
-	changes  chan struct{} // gossip saw a join, leave or update
-	// reconcileMu serialises voter placement; seenMu guards seen, what
-	// gossip last said about each node and when it was last alive.
-	reconcileMu sync.Mutex
-	seenMu      sync.Mutex
-	seen        map[string]seenNode
-	leaving     chan struct{} // closed when an admin asked this node to leave
-	leaveOnce   sync.Once
-	stopGC      context.CancelFunc
-	wg          sync.WaitGroup
+	stopGC   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // withDefaults checks that cfg has a server config and fills in the rest.
@@ -77,7 +69,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.SweepGrace <= 0 {
-		cfg.SweepGrace = DefaultSweepGrace
+		cfg.SweepGrace = gc.DefaultGrace
 	}
 	if cfg.DeadVoterTimeout <= 0 {
 		cfg.DeadVoterTimeout = 30 * time.Second
@@ -98,7 +90,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, plan: p, log: cfg.Logger, seen: map[string]seenNode{}, leaving: make(chan struct{})}
+	n := &Node{cfg: cfg, plan: p, log: cfg.Logger}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -164,19 +156,26 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}
 
-	// 5. The HTTP API.
-	n.api = api.New(p.api, n.catalog, n.store, p.tokens, n.log)
-	n.api.SetCluster(n)
-	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
-	n.host.SetStreamHandler(StatusProtocol, n.serveStatus)
-	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.peersByDistance, Log: n.log.With("component", "fetch")})
-	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
-	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.peersByDistance})
-	n.api.SetReadiness(n.gossipReady)
-	n.api.SetDiskFloor(&p.floor)
+	// 5. The cluster controller (gossip, Raft membership, admin requests);
+	// it tells other nodes this node's API URL, so the listener comes first.
 	if n.listener, err = net.Listen("tcp", sc.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen on %s: %w", sc.Listen, err)
 	}
+	cl := p.cluster
+	cl.Log, cl.APIURL = n.log.With("component", "cluster"), orDefault(cl.APIURL, n.URL())
+	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog}); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+
+	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
+	n.api = api.New(p.api, n.catalog, n.store, p.tokens, n.log)
+	n.api.SetCluster(n.cluster)
+	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch")})
+	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance})
+	n.api.SetReadiness(n.cluster.Ready)
+	n.api.SetDiskFloor(&p.floor)
+	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
+	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
 	n.http = &http.Server{
 		Handler:           n.api.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -191,15 +190,21 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	// 6. Gossip (when configured), then the periodic GC sweep.
-	gcCtx, stop := context.WithCancel(context.Background())
-	n.stopGC = stop
-	if err := n.startGossip(gcCtx, id.String()); err != nil {
-		return nil, fmt.Errorf("node: gossip: %w", err)
+	// 7. Gossip and the controller's loops (when configured), then the
+	// periodic GC sweep.
+	if err := n.cluster.Start(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	if sc.GC.Interval > 0 {
+		gcCtx, stop := context.WithCancel(context.Background())
+		n.stopGC = stop
+		sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
+			Grace: cfg.SweepGrace, Log: n.log.With("component", "gc")}
 		n.wg.Add(1)
-		go n.gcLoop(gcCtx, sc.GC.Interval)
+		go func() {
+			defer n.wg.Done()
+			sw.Run(gcCtx, sc.GC.Interval, false)
+		}()
 	}
 	n.log.Info("node started", "listen", n.Addr(), "node_id", id.String(), "data_dir", sc.DataDir)
 	return n, nil
@@ -217,21 +222,17 @@ func (n *Node) Catalog() *catalog.Catalog { return n.catalog }
 // Store exposes the node's chunk store (for tests and admin tools).
 func (n *Node) Store() *chunkstore.Store { return n.store }
 
-// Shutdown stops accepting requests, drains them, then stops the GC, the
-// catalog (after the API, which writes to it), the host and the store.
+// Done is closed when an admin asked this node to leave; garretd then
+// calls Shutdown and exits.
+func (n *Node) Done() <-chan struct{} { return n.cluster.Done() }
+
+// Shutdown leaves the cluster (gossip, then Raft), stops accepting
+// requests and drains them, then stops the GC, the controller, the catalog
+// (after the API, which writes to it), the host and the store.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
-	if n.members != nil {
-		// SIGTERM and `garret cluster leave` leave gracefully: out of gossip
-		// first, so the leader cannot add the node back after removing it,
-		// then out of Raft (a leader hands over first). If the Raft leave
-		// fails, the leader removes the node as a dead voter later.
-		_ = n.members.Leave(2 * time.Second)
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := n.catalog.Leave(lctx); err != nil {
-			n.log.Warn("leaving the Raft configuration failed", "err", err)
-		}
-		cancel()
+	if n.cluster != nil {
+		n.cluster.Leave(ctx) // SIGTERM and `garret cluster leave` leave gracefully
 	}
 	if n.http != nil {
 		errs = append(errs, n.http.Shutdown(ctx))
@@ -252,11 +253,8 @@ func (n *Node) close() error {
 		_ = n.listener.Close()
 	}
 	n.wg.Wait()
-	if n.members != nil {
-		_ = n.members.Leave(0)
-	}
-	if n.host != nil {
-		n.host.RemoveStreamHandler(StatusProtocol) // it reads the catalog
+	if n.cluster != nil {
+		n.cluster.Close()
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())

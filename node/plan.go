@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/garret-cache/garret/api"
 	"github.com/garret-cache/garret/api/token"
@@ -14,6 +15,7 @@ import (
 	"github.com/garret-cache/garret/internal/diskspace"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/p2p"
 )
 
@@ -27,21 +29,12 @@ type plan struct {
 	tokens  *token.Authority
 	api     api.Config
 	floor   diskspace.Floor // pushes are refused below it
-	gossip  *gossipAddrs    // nil: no gossip
-	// gossipKey is memberlist's key, derived from [cluster] secret (nil on
-	// a lone node, which does not gossip).
-	gossipKey []byte
+	cluster cluster.Config  // Log and the default APIURL are set by New
 }
 
 // ErrNoClusterSecret refuses a node that would talk to other nodes without
 // the cluster secret.
 var ErrNoClusterSecret = errors.New("node: a cluster node needs [cluster] secret (or GARRET_CLUSTER_SECRET), the same on every node and at least 32 bytes; make one with: garretd gen-secret")
-
-// gossipAddrs is [cluster] gossip-listen and gossip-advertise, split.
-type gossipAddrs struct {
-	bindHost, advertiseHost string
-	bindPort, advertisePort int
-}
 
 // CheckConfig runs every check New runs on a server config without creating,
 // opening or binding anything; an error is New's error, word for word.
@@ -107,23 +100,31 @@ func newPlan(cfg Config) (*plan, error) {
 	p.api.DecoderMemory = sc.Uploads.DecoderMemory
 	p.floor = diskspace.Floor{Dir: sc.DataDir, Min: uint64(sc.Uploads.MinFreeSpace)}
 
-	// Gossip, when configured.
-	if p.gossip, err = splitGossip(sc.Cluster); err != nil {
+	// The cluster controller; gossip, when configured.
+	cc := sc.Cluster
+	p.cluster = cluster.Config{NodeName: cc.NodeName, Region: cc.Region, APIURL: cc.APIURL, Voter: cc.Voter == nil || *cc.Voter,
+		Voters: cc.Voters, Join: cc.Join, DataDir: sc.DataDir, LAN: cfg.FastTimings, DeadVoterTimeout: cfg.DeadVoterTimeout}
+	if cfg.FastTimings {
+		p.cluster.RejoinEvery = time.Second
+	}
+	if p.cluster.Gossip, err = splitGossip(cc); err != nil {
 		return nil, err
 	}
 
 	// The channel's keys. Only holders of the secret can connect (libp2p
 	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the
 	// cluster's; a lone node uses its own, made by New in the data dir.
-	if sc.Cluster.Secret == "" && (p.gossip != nil || !p.catalog.Bootstrap) {
+	if sc.Cluster.Secret == "" && (p.cluster.Gossip != nil || !p.catalog.Bootstrap) {
 		return nil, ErrNoClusterSecret
 	}
 	if sc.Cluster.Secret != "" {
 		if p.host.PSK, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelPNet); err != nil {
 			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
 		}
-		if p.gossipKey, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelMemberlist); err != nil {
-			return nil, fmt.Errorf("node: [cluster] secret: %w", err)
+		if p.cluster.Gossip != nil {
+			if p.cluster.Gossip.Key, err = p2p.DeriveKey(sc.Cluster.Secret, p2p.LabelMemberlist); err != nil {
+				return nil, fmt.Errorf("node: [cluster] secret: %w", err)
+			}
 		}
 	}
 	return p, nil
@@ -157,19 +158,19 @@ func DiskSpace(sc *serverconfig.Config) string {
 
 // splitGossip splits the gossip addresses; nil without gossip-listen or join
 // (a lone node without gossip).
-func splitGossip(cc serverconfig.Cluster) (*gossipAddrs, error) {
+func splitGossip(cc serverconfig.Cluster) (*cluster.GossipConfig, error) {
 	if cc.GossipListen == "" && len(cc.Join) == 0 {
 		return nil, nil
 	}
-	g := &gossipAddrs{}
+	g := &cluster.GossipConfig{}
 	listen := orDefault(cc.GossipListen, "127.0.0.1:0")
 	host, port, err := splitPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("node: [cluster] gossip-listen %q: %w", listen, err)
 	}
-	g.bindHost, g.bindPort = host, port
+	g.BindHost, g.BindPort = host, port
 	if cc.GossipAdvertise != "" {
-		if g.advertiseHost, g.advertisePort, err = splitPort(cc.GossipAdvertise); err != nil {
+		if g.AdvertiseHost, g.AdvertisePort, err = splitPort(cc.GossipAdvertise); err != nil {
 			return nil, fmt.Errorf("node: [cluster] gossip-advertise %q: %w", cc.GossipAdvertise, err)
 		}
 	}

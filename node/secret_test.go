@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/p2p"
 )
 
@@ -88,8 +89,8 @@ func TestNode_LoneNodeHasItsOwnSecret(t *testing.T) {
 	defer cancel()
 	insider := newTestHost(t, psk)
 	insider.Peerstore().AddAddrs(target.ID, target.Addrs, time.Minute)
-	var st raftStatus
-	if err := p2p.Call(ctx, insider, target.ID, StatusProtocol, nil, &st); err != nil || st.State != "leader" {
+	var st catalog.Progress
+	if err := p2p.Call(ctx, insider, target.ID, catalog.ProgressProtocol, nil, &st); err != nil || st.State != "leader" {
 		t.Fatalf("with the node's own key: %+v, %v", st, err)
 	}
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/node"
+	"github.com/garret-cache/garret/replication/gc"
 )
 
 // collect is --mode garbage-collector-once (one sweep, then exit) and
@@ -27,7 +28,7 @@ func collect(ctx context.Context, cfg *serverconfig.Config, once bool, log *slog
 	if !once {
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		log.Info("garbage collector started", "data_dir", cfg.DataDir, "interval", cfg.GC.Interval, "grace", node.DefaultSweepGrace)
+		log.Info("garbage collector started", "data_dir", cfg.DataDir, "interval", cfg.GC.Interval, "grace", gc.DefaultGrace)
 		c.Run(ctx, cfg.GC.Interval)
 		log.Info("garbage collector stopped")
 		return c.Close()

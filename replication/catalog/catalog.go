@@ -156,9 +156,6 @@ func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err erro
 	return c, nil
 }
 
-// Raft exposes the Raft instance (membership changes come with the cluster work).
-func (c *Catalog) Raft() *raft.Raft { return c.raft }
-
 // IsLeader reports whether this node leads.
 func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
 
@@ -190,6 +187,7 @@ func (c *Catalog) Close() error {
 			c.host.RemoveStreamHandler(ForwardProtocol)
 			c.host.RemoveStreamHandler(LeaveProtocol)
 			c.host.RemoveStreamHandler(RemoveProtocol)
+			c.host.RemoveStreamHandler(ProgressProtocol)
 		}
 		errs := []error{c.raft.Shutdown().Error()}
 		errs = append(errs, c.wal.Close(), c.fsm.st.close())

@@ -234,7 +234,7 @@ func TestCatalog_RestartAppliesNothingTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := n.cat.Raft().Snapshot().Error(); err != nil {
+	if err := n.cat.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -339,7 +339,7 @@ func startCluster(t *testing.T, n int) ([]*testNode, *Catalog) {
 	for _, n := range nodes {
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(n.id.String()), Address: raft.ServerAddress(n.id.String())})
 	}
-	if err := nodes[0].cat.Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+	if err := nodes[0].cat.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		t.Fatal(err)
 	}
 	var leader *Catalog

@@ -50,11 +50,13 @@ func codeOf(err error) string {
 }
 
 // EnableForwarding lets this node's followers-side writes go to the leader
-// over h, and serves writes forwarded by other nodes when it leads.
+// over h, serves writes forwarded by other nodes when it leads, and
+// answers other nodes' questions about its progress (ProgressProtocol).
 func (c *Catalog) EnableForwarding(h host.Host) {
 	c.host = h
 	h.SetStreamHandler(ForwardProtocol, c.serveForward)
 	h.SetStreamHandler(LeaveProtocol, c.serveLeave)
+	h.SetStreamHandler(ProgressProtocol, c.serveProgress)
 }
 
 func (c *Catalog) serveForward(s network.Stream) {

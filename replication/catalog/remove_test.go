@@ -27,7 +27,7 @@ func TestCatalog_RemoveServerFromAFollower(t *testing.T) {
 		a.cat.EnableRemoval()
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(a.id.String()), Address: raft.ServerAddress(a.id.String())})
 	}
-	if err := nodes[0].cat.Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+	if err := nodes[0].cat.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		t.Fatal(err)
 	}
 	var leader *testNode
@@ -35,7 +35,7 @@ func TestCatalog_RemoveServerFromAFollower(t *testing.T) {
 	eventually(t, "a leader known to everyone", func() bool {
 		leader, followers = nil, nil
 		for _, n := range nodes {
-			if _, id := n.cat.Raft().LeaderWithID(); id == "" {
+			if _, id := n.cat.raft.LeaderWithID(); id == "" {
 				return false
 			}
 			if n.cat.IsLeader() {
@@ -49,7 +49,7 @@ func TestCatalog_RemoveServerFromAFollower(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	asker, victim := followers[0], followers[1]
-	_, current := asker.cat.Raft().LeaderWithID() // leadership may have moved under load
+	_, current := asker.cat.raft.LeaderWithID() // leadership may have moved under load
 	if err := asker.cat.RemoveServer(ctx, string(current)); !errors.Is(err, ErrRemoveLeader) {
 		t.Fatalf("removing the leader: %v", err)
 	}
@@ -62,7 +62,7 @@ func TestCatalog_RemoveServerFromAFollower(t *testing.T) {
 	if err := asker.cat.RemoveServer(ctx, victim.id.String()); err != nil {
 		t.Fatalf("removing a follower: %v", err)
 	}
-	f := leader.cat.Raft().GetConfiguration()
+	f := leader.cat.raft.GetConfiguration()
 	if f.Error() != nil || len(f.Configuration().Servers) != 2 {
 		t.Fatalf("configuration after the removal: %+v %v", f.Configuration().Servers, f.Error())
 	}

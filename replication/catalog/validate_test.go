@@ -120,12 +120,12 @@ func TestCatalog_InvalidCommandsNeverReachTheLog(t *testing.T) {
 			return
 		}()}},
 	} {
-		last := n.cat.Raft().LastIndex()
+		last := n.cat.raft.LastIndex()
 		_, err := n.cat.propose(ctx, cmd)
 		if !errors.Is(err, ErrInvalidCommand) {
 			t.Errorf("%s: %v, want ErrInvalidCommand", name, err)
 		}
-		if got := n.cat.Raft().LastIndex(); got != last {
+		if got := n.cat.raft.LastIndex(); got != last {
 			t.Errorf("%s: the log grew from %d to %d", name, last, got)
 		}
 	}
@@ -192,7 +192,7 @@ func TestCatalog_MalformedEntryReplayed(t *testing.T) {
 	waitLeader(t, n.cat)
 	ctx := context.Background()
 	for _, raw := range []string{"\x01" + `[{"t":4}]`, "\x01" + `[{"t":99}]`, "\x09future"} {
-		if err := n.cat.Raft().Apply([]byte(raw), 5*time.Second).Error(); err != nil {
+		if err := n.cat.raft.Apply([]byte(raw), 5*time.Second).Error(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package node
+package cluster
 
 import (
 	"context"
@@ -34,6 +34,10 @@ type peerBook struct {
 	addr map[string]string
 	seen map[string]bool // members met alive by this process: alive at the last look?
 }
+
+// RememberedMembers is how many other members the address book in dataDir
+// lists: a data dir with any belongs to a node of a cluster.
+func RememberedMembers(dataDir string) int { return len(loadPeerBook(dataDir).addr) }
 
 func loadPeerBook(dataDir string) *peerBook {
 	b := &peerBook{path: filepath.Join(dataDir, "members.json"), addr: map[string]string{}, seen: map[string]bool{}}
@@ -102,12 +106,12 @@ func (b *peerBook) save() {
 }
 
 // rejoinLoop keeps the address book current and rejoins missing members.
-func (n *Node) rejoinLoop(ctx context.Context, every time.Duration) {
-	defer n.wg.Done()
+func (c *Controller) rejoinLoop(ctx context.Context, every time.Duration) {
+	defer c.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n.rejoinOnce()
+		c.rejoinOnce()
 		select {
 		case <-ctx.Done():
 			return
@@ -117,69 +121,69 @@ func (n *Node) rejoinLoop(ctx context.Context, every time.Duration) {
 }
 
 // rejoinOnce is one round of rejoinLoop.
-func (n *Node) rejoinOnce() {
-	missing := n.checkBook()
+func (c *Controller) rejoinOnce() {
+	missing := c.checkBook()
 	if len(missing) == 0 {
 		return
 	}
-	if k, err := n.members.Join(missing); err == nil {
-		n.log.Info("rejoined cluster members that gossip had lost", "contacted", k, "addrs", missing)
-		n.checkBook()
-		n.signalChange()
+	if k, err := c.members.Join(missing); err == nil {
+		c.log.Info("rejoined cluster members that gossip had lost", "contacted", k, "addrs", missing)
+		c.checkBook()
+		c.signalChange()
 	} else {
-		n.log.Debug("members still unreachable", "addrs", missing, "err", err)
+		c.log.Debug("members still unreachable", "addrs", missing, "err", err)
 	}
 }
 
 // checkBook updates the address book from gossip and the Raft
 // configuration, refreshes members that came back, and returns the
 // addresses of members gossip does not show alive.
-func (n *Node) checkBook() []string {
-	if n.book == nil {
+func (c *Controller) checkBook() []string {
+	if c.book == nil {
 		return nil
 	}
 	var inRaft map[string]bool
-	if f := n.catalog.Raft().GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) > 0 {
+	if servers, err := c.catalog.Servers(); err == nil && len(servers) > 0 {
 		inRaft = map[string]bool{}
-		for _, s := range f.Configuration().Servers {
-			inRaft[string(s.ID)] = true
+		for _, s := range servers {
+			inRaft[s.ID] = true
 		}
 	}
-	missing, returned := n.book.update(n.host.ID().String(), n.members.Members(), inRaft)
+	missing, returned := c.book.update(c.host.ID().String(), c.members.Members(), inRaft)
 	for _, id := range returned {
-		n.refreshPeer(id)
+		c.refreshPeer(id)
 	}
 	return missing
 }
 
 // refreshPeer drops stale connections to a member that came back and clears
 // its dial backoff, so the next Raft RPC or fetch dials afresh.
-func (n *Node) refreshPeer(id string) {
+func (c *Controller) refreshPeer(id string) {
 	pid, err := peer.Decode(id)
 	if err != nil {
 		return
 	}
-	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+	if sw, ok := c.host.Network().(*swarm.Swarm); ok {
 		sw.Backoff().Clear(pid)
 	}
-	_ = n.host.Network().ClosePeer(pid)
-	n.log.Info("member is back; reconnecting", "peer", id)
+	_ = c.host.Network().ClosePeer(pid)
+	c.log.Info("member is back; reconnecting", "peer", id)
 }
 
 // withRaftPeers appends the Raft members gossip does not list: while gossip
 // is still rejoining (a restart) or split (a partition), libp2p may well
 // reach them, since the leader dials every member.
-func (n *Node) withRaftPeers(peers []peer.ID) []peer.ID {
-	f := n.catalog.Raft().GetConfiguration()
-	if f.Error() != nil {
+func (c *Controller) withRaftPeers(peers []peer.ID) []peer.ID {
+	servers, err := c.catalog.Servers()
+	if err != nil {
 		return peers
 	}
-	have := map[peer.ID]bool{n.host.ID(): true}
+	have := map[peer.ID]bool{c.host.ID(): true}
 	for _, p := range peers {
 		have[p] = true
 	}
-	for _, s := range f.Configuration().Servers {
-		if pid, err := peer.Decode(string(s.ID)); err == nil && !have[pid] {
+	for _, s := range servers {
+		if pid, err := peer.Decode(s.ID); err == nil && !have[pid] {
 			peers = append(peers, pid)
 			have[pid] = true
 		}
@@ -187,19 +191,18 @@ func (n *Node) withRaftPeers(peers []peer.ID) []peer.ID {
 	return peers
 }
 
-// gossipReady is part of /readyz for a node of a multi-node cluster: it has
-// seen at least one other member by gossip (a restarted node has rejoined),
-// so it can find peers for the NARs it lacks.
-func (n *Node) gossipReady() error {
-	if n.members == nil {
+// Ready is part of /readyz for a node of a multi-node cluster: it has seen
+// at least one other member by gossip (a restarted node has rejoined), so
+// it can find peers for the NARs it lacks.
+func (c *Controller) Ready() error {
+	if c.members == nil {
 		return nil
 	}
-	f := n.catalog.Raft().GetConfiguration()
-	if f.Error() != nil || len(f.Configuration().Servers) <= 1 {
+	if servers, err := c.catalog.Servers(); err != nil || len(servers) <= 1 {
 		return nil
 	}
-	for _, m := range n.members.Members() {
-		if m.Meta.PeerID != n.host.ID().String() {
+	for _, m := range c.members.Members() {
+		if m.Meta.PeerID != c.host.ID().String() {
 			return nil
 		}
 	}

@@ -1,4 +1,4 @@
-package node
+package cluster
 
 import (
 	"context"
@@ -7,70 +7,62 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/membership"
 )
 
-// startGossip joins the memberlist cluster when [cluster] asks for gossip.
-func (n *Node) startGossip(ctx context.Context, peerID string) error {
-	cc, g := n.cfg.Server.Cluster, n.plan.gossip
-	if g == nil {
-		return nil // a lone node without gossip
-	}
+// startGossip joins the memberlist cluster and starts the loops.
+func (c *Controller) startGossip(ctx context.Context) error {
+	g, peerID := c.cfg.Gossip, c.host.ID().String()
 	mc := membership.Config{
-		NodeName: orDefault(cc.NodeName, peerID), BindAddr: g.bindHost, BindPort: g.bindPort, WAN: !n.cfg.FastTimings,
-		Meta: membership.Meta{PeerID: peerID, Region: cc.Region, APIURL: orDefault(cc.APIURL, n.URL()),
-			Voter: cc.Voter == nil || *cc.Voter, ClusterID: n.catalog.ClusterID()},
-		OnChange: n.signalChange, Log: n.log.With("component", "membership"),
+		NodeName: orDefault(c.cfg.NodeName, peerID), BindAddr: g.BindHost, BindPort: g.BindPort, WAN: !c.cfg.LAN,
+		Meta: membership.Meta{PeerID: peerID, Region: c.cfg.Region, APIURL: c.cfg.APIURL,
+			Voter: c.cfg.Voter, ClusterID: c.catalog.ClusterID()},
+		OnChange: c.signalChange, Log: c.log.With("component", "membership"),
 	}
-	mc.AdvertiseAddr, mc.AdvertisePort, mc.SecretKey = g.advertiseHost, g.advertisePort, n.plan.gossipKey
+	mc.AdvertiseAddr, mc.AdvertisePort, mc.SecretKey = g.AdvertiseHost, g.AdvertisePort, g.Key
 	var err error
-	for _, a := range n.host.Addrs() {
+	for _, a := range c.host.Addrs() {
 		mc.Meta.P2PAddrs = append(mc.Meta.P2PAddrs, a.String())
 	}
-	n.changes = make(chan struct{}, 1)
-	if n.members, err = membership.New(mc); err != nil {
+	if c.members, err = membership.New(mc); err != nil {
 		return err
 	}
-	n.book = loadPeerBook(n.cfg.Server.DataDir)
-	rejoinEvery := 5 * time.Second
-	if n.cfg.FastTimings {
-		rejoinEvery = time.Second
-	}
-	n.wg.Add(2)
-	go n.clusterLoop(ctx, cc.Join)
-	go n.rejoinLoop(ctx, rejoinEvery)
+	c.book = loadPeerBook(c.cfg.DataDir)
+	c.wg.Add(2)
+	go c.clusterLoop(ctx, c.cfg.Join)
+	go c.rejoinLoop(ctx, c.cfg.RejoinEvery)
 	return nil
 }
 
 // clusterLoop joins (retrying, with the reason logged) and reconciles Raft
 // membership from gossip every few seconds.
-func (n *Node) clusterLoop(ctx context.Context, join []string) {
-	defer n.wg.Done()
+func (c *Controller) clusterLoop(ctx context.Context, join []string) {
+	defer c.wg.Done()
 	joined := len(join) == 0
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var quiet joinLog
 	for {
 		if !joined {
-			if _, err := n.members.Join(join); err != nil {
-				quiet.report(n.log, join, err)
+			if _, err := c.members.Join(join); err != nil {
+				quiet.report(c.log, join, err)
 			} else {
 				joined = true
-				n.log.Info("joined the cluster by gossip", "join", join)
+				c.log.Info("joined the cluster by gossip", "join", join)
 			}
 		}
-		n.reconcile()
+		c.Reconcile()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-n.changes:
+		case <-c.changes:
 		}
 	}
 }
@@ -110,9 +102,9 @@ func wrongSecret(msg string) bool {
 }
 
 // signalChange wakes the cluster loop (gossip callbacks must not block).
-func (n *Node) signalChange() {
+func (c *Controller) signalChange() {
 	select {
-	case n.changes <- struct{}{}:
+	case c.changes <- struct{}{}:
 	default:
 	}
 }
@@ -124,53 +116,52 @@ type seenNode struct {
 	eligible, live bool
 }
 
-// reconcile teaches libp2p every member's addresses and, on the leader,
-// places voters (planPlacement): members missing from Raft are added, dead
-// voters removed, free voter slots filled by promoting non-voters.
-func (n *Node) reconcile() {
-	if n.members == nil {
+// Reconcile runs one pass of the placement loop now: it teaches libp2p
+// every member's addresses and, on the leader, places voters
+// (planPlacement): members missing from Raft are added, dead voters
+// removed, free voter slots filled by promoting non-voters.
+func (c *Controller) Reconcile() {
+	if c.members == nil {
 		return
 	}
-	n.reconcileMu.Lock()
-	defer n.reconcileMu.Unlock()
-	n.checkBook()
-	members := n.members.Members()
+	c.reconcileMu.Lock()
+	defer c.reconcileMu.Unlock()
+	c.checkBook()
+	members := c.members.Members()
 	for _, m := range members {
 		pid, err := peer.Decode(m.Meta.PeerID)
-		if err != nil || pid == n.host.ID() {
+		if err != nil || pid == c.host.ID() {
 			continue
 		}
 		for _, a := range m.Meta.P2PAddrs {
 			if addr, err := ma.NewMultiaddr(a); err == nil {
-				n.host.Peerstore().AddAddr(pid, addr, peerstore.PermanentAddrTTL)
+				c.host.Peerstore().AddAddr(pid, addr, peerstore.PermanentAddrTTL)
 			}
 		}
 	}
-	r := n.catalog.Raft()
-	f := r.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := c.catalog.Servers()
+	if err != nil {
 		return
 	}
-	servers := f.Configuration().Servers
 	now := time.Now()
-	seen := n.track(now, members, servers) // on every node, so a new leader knows how long a voter has been gone
-	if !n.catalog.IsLeader() {
+	seen := c.track(now, members, servers) // on every node, so a new leader knows how long a voter has been gone
+	if !c.catalog.IsLeader() {
 		return
 	}
-	self := n.host.ID().String()
-	in := placementInput{Leader: self, MaxVoters: n.maxVoters(), Config: map[string]bool{}, Nodes: map[string]nodeState{}}
+	self := c.host.ID().String()
+	in := placementInput{Leader: self, MaxVoters: c.maxVoters(), Config: map[string]bool{}, Nodes: map[string]nodeState{}}
 	for _, s := range servers {
-		id := string(s.ID)
+		id := s.ID
 		sn := seen[id]
-		in.Config[id] = s.Suffrage == raft.Voter
+		in.Config[id] = s.Voter
 		in.Nodes[id] = nodeState{Name: sn.name, Region: sn.region, Eligible: sn.eligible, Alive: sn.live || id == self,
-			Dead: !sn.live && id != self && now.Sub(sn.at) > n.cfg.DeadVoterTimeout}
+			Dead: !sn.live && id != self && now.Sub(sn.at) > c.cfg.DeadVoterTimeout}
 	}
-	ours := n.catalog.ClusterID()
+	ours := c.catalog.ClusterID()
 	for _, m := range members {
 		id := m.Meta.PeerID
 		if _, ok := in.Config[id]; !ok && m.Meta.ClusterID != "" && m.Meta.ClusterID != ours {
-			n.log.Error("refusing a node that holds another cluster's catalog: two Raft groups cannot merge; give it an empty data dir to join",
+			c.log.Error("refusing a node that holds another cluster's catalog: two Raft groups cannot merge; give it an empty data dir to join",
 				"node", m.Name, "its_cluster", m.Meta.ClusterID, "this_cluster", ours)
 			continue
 		}
@@ -180,27 +171,27 @@ func (n *Node) reconcile() {
 		st.Alive, st.Dead = true, false
 		in.Nodes[self] = st
 	}
-	n.applyPlacement(planPlacement(in), in, seen, now)
+	c.applyPlacement(planPlacement(in), in, seen, now)
 }
 
 // applyPlacement makes the planned Raft configuration changes in order and
 // stops at the first failure (the next pass plans again from what is).
-func (n *Node) applyPlacement(p placement, in placementInput, seen map[string]seenNode, now time.Time) {
-	r := n.catalog.Raft()
-	const timeout = 10 * time.Second
-	change := func(what string, id string, f raft.IndexFuture, extra ...any) bool {
+func (c *Controller) applyPlacement(p placement, in placementInput, seen map[string]seenNode, now time.Time) {
+	change := func(what string, id string, err error, extra ...any) bool {
 		st := in.Nodes[id]
 		args := append([]any{"node", st.Name, "region", st.Region, "peer_id", id}, extra...)
-		if err := f.Error(); err != nil {
-			n.log.Warn(what+" failed", append(args, "err", err)...)
+		if err != nil {
+			c.log.Warn(what+" failed", append(args, "err", err)...)
 			return false
 		}
-		n.log.Info(what, args...)
+		c.log.Info(what, args...)
 		return true
 	}
 	for _, id := range p.Remove {
-		if !change("dead voter removed from Raft", id, r.RemoveServer(raft.ServerID(id), 0, timeout),
-			"unseen_for", now.Sub(seen[id].at).Round(time.Millisecond).String()) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := c.catalog.RemoveServer(ctx, id)
+		cancel()
+		if !change("dead voter removed from Raft", id, err, "unseen_for", now.Sub(seen[id].at).Round(time.Millisecond).String()) {
 			return
 		}
 	}
@@ -209,17 +200,17 @@ func (n *Node) applyPlacement(p placement, in placementInput, seen map[string]se
 		if _, ok := in.Config[id]; ok {
 			what = "non-voter promoted to voter"
 		}
-		if !change(what, id, r.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout)) {
+		if !change(what, id, c.catalog.AddVoter(id)) {
 			return
 		}
 	}
 	for _, id := range p.Demote {
-		if !change("voter demoted to non-voter", id, r.DemoteVoter(raft.ServerID(id), 0, timeout)) {
+		if !change("voter demoted to non-voter", id, c.catalog.DemoteVoter(id)) {
 			return
 		}
 	}
 	for _, id := range p.Nonvoters {
-		if !change("member added to Raft as a non-voter", id, r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout)) {
+		if !change("member added to Raft as a non-voter", id, c.catalog.AddNonvoter(id)) {
 			return
 		}
 	}
@@ -228,29 +219,29 @@ func (n *Node) applyPlacement(p placement, in placementInput, seen map[string]se
 // track records which Raft servers and members gossip shows alive now, and
 // since when the others have been gone (from the first time this node saw
 // them missing), and returns a copy of that record.
-func (n *Node) track(now time.Time, members []membership.Member, servers []raft.Server) map[string]seenNode {
-	n.seenMu.Lock()
-	defer n.seenMu.Unlock()
+func (c *Controller) track(now time.Time, members []membership.Member, servers []catalog.Server) map[string]seenNode {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
 	keep := map[string]bool{}
-	for id, sn := range n.seen {
+	for id, sn := range c.seen {
 		sn.live = false
-		n.seen[id] = sn
+		c.seen[id] = sn
 	}
 	for _, m := range members {
-		n.seen[m.Meta.PeerID] = seenNode{at: now, name: m.Name, region: m.Meta.Region, eligible: m.Meta.Voter, live: true}
+		c.seen[m.Meta.PeerID] = seenNode{at: now, name: m.Name, region: m.Meta.Region, eligible: m.Meta.Voter, live: true}
 		keep[m.Meta.PeerID] = true
 	}
 	for _, s := range servers {
-		id := string(s.ID)
-		if _, ok := n.seen[id]; !ok { // never seen in gossip: presume it may vote, as it did
-			n.seen[id] = seenNode{at: now, name: id, eligible: true}
+		id := s.ID
+		if _, ok := c.seen[id]; !ok { // never seen in gossip: presume it may vote, as it did
+			c.seen[id] = seenNode{at: now, name: id, eligible: true}
 		}
 		keep[id] = true
 	}
-	out := make(map[string]seenNode, len(n.seen))
-	for id, sn := range n.seen {
+	out := make(map[string]seenNode, len(c.seen))
+	for id, sn := range c.seen {
 		if !keep[id] {
-			delete(n.seen, id)
+			delete(c.seen, id)
 			continue
 		}
 		out[id] = sn
@@ -259,17 +250,13 @@ func (n *Node) track(now time.Time, members []membership.Member, servers []raft.
 }
 
 // maxVoters is [cluster] voters (3 or 5).
-func (n *Node) maxVoters() int {
-	if v := n.cfg.Server.Cluster.Voters; v > 0 {
-		return v
-	}
-	return 3
-}
+func (c *Controller) maxVoters() int { return c.cfg.Voters }
 
-// peersByDistance lists other members' peer IDs: same region first, then by RTT.
-func (n *Node) peersByDistance() []peer.ID {
-	members := n.Members()
-	region := n.cfg.Server.Cluster.Region
+// PeersByDistance lists other members' peer IDs: same region first, then
+// by RTT, then the Raft servers gossip does not show.
+func (c *Controller) PeersByDistance() []peer.ID {
+	members := c.Members()
+	region := c.cfg.Region
 	sort.SliceStable(members, func(i, j int) bool {
 		si, sj := members[i].Meta.Region == region, members[j].Meta.Region == region
 		if si != sj {
@@ -279,68 +266,67 @@ func (n *Node) peersByDistance() []peer.ID {
 	})
 	var out []peer.ID
 	for _, m := range members {
-		if pid, err := peer.Decode(m.Meta.PeerID); err == nil && pid != n.host.ID() {
+		if pid, err := peer.Decode(m.Meta.PeerID); err == nil && pid != c.host.ID() {
 			out = append(out, pid)
 		}
 	}
-	return n.withRaftPeers(out)
+	return c.withRaftPeers(out)
 }
 
 // Members is the gossip view (empty without gossip).
-func (n *Node) Members() []membership.Member {
-	if n.members == nil {
+func (c *Controller) Members() []membership.Member {
+	if c.members == nil {
 		return nil
 	}
-	return n.members.Members()
+	return c.members.Members()
 }
 
 // ClusterStatus is this node's view: Raft roles and leader, gossip metadata
 // and RTTs, and every node's own Raft progress, asked in parallel.
-func (n *Node) ClusterStatus(ctx context.Context) v1.ClusterStatus {
-	r := n.catalog.Raft()
-	_, leader := r.LeaderWithID()
-	self := n.localStatus()
-	st := v1.ClusterStatus{Node: n.host.ID().String(), Leader: string(leader), Term: self.Term,
+func (c *Controller) ClusterStatus(ctx context.Context) v1.ClusterStatus {
+	leader := c.catalog.Leader()
+	self := c.catalog.Progress()
+	st := v1.ClusterStatus{Node: c.host.ID().String(), Leader: leader, Term: self.Term,
 		AppliedIndex: self.AppliedIndex, CommitIndex: self.CommitIndex}
 	roles := map[string]string{}
-	if f := r.GetConfiguration(); f.Error() == nil {
-		for _, s := range f.Configuration().Servers {
+	if servers, err := c.catalog.Servers(); err == nil {
+		for _, s := range servers {
 			role := "nonvoter"
-			if s.Suffrage == raft.Voter {
+			if s.Voter {
 				role = "voter"
 			}
-			roles[string(s.ID)] = role
+			roles[s.ID] = role
 		}
 	}
 	seen := map[string]bool{}
-	for _, m := range n.Members() {
+	for _, m := range c.Members() {
 		role := roles[m.Meta.PeerID]
 		if role == "" {
 			role = "joining"
 		}
 		seen[m.Meta.PeerID] = true
 		st.Nodes = append(st.Nodes, v1.ClusterNode{Name: m.Name, PeerID: m.Meta.PeerID, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
-			Role: role, Leader: m.Meta.PeerID == string(leader), RTTMs: float64(m.RTT.Microseconds()) / 1000})
+			Role: role, Leader: m.Meta.PeerID == leader, RTTMs: float64(m.RTT.Microseconds()) / 1000})
 	}
-	n.seenMu.Lock()
+	c.seenMu.Lock()
 	for id, role := range roles { // Raft members gossip does not show (down, or no gossip)
 		if !seen[id] {
-			cn := v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == string(leader)}
-			if sn, ok := n.seen[id]; ok && sn.name != "" {
+			cn := v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == leader}
+			if sn, ok := c.seen[id]; ok && sn.name != "" {
 				cn.Name, cn.Region = sn.name, sn.region // as gossip last showed it
 			}
 			if id == st.Node {
-				cn.Name = orDefault(n.cfg.Server.Cluster.NodeName, id)
+				cn.Name = orDefault(c.cfg.NodeName, id)
 			}
 			st.Nodes = append(st.Nodes, cn)
 		}
 	}
-	n.seenMu.Unlock()
+	c.seenMu.Unlock()
 	ids := make([]string, len(st.Nodes))
 	for i, cn := range st.Nodes {
 		ids[i] = cn.PeerID
 	}
-	progress := n.queryStatuses(ctx, ids)
+	progress := c.queryStatuses(ctx, ids)
 	for i, cn := range st.Nodes {
 		if p, ok := progress[cn.PeerID]; ok {
 			cn.AppliedIndex, cn.CommitIndex, cn.Term, cn.State = p.AppliedIndex, p.CommitIndex, p.Term, p.State

@@ -1,4 +1,4 @@
-package node
+package cluster
 
 import (
 	"cmp"
@@ -110,7 +110,7 @@ func planPlacement(in placementInput) placement {
 			}
 		}
 	}
-	keepsQuorum := func(voters, live int) bool { return voters > 0 && live >= voters/2+1 }
+	keepsQuorum := func(voters, live int) bool { return voters > 0 && live >= Quorum(voters) }
 	if !keepsQuorum(voters, live) {
 		return p // the leader cannot commit a change now anyway
 	}

@@ -1,0 +1,125 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The narrow membership API: the cluster controller (replication/cluster)
+// reads the Raft configuration and changes it through these methods only;
+// nothing outside this package holds the *raft.Raft.
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID    string // the node's libp2p peer ID
+	Voter bool   // false: a non-voter (it replicates but does not vote)
+}
+
+// changeTimeout bounds one configuration change on the leader.
+const changeTimeout = 10 * time.Second
+
+// Servers lists the Raft configuration as this node knows it.
+func (c *Catalog) Servers() ([]Server, error) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("catalog: configuration: %w", err)
+	}
+	cfg := f.Configuration().Servers
+	out := make([]Server, len(cfg))
+	for i, s := range cfg {
+		out[i] = Server{ID: string(s.ID), Voter: s.Suffrage == raft.Voter}
+	}
+	return out, nil
+}
+
+// Leader is the ID of the leader this node knows, or "".
+func (c *Catalog) Leader() string {
+	_, id := c.raft.LeaderWithID()
+	return string(id)
+}
+
+// NodeID is this node's Raft server ID.
+func (c *Catalog) NodeID() string { return c.cfg.NodeID }
+
+// AddVoter adds id as a voter, or promotes it if it is a non-voter; the
+// leader only (ErrNotLeader otherwise).
+func (c *Catalog) AddVoter(id string) error {
+	return c.change(func() raft.IndexFuture {
+		return c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, changeTimeout)
+	})
+}
+
+// AddNonvoter adds id as a non-voter; the leader only.
+func (c *Catalog) AddNonvoter(id string) error {
+	return c.change(func() raft.IndexFuture {
+		return c.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, changeTimeout)
+	})
+}
+
+// DemoteVoter makes the voter id a non-voter; the leader only.
+func (c *Catalog) DemoteVoter(id string) error {
+	return c.change(func() raft.IndexFuture { return c.raft.DemoteVoter(raft.ServerID(id), 0, changeTimeout) })
+}
+
+func (c *Catalog) change(f func() raft.IndexFuture) error {
+	if c.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if err := f().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fmt.Errorf("catalog: configuration change: %w", err)
+	}
+	return nil
+}
+
+// ConfirmCurrent confirms that this node's state holds every entry the
+// cluster had committed when it was called, so that a node cut off from its
+// cluster never acts (sweeps chunks, say) on a stale catalog. The leader
+// asks a quorum whether it still leads (a lone node is its own quorum) and
+// waits until it has applied all it committed; a follower asks the leader it
+// knows for the leader's commit index, directly and now (ProgressProtocol),
+// and waits until it has applied that far. ctx bounds the whole check.
+func (c *Catalog) ConfirmCurrent(ctx context.Context) error {
+	if c.raft.State() == raft.Leader {
+		timeout := changeTimeout
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+		if err := c.raft.VerifyLeader().Error(); err != nil {
+			return fmt.Errorf("a quorum did not confirm this node as the leader: %w", err)
+		}
+		if err := c.raft.Barrier(timeout).Error(); err != nil {
+			return fmt.Errorf("applying the committed entries: %w", err)
+		}
+		return nil
+	}
+	leader := c.Leader()
+	if leader == "" {
+		return errors.New("no leader known (this node may be cut off from the majority)")
+	}
+	st, err := c.QueryProgress(ctx, leader)
+	if err != nil {
+		return fmt.Errorf("the leader %s did not answer: %w", leader, err)
+	}
+	if st.State != "leader" {
+		return fmt.Errorf("%s, believed to lead, is %s", leader, st.State)
+	}
+	// Raft's applied index, not the FSM's: the leader's commit index
+	// counts configuration and no-op entries, which the FSM never sees.
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for c.raft.AppliedIndex() < st.CommitIndex {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("applied %d of the leader's %d committed entries: %w", c.raft.AppliedIndex(), st.CommitIndex, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}

@@ -16,7 +16,7 @@ import (
 // adminPost sends an admin request to n's HTTP API with a cluster-admin token.
 func adminPost(t *testing.T, n *Node, path string, in any) (int, []byte) {
 	t.Helper()
-	auth, err := token.NewAuthority(n.cfg.Server.Token)
+	auth, err := TokenAuthority(n.cfg.Server)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func newPlan(cfg Config) (*plan, error) {
 
 	// Tokens and the HTTP API.
 	var err error
-	if p.tokens, err = token.NewAuthority(sc.Token); err != nil {
+	if p.tokens, err = TokenAuthority(sc); err != nil {
 		return nil, fmt.Errorf("node: tokens: %w", err)
 	}
 	if _, _, err := net.SplitHostPort(sc.Listen); err != nil {
@@ -128,6 +128,25 @@ func newPlan(cfg Config) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// TokenAuthority parses the configured token signing key (serverconfig
+// keeps its PEM as read) into the authority that signs and verifies tokens.
+func TokenAuthority(sc *serverconfig.Config) (*token.Authority, error) {
+	t := sc.Token
+	tc := token.Config{HS256Secret: t.HS256Secret, Issuer: t.Issuer, Audiences: t.Audiences, Leeway: t.Leeway}
+	var err error
+	switch {
+	case t.RS256PrivatePEM != nil:
+		if tc.RS256PrivateKey, err = token.ParseRS256PrivateKeyPEM(t.RS256PrivatePEM); err != nil {
+			return nil, fmt.Errorf("token-rs256-secret-base64: %w", err)
+		}
+	case t.RS256PublicPEM != nil:
+		if tc.RS256PublicKey, err = token.ParseRS256PublicKeyPEM(t.RS256PublicPEM); err != nil {
+			return nil, fmt.Errorf("token-rs256-pubkey-base64: %w", err)
+		}
+	}
+	return token.NewAuthority(tc)
 }
 
 // DiskSpace describes the free space on the filesystem of sc's data dir

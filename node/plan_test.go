@@ -62,3 +62,20 @@ func TestPlan_PassesSoftDeleteToTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenAuthority: the PEM serverconfig keeps as read is parsed here; a
+// key that is not one is a one-line error naming the setting.
+func TestTokenAuthority(t *testing.T) {
+	for key, tok := range map[string]serverconfig.Token{
+		"token-rs256-secret-base64": {RS256PrivatePEM: []byte("not a key")},
+		"token-rs256-pubkey-base64": {RS256PublicPEM: []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")},
+	} {
+		_, err := TokenAuthority(&serverconfig.Config{Token: tok})
+		if err == nil || !strings.HasPrefix(err.Error(), key+": ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	if _, err := TokenAuthority(&serverconfig.Config{Token: serverconfig.Token{HS256Secret: []byte("0123456789abcdef0123456789abcdef")}}); err != nil {
+		t.Fatal(err)
+	}
+}

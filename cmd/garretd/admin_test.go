@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/node"
 )
 
 // TestAdminNames: run as garretadm, atticadm, garretd-garretadm or
@@ -18,7 +18,7 @@ func TestAdminNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := token.NewAuthority(cfg.Token)
+	auth, err := node.TokenAuthority(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/internal/humantime"
 	"github.com/garret-cache/garret/internal/serverconfig"
+	"github.com/garret-cache/garret/node"
 )
 
 // makeTokenCmd mirrors `atticadm make-token`. It reads only the config and the
@@ -52,7 +53,7 @@ func makeTokenCmd(config *string) *cobra.Command {
 			if cfg.Origin != "" {
 				fmt.Fprintln(os.Stderr, cfg.Origin) // the token is signed with Attic's key
 			}
-			auth, err := token.NewAuthority(cfg.Token)
+			auth, err := node.TokenAuthority(cfg)
 			if err != nil {
 				return err
 			}
@@ -105,7 +106,7 @@ func hostOf(url string) string {
 
 // printFirstStart prints the root token and next steps, as atticd's first start does.
 func printFirstStart(cfg *serverconfig.Config, url string) error {
-	auth, err := token.NewAuthority(cfg.Token)
+	auth, err := node.TokenAuthority(cfg)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/garret-cache/garret/api/token"
 )
 
 // ErrNoConfig means no config file or config variable was found.
@@ -74,7 +73,7 @@ type Config struct {
 	RequireProofOfPossession         bool
 	MaxNarInfoSize                   int
 	DataDir                          string
-	Token                            token.Config
+	Token                            Token
 	Chunking                         Chunking
 	Compression                      Compression
 	GC                               GC
@@ -167,4 +166,16 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	}
 	cfg.Path, cfg.Origin = path, origin
 	return cfg, nil
+}
+
+// Token is [jwt] and the token signing key as configured. The key's PEM is
+// parsed where tokens are made (node.TokenAuthority, with api/token), which
+// keeps this package below the API; exactly one key field is set.
+type Token struct {
+	HS256Secret     []byte
+	RS256PrivatePEM []byte // token-rs256-secret-base64, decoded: signs and verifies
+	RS256PublicPEM  []byte // token-rs256-pubkey-base64, decoded: verifies only
+	Issuer          string
+	Audiences       []string
+	Leeway          time.Duration
 }

@@ -1,6 +1,7 @@
 package serverconfig
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -55,7 +56,7 @@ func TestLoad_NixOSGuideRS256FromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Token.RS256PrivateKey == nil || !c.Token.RS256PrivateKey.Equal(k) || c.Listen != "127.0.0.1:8080" {
+	if !bytes.Equal(c.Token.RS256PrivatePEM, pemKey) || c.Listen != "127.0.0.1:8080" {
 		t.Fatalf("config %+v", c)
 	}
 }

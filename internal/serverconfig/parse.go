@@ -11,7 +11,6 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/internal/humantime"
 )
 
@@ -313,15 +312,15 @@ func (c *Config) setToken(f *file, getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("token-rs256-pubkey-base64 is not base64: %w", err)
 		}
-		c.Token.RS256PublicKey, err = token.ParseRS256PublicKeyPEM(pemBytes)
-		return err
+		c.Token.RS256PublicPEM = pemBytes
+		return nil
 	case rs != "":
 		pemBytes, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rs))
 		if err != nil {
 			return fmt.Errorf("token-rs256-secret-base64 is not base64: %w", err)
 		}
-		c.Token.RS256PrivateKey, err = token.ParseRS256PrivateKeyPEM(pemBytes)
-		return err
+		c.Token.RS256PrivatePEM = pemBytes
+		return nil
 	case hs != "":
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(hs))
 		if err != nil {

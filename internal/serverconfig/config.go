@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-
 )
 
 // ErrNoConfig means no config file or config variable was found.

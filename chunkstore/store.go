@@ -17,6 +17,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/garret-cache/garret/internal/logbridge"
 )
 
 // Store is a node's local chunk store. All methods are safe for concurrent use.
@@ -76,7 +78,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		Cache:              cache,
 		MemTableSize:       4 << 20, // the index holds ~70 B per chunk; frames are in segments
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log},
+		Logger:             logbridge.Pebble(log),
 	})
 	if lockHeld(err) {
 		return nil, fmt.Errorf("%w (%s: %v)", ErrInUse, cfg.Dir, err)
@@ -249,16 +251,3 @@ func (s *Store) scan(prefix byte, fn func(id [32]byte, value []byte) error) erro
 }
 
 func now() int64 { return time.Now().UnixNano() }
-
-// pebbleLogger sends pebble's messages to slog; its info chatter at debug.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
-
-func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
-
-// Fatalf must not return (pebble's contract); only cmd/ may exit, so it panics.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
-}

@@ -14,7 +14,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/libp2p/go-libp2p/core/host"
 
-	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/internal/logbridge"
 )
 
 // Config configures the catalog.
@@ -125,7 +125,7 @@ func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err erro
 	if c.wal, err = wal.Open(raftDir); err != nil {
 		return nil, fmt.Errorf("catalog: raft log: %w", err)
 	}
-	hl := p2p.HCLog(log, "raft")
+	hl := logbridge.HCLog(log, "raft")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: snapshots: %w", err)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/garret-cache/garret/internal/durable"
-	"github.com/hashicorp/go-hclog"
+	"github.com/garret-cache/garret/internal/logbridge"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -172,25 +171,6 @@ func NewRaftTransport(h host.Host, log *slog.Logger) (*raft.NetworkTransport, er
 		Stream:  &streamLayer{Listener: l, h: h},
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  HCLog(log, "raft-net"),
+		Logger:  logbridge.HCLog(log, "raft-net"),
 	}), nil
 }
-
-// HCLog bridges hashicorp libraries' hclog to slog (warnings and up).
-func HCLog(log *slog.Logger, name string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: slogWriter{log}, DisableTime: true})
-}
-
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	msg := strings.TrimSpace(string(p))
-	if strings.Contains(msg, "[ERROR]") {
-		w.log.Error(msg)
-	} else {
-		w.log.Warn(msg)
-	}
-	return len(p), nil
-}
-
-var _ io.Writer = slogWriter{}

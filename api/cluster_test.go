@@ -64,9 +64,8 @@ func errorBody(t *testing.T, what string, st int, b []byte, wantStatus int, want
 }
 
 func TestClusterAdmin_Permissions(t *testing.T) {
-	e := newTestEnv(t)
 	fc := &fakeCluster{}
-	e.api.SetCluster(fc)
+	e := newTestEnvDeps(t, DefaultConfig(), Deps{Cluster: fc})
 	for _, r := range []struct{ method, path, body string }{
 		{"GET", "/_api/v1/cluster", ""},
 		{"POST", "/_api/v1/cluster/join", `{"addrs":["eu-1:7946"]}`},
@@ -84,9 +83,8 @@ func TestClusterAdmin_Permissions(t *testing.T) {
 }
 
 func TestClusterAdmin_BadInputAndErrors(t *testing.T) {
-	e := newTestEnv(t)
 	fc := &fakeCluster{}
-	e.api.SetCluster(fc)
+	e := newTestEnvDeps(t, DefaultConfig(), Deps{Cluster: fc})
 	admin := e.mint(token.MintOptions{Subject: "a", Validity: time.Hour, ClusterAdmin: true})
 	post := func(path, body string) (int, []byte) {
 		return e.do("POST", path, admin, strings.NewReader(body), nil)
@@ -131,9 +129,8 @@ func TestClusterAdmin_BadInputAndErrors(t *testing.T) {
 }
 
 func TestClusterAdmin_Success(t *testing.T) {
-	e := newTestEnv(t)
 	fc := &fakeCluster{joinContacted: 2, removeStillAlive: true}
-	e.api.SetCluster(fc)
+	e := newTestEnvDeps(t, DefaultConfig(), Deps{Cluster: fc})
 	admin := e.mint(token.MintOptions{Subject: "a", Validity: time.Hour, ClusterAdmin: true})
 
 	st, b := e.do("POST", "/_api/v1/cluster/join", admin, strings.NewReader(`{"addrs":["eu-1.example.net:7946","[::1]:7946"]}`), nil)

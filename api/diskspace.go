@@ -14,9 +14,6 @@ type DiskFloor interface{ Check() error }
 
 var _ DiskFloor = (*diskspace.Floor)(nil)
 
-// SetDiskFloor makes pushes answer 507 while floor reports low space.
-func (s *Server) SetDiskFloor(floor DiskFloor) { s.floor = floor }
-
 // errInsufficientStorage is the answer to a push while the data dir's
 // filesystem is below [uploads] min-free-space.
 var errInsufficientStorage = &Error{Status: http.StatusInsufficientStorage, Kind: "InsufficientStorage",

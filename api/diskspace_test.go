@@ -20,14 +20,13 @@ import (
 // before the body (no "100 Continue"), while reads, nix-cache-info and
 // catalog-only writes keep working and anonymous pushes still get their 401.
 func TestDiskFloor_PushesGet507(t *testing.T) {
-	e := newTestEnv(t)
-	e.createCache("main", false)
 	var free atomic.Uint64
 	free.Store(10 << 20)
-	e.api.SetDiskFloor(&diskspace.Floor{Dir: "/data", Min: 1 << 30,
+	e := newTestEnvDeps(t, DefaultConfig(), Deps{DiskFloor: &diskspace.Floor{Dir: "/data", Min: 1 << 30,
 		Stat: func(string) (diskspace.Usage, error) {
 			return diskspace.Usage{Free: free.Load(), Total: 100 << 30}, nil
-		}})
+		}}})
+	e.createCache("main", false)
 
 	nar := fileNAR("disk full")
 	h, _ := testPath("diskfull")
@@ -74,13 +73,12 @@ func TestDiskFloor_PushesGet507(t *testing.T) {
 
 // TestDiskFloor_Zero: a floor of 0 never measures nor refuses.
 func TestDiskFloor_Zero(t *testing.T) {
-	e := newTestEnv(t)
-	e.createCache("main", false)
-	e.api.SetDiskFloor(&diskspace.Floor{Dir: "/data", Min: 0,
+	e := newTestEnvDeps(t, DefaultConfig(), Deps{DiskFloor: &diskspace.Floor{Dir: "/data", Min: 0,
 		Stat: func(string) (diskspace.Usage, error) {
 			t.Error("statfs with a floor of 0")
 			return diskspace.Usage{}, nil
-		}})
+		}}})
+	e.createCache("main", false)
 	nar := fileNAR("no floor")
 	if st, b := e.upload(e.root, uploadInfo("main", "nofloor", nar), nar); st != 200 {
 		t.Fatalf("upload: %d %s", st, b)

@@ -44,6 +44,13 @@ func newTestEnv(t *testing.T) *testEnv {
 // newTestEnvWith is newTestEnv with an API config of the test's choosing.
 func newTestEnvWith(t *testing.T, ac Config) *testEnv {
 	t.Helper()
+	return newTestEnvDeps(t, ac, Deps{})
+}
+
+// newTestEnvDeps is newTestEnvWith with the optional API dependencies
+// (Cluster, DiskFloor) of the test's choosing; the rest are the env's own.
+func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -85,7 +92,7 @@ func newTestEnvWith(t *testing.T, ac Config) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ac, cat, store, auth, log)
+	s := New(ac, Deps{Catalog: cat, Store: store, Tokens: auth, Log: log, Cluster: deps.Cluster, DiskFloor: deps.DiskFloor})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth, api: s}

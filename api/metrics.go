@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the API's Prometheus series, on a registry of the server's own
-// so several nodes can run in one test process.
+// metrics are the API's Prometheus series, on the node's registry (or one of
+// the server's own), so several nodes can run in one test process.
 type metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
@@ -21,9 +21,13 @@ type metrics struct {
 	dedupRaw  prometheus.Counter
 }
 
-func newMetrics() *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "garret_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 		}, []string{"route", "method", "code"}),
@@ -35,13 +39,9 @@ func newMetrics() *metrics {
 		newChunks: prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_ingest_new_chunks_total", Help: "Chunks stored by ingests."}),
 		dedupRaw:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_ingest_dedup_bytes_total", Help: "Uncompressed bytes that were already stored."}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.narBytes, m.newChunks, m.dedupRaw,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.requests, m.latency, m.narBytes, m.newChunks, m.dedupRaw)
 	return m
 }
-
-// Registry lets the node add its components' collectors to /metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

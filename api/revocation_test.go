@@ -122,7 +122,8 @@ func TestAuthenticate_RevocationReadErrorRefuses(t *testing.T) {
 	e.createCache("main", false)
 	tok := e.mint(token.MintOptions{Subject: "u", Validity: time.Hour, Pull: []string{"main"}})
 	for _, rules := range []bool{false, true} {
-		s := New(DefaultConfig(), unreadableRevocations{Catalog: e.cat, rules: rules}, e.store, e.auth, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s := New(DefaultConfig(), Deps{Catalog: unreadableRevocations{Catalog: e.cat, rules: rules}, Store: e.store, Tokens: e.auth,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		srv := httptest.NewServer(s.Handler())
 		resp, err := srv.Client().Do(func() *http.Request {
 			r := httptest.NewRequest("GET", srv.URL+"/main/nix-cache-info", nil)

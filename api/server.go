@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
@@ -80,23 +82,10 @@ type ClusterView interface {
 	RemoveNode(ctx context.Context, node string) (v1.ClusterRemoveResponse, error)
 }
 
-// SetCluster enables GET /_api/v1/cluster and the cluster admin routes.
-func (s *Server) SetCluster(c ClusterView) { s.cluster = c }
-
-// SetReadiness adds a check to /readyz besides the catalog's.
-func (s *Server) SetReadiness(check func() error) { s.readiness = check }
-
-// SetFetcher lets the API fill in NARs this node lacks from its peers.
-func (s *Server) SetFetcher(f Fetcher) { s.fetcher = f }
-
 // PeerStaging finds a NAR that Nix PUT to another node of the cluster.
 type PeerStaging interface {
 	FindStaged(ctx context.Context, cache, url string) (p2p.StagedNAR, bool)
 }
-
-// SetPeerStaging lets a narinfo PUT commit a NAR staged on a peer (Nix's
-// two PUTs reached different nodes behind a load balancer).
-func (s *Server) SetPeerStaging(p PeerStaging) { s.peerStaging = p }
 
 // Verifier checks tokens.
 type Verifier interface {
@@ -164,8 +153,32 @@ type Server struct {
 	floor    DiskFloor
 }
 
+// Deps are the components the API works through, given at construction.
+// Catalog, Store and Tokens are required; the others are optional (a lone
+// node has no peers to read from).
+type Deps struct {
+	Catalog Catalog
+	Store   ChunkStore
+	Tokens  Verifier
+	Log     *slog.Logger
+	// Metrics is the node's registry; the API registers its series there
+	// and serves it at /metrics (nil: a registry of the server's own).
+	Metrics *prometheus.Registry
+	// Cluster enables GET /_api/v1/cluster and the cluster admin routes.
+	Cluster ClusterView
+	// Fetcher fills in NARs this node lacks from its peers.
+	Fetcher Fetcher
+	// PeerStaging lets a narinfo PUT commit a NAR staged on a peer (Nix's
+	// two PUTs reached different nodes behind a load balancer).
+	PeerStaging PeerStaging
+	// Readiness is a check /readyz runs besides the catalog's.
+	Readiness func() error
+	// DiskFloor refuses pushes while the data dir is low on space.
+	DiskFloor DiskFloor
+}
+
 // New builds the API server.
-func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.Logger) *Server {
+func New(cfg Config, deps Deps) *Server {
 	if cfg.MaxNarInfoSize <= 0 {
 		cfg.MaxNarInfoSize = 1 << 20
 	}
@@ -190,14 +203,19 @@ func New(cfg Config, cat Catalog, store ChunkStore, tokens Verifier, log *slog.L
 	if cfg.MaxUnauthorizedBytes <= 0 {
 		cfg.MaxUnauthorizedBytes = DefaultMaxUnauthorizedBytes
 	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &Server{
-		cfg: cfg, catalog: cat, store: store, tokens: tokens,
+		cfg: cfg, catalog: deps.Catalog, store: deps.Store, tokens: deps.Tokens,
 		log:     log.With("component", "api"),
 		staging: newStaging(cfg.StagingTTL, cfg.MaxStaged, cfg.MaxStagedPerCache),
 		preauth: &byteBudget{max: cfg.MaxUnauthorizedBytes},
 		mux:     http.NewServeMux(),
-		metrics: newMetrics(),
+		metrics: newMetrics(deps.Metrics),
 
+		fetcher: deps.Fetcher, readiness: deps.Readiness, peerStaging: deps.PeerStaging, cluster: deps.Cluster, floor: deps.DiskFloor,
 		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
 	}
 	s.routes()

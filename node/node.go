@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/garret-cache/garret/api"
 	"github.com/garret-cache/garret/chunkstore"
@@ -53,6 +55,7 @@ type Node struct {
 	host     host.Host
 	catalog  *catalog.Catalog
 	cluster  *cluster.Controller
+	metrics  *prometheus.Registry // served at /metrics; components register their series here
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
@@ -168,12 +171,16 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 
 	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
-	n.api = api.New(p.api, n.catalog, n.store, p.tokens, n.log)
-	n.api.SetCluster(n.cluster)
-	n.api.SetFetcher(&p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch")})
-	n.api.SetPeerStaging(&p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance})
-	n.api.SetReadiness(n.cluster.Ready)
-	n.api.SetDiskFloor(&p.floor)
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.api = api.New(p.api, api.Deps{
+		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
+		Cluster:     n.cluster,
+		Fetcher:     &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch")},
+		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
+		Readiness:   n.cluster.Ready,
+		DiskFloor:   &p.floor,
+	})
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
 	n.http = &http.Server{

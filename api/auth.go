@@ -134,6 +134,8 @@ func catalogError(err error) error {
 		return unavailable(err)
 	case errors.Is(err, catalog.ErrInvalidCommand):
 		return requestError("%v", err)
+	case errors.Is(err, catalog.ErrUpgradeFirst):
+		return &Error{Status: http.StatusConflict, Kind: "UpgradeFirst", Message: err.Error(), cause: err}
 	}
 	return err
 }

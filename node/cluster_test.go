@@ -104,6 +104,13 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		}
 		return true
 	})
+	// Every node advertises its command version, so new command types may
+	// be proposed.
+	for _, n := range nodes {
+		if v := n.cluster.MinVersion(); v != catalog.CommandVersion {
+			t.Fatalf("MinVersion %d with every node on version %d", v, catalog.CommandVersion)
+		}
+	}
 	var follower *Node
 	eventually(t, "a follower that knows the leader", func() bool {
 		for _, n := range nodes {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -48,13 +49,16 @@ const NodeSecretFile = "node.secret"
 
 // Node is one running garretd: the components, wired.
 type Node struct {
-	cfg      Config
-	plan     *plan
-	log      *slog.Logger
-	store    *chunkstore.Store
-	host     host.Host
-	catalog  *catalog.Catalog
-	cluster  *cluster.Controller
+	cfg     Config
+	plan    *plan
+	log     *slog.Logger
+	store   *chunkstore.Store
+	host    host.Host
+	catalog *catalog.Catalog
+	cluster *cluster.Controller
+	// ctl is cluster for the catalog's proposals, which may run on other
+	// goroutines (forwarded writes) while New is still building.
+	ctl      atomic.Pointer[cluster.Controller]
 	metrics  *prometheus.Registry // served at /metrics; components register their series here
 	api      *api.Server
 	http     *http.Server
@@ -141,6 +145,7 @@ func New(cfg Config) (_ *Node, err error) {
 	// 4. Raft catalog; a lone node bootstraps itself the first time only.
 	cc := p.catalog
 	cc.NodeID = id.String()
+	cc.MinVersion = n.minVersion // new command types wait until every server knows them
 	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
@@ -169,6 +174,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	n.ctl.Store(n.cluster)
 
 	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
 	n.metrics = prometheus.NewRegistry()
@@ -215,6 +221,15 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.log.Info("node started", "listen", n.Addr(), "node_id", id.String(), "data_dir", sc.DataDir)
 	return n, nil
+}
+
+// minVersion is the oldest command version in the cluster, once the
+// controller runs; before, this node only proposes its cluster id.
+func (n *Node) minVersion() int {
+	if c := n.ctl.Load(); c != nil {
+		return c.MinVersion()
+	}
+	return 1
 }
 
 // Addr is the address the HTTP API listens on.

@@ -34,6 +34,10 @@ type Config struct {
 	// before it fails (see hold.go); QuorumProbeTimeout bounds the ping of
 	// each voter that tells a node cut off from the majority to stop waiting.
 	HoldTimeout, QuorumProbeTimeout time.Duration
+	// MinVersion is the oldest CommandVersion among the Raft servers (the
+	// cluster controller's view from gossip); nil: every node is this
+	// build. See CommandVersion.
+	MinVersion func() int
 }
 
 // DefaultConfig has WAN timings: followers wait 2 s without a heartbeat

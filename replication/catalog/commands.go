@@ -28,6 +28,22 @@ const (
 	cmdRevokeTokens cmdType = 9
 )
 
+// CommandVersion is the newest command set this build applies. Every node
+// tells it to the others (gossip metadata), and the leader proposes a
+// command only when every Raft server has at least the version that
+// introduced its type (since), so no replica ever skips a command during a
+// rolling upgrade because it does not know it yet. Raise it, and give the
+// new type its since, with every new command type.
+const CommandVersion = 2
+
+// since is the CommandVersion that introduced t.
+func (t cmdType) since() int {
+	if t == cmdRevokeTokens {
+		return 2
+	}
+	return 1
+}
+
 // command is the one envelope every write travels in.
 type command struct {
 	Type      cmdType               `json:"t"`

@@ -30,12 +30,13 @@ const maxForward = MaxCommandBytes + 64<<10
 // forwardReply is the leader's answer: the entry's index and the result.
 type forwardReply struct {
 	Index uint64 `json:"index"`
-	Code  string `json:"code,omitempty"` // "", cache_exists, no_such_cache, not_leader, invalid, too_many_rules, error
+	Code  string `json:"code,omitempty"` // "", cache_exists, no_such_cache, not_leader, invalid, too_many_rules, upgrade_first, error
 	Error string `json:"error,omitempty"`
 	Count int    `json:"count"`
 }
 
-var errorCodes = map[string]error{"cache_exists": ErrCacheExists, "no_such_cache": ErrNoSuchCache, "not_leader": ErrNotLeader, "invalid": ErrInvalidCommand, "too_many_rules": ErrTooManyRevocationRules}
+var errorCodes = map[string]error{"cache_exists": ErrCacheExists, "no_such_cache": ErrNoSuchCache, "not_leader": ErrNotLeader, "invalid": ErrInvalidCommand, "too_many_rules": ErrTooManyRevocationRules,
+	"upgrade_first": ErrUpgradeFirst}
 
 func codeOf(err error) string {
 	for code, e := range errorCodes {

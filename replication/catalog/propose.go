@@ -23,6 +23,9 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 	if err != nil {
 		return result{err: err}, err
 	}
+	if err := c.understood(cmd.Type); err != nil {
+		return result{err: err}, err
+	}
 	p := proposal{raw: raw, done: make(chan result, 1)}
 	select {
 	case c.proposals <- p:
@@ -111,4 +114,16 @@ func (c *Catalog) submit(batch []proposal) {
 			p.done <- r
 		}
 	}()
+}
+
+// understood refuses a command type that some Raft server may not know
+// (Config.MinVersion); without a version source every node is this build.
+func (c *Catalog) understood(t cmdType) error {
+	if c.cfg.MinVersion == nil || t.since() <= 1 {
+		return nil
+	}
+	if v := c.cfg.MinVersion(); v < t.since() {
+		return fmt.Errorf("%w (%s needs version %d; the oldest node has %d)", ErrUpgradeFirst, t, t.since(), v)
+	}
+	return nil
 }

@@ -17,6 +17,10 @@ var (
 	ErrNoSuchNarURL = errors.New("catalog: no object was uploaded with that NAR URL")
 	ErrNotLeader    = errors.New("catalog: this node is not the Raft leader")
 	ErrClosed       = errors.New("catalog: closed")
+	// ErrUpgradeFirst refuses a command some Raft server would not know
+	// (its CommandVersion is older than the command's): upgrade every node
+	// first.
+	ErrUpgradeFirst = errors.New("catalog: not every node of the cluster knows this command yet; upgrade every node first")
 	// ErrTooManyRevocationRules refuses a revocation rule past
 	// MaxRevocationRules distinct (subject, cache pattern) pairs.
 	ErrTooManyRevocationRules = errors.New("catalog: too many token revocation rules")

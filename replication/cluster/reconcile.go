@@ -22,7 +22,7 @@ func (c *Controller) startGossip(ctx context.Context) error {
 	mc := membership.Config{
 		NodeName: orDefault(c.cfg.NodeName, peerID), BindAddr: g.BindHost, BindPort: g.BindPort, WAN: !c.cfg.LAN,
 		Meta: membership.Meta{PeerID: peerID, Region: c.cfg.Region, APIURL: c.cfg.APIURL,
-			Voter: c.cfg.Voter, ClusterID: c.catalog.ClusterID()},
+			Voter: c.cfg.Voter, ClusterID: c.catalog.ClusterID(), Version: catalog.CommandVersion},
 		OnChange: c.signalChange, Log: c.log.With("component", "membership"),
 	}
 	mc.AdvertiseAddr, mc.AdvertisePort, mc.SecretKey = g.AdvertiseHost, g.AdvertisePort, g.Key
@@ -114,6 +114,7 @@ type seenNode struct {
 	at             time.Time
 	name, region   string
 	eligible, live bool
+	version        int // catalog.CommandVersion it advertised (0: never seen)
 }
 
 // Reconcile runs one pass of the placement loop now: it teaches libp2p
@@ -228,7 +229,8 @@ func (c *Controller) track(now time.Time, members []membership.Member, servers [
 		c.seen[id] = sn
 	}
 	for _, m := range members {
-		c.seen[m.Meta.PeerID] = seenNode{at: now, name: m.Name, region: m.Meta.Region, eligible: m.Meta.Voter, live: true}
+		c.seen[m.Meta.PeerID] = seenNode{at: now, name: m.Name, region: m.Meta.Region, eligible: m.Meta.Voter, live: true,
+			version: max(m.Meta.Version, 1)}
 		keep[m.Meta.PeerID] = true
 	}
 	for _, s := range servers {

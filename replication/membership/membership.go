@@ -26,6 +26,10 @@ type Meta struct {
 	// ClusterID is the catalog's cluster identity when the node started
 	// ("" for a fresh data dir): nodes of another cluster are refused.
 	ClusterID string `json:"c,omitempty"`
+	// Version is the newest catalog command set the node applies
+	// (catalog.CommandVersion); 0 from nodes that predate it, which know
+	// version 1.
+	Version int `json:"cv,omitempty"`
 }
 
 // Member is one node as this node sees it.

@@ -1,0 +1,35 @@
+package cluster
+
+import "github.com/garret-cache/garret/replication/catalog"
+
+// MinVersion is the oldest catalog.CommandVersion among the Raft servers:
+// what gossip shows now, else what it last showed; a server gossip has never
+// shown counts as version 1 (it may be an old node that is down), so a new
+// command type waits until every server has been seen upgraded. The catalog
+// proposes a command only when this is at least the version that introduced
+// its type (catalog.Config.MinVersion).
+func (c *Controller) MinVersion() int {
+	servers, err := c.catalog.Servers()
+	if err != nil {
+		return 1
+	}
+	current := map[string]int{}
+	for _, m := range c.Members() {
+		current[m.Meta.PeerID] = max(m.Meta.Version, 1)
+	}
+	self := c.catalog.NodeID()
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	low := catalog.CommandVersion
+	for _, s := range servers {
+		v, ok := current[s.ID]
+		switch {
+		case s.ID == self:
+			v = catalog.CommandVersion
+		case !ok:
+			v = max(c.seen[s.ID].version, 1)
+		}
+		low = min(low, v)
+	}
+	return low
+}

@@ -245,15 +245,3 @@ func uploadInfo(cache, seed string, nar []byte) v1.UploadPathNarInfo {
 	return v1.UploadPathNarInfo{Cache: cache, StorePathHash: h, StorePath: p, References: []string{},
 		Sigs: []string{}, NarHash: narHashOf(nar).Hex(), NarSize: int64(len(nar))}
 }
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/eventually"
 )
 
 // rawRequest writes a request's head and the first bytes of its body over a
@@ -134,10 +135,10 @@ func TestPreauth_UnauthorizedBytesAreBounded(t *testing.T) {
 	defer conn.Close()
 	fmt.Fprintf(conn, "PUT /_api/v1/upload-path HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nAuthorization: Bearer %s\r\n%s: 1000\r\n\r\n%s",
 		pushA, v1.HeaderNarInfoPreamble, head)
-	eventually(t, "the first preamble to hold the budget", func() bool { return e.api.preauth.held() == 1000 })
+	eventually.True(t, "the first preamble to hold the budget", func() bool { return e.api.preauth.held() == 1000 })
 	wantRefused(t, "second unauthorized preamble", e.rawRequest("PUT", "/_api/v1/upload-path", pushA, hdr, 100000, head), http.StatusServiceUnavailable)
 	conn.Close()
-	eventually(t, "the budget to be released", func() bool { return e.api.preauth.held() == 0 })
+	eventually.True(t, "the budget to be released", func() bool { return e.api.preauth.held() == 0 })
 
 	// Cache first: authorized after its first bytes, holding nothing unauthorized.
 	nar := fileNAR("y")

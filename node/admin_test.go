@@ -11,6 +11,7 @@ import (
 
 	"github.com/garret-cache/garret/api/token"
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/eventually"
 )
 
 // adminPost sends an admin request to n's HTTP API with a cluster-admin token.
@@ -76,11 +77,11 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 	for _, n := range []*Node{first, second, third} {
 		ids[n] = n.host.ID().String()
 	}
-	eventually(t, "three voters after the admin's join", func() bool {
+	eventually.True(t, "three voters after the admin's join", func() bool {
 		conf := raftConfig(first)
 		return len(conf) == 3 && conf[ids[second]] && conf[ids[third]]
 	})
-	eventually(t, "a leader known to the second node", func() bool {
+	eventually.True(t, "a leader known to the second node", func() bool {
 		return second.Catalog().Leader() != ""
 	})
 
@@ -120,7 +121,7 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 		if leader.Catalog().IsLeader() || attempt == 3 {
 			t.Fatalf("the leader was removed: %s", b)
 		}
-		eventually(t, "the former leader added back", func() bool { return raftConfig(second)[ids[leader]] })
+		eventually.True(t, "the former leader added back", func() bool { return raftConfig(second)[ids[leader]] })
 	}
 
 	// A live node is removed, and the leader adds it back while it runs.
@@ -129,11 +130,11 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.Node != "us-2" || !rm.StillAlive || !strings.Contains(rm.Message, "add it again") {
 		t.Fatalf("remove a live node: %d %s", st, b)
 	}
-	eventually(t, "the live node added back", func() bool { return raftConfig(first)[ids[third]] })
+	eventually.True(t, "the live node added back", func() bool { return raftConfig(first)[ids[third]] })
 
 	// A crashed node, once gossip has declared it dead, is removed for good.
 	third.crash()
-	eventually(t, "gossip to declare the crashed node dead", func() bool { return !alive(first, ids[third]) && !alive(second, ids[third]) })
+	eventually.True(t, "gossip to declare the crashed node dead", func() bool { return !alive(first, ids[third]) && !alive(second, ids[third]) })
 	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "us-2"})
 	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.PeerID != ids[third] || rm.StillAlive {
 		t.Fatalf("remove a dead node: %d %s", st, b)
@@ -169,7 +170,7 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 func TestCluster_AdminJoinOfAnotherClustersNode(t *testing.T) {
 	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
 	loner := startCluster(t, clusterConfig(t, "loner", "us", nil), time.Minute)
-	eventually(t, "the loner's own leader", func() bool { return loner.catalog.IsLeader() && loner.catalog.ClusterID() != "" })
+	eventually.True(t, "the loner's own leader", func() bool { return loner.catalog.IsLeader() && loner.catalog.ClusterID() != "" })
 	st, b := adminPost(t, loner, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{first.cluster.GossipAddr()}})
 	wantError(t, "join from a node of another cluster", st, b, 400, "another cluster")
 	if servers, err := first.Catalog().Servers(); err != nil || len(servers) != 1 {

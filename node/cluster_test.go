@@ -17,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/internal/serverconfig"
@@ -54,17 +55,6 @@ join = [%s]
 	return cfg
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestCluster_JoinAndWriteOnAnyNode: a bootstrapped node and two that join
 // by gossip form one Raft group; a write on a follower is visible everywhere.
 func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
@@ -83,7 +73,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		defer n.Shutdown(context.Background())
 		nodes = append(nodes, n)
 	}
-	eventually(t, "three voters", func() bool {
+	eventually.True(t, "three voters", func() bool {
 		servers, err := first.Catalog().Servers()
 		if err != nil {
 			return false
@@ -96,7 +86,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		}
 		return voters == 3
 	})
-	eventually(t, "gossip sees everyone everywhere", func() bool {
+	eventually.True(t, "gossip sees everyone everywhere", func() bool {
 		for _, n := range nodes {
 			if len(n.cluster.Members()) != 3 {
 				return false
@@ -112,7 +102,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		}
 	}
 	var follower *Node
-	eventually(t, "a follower that knows the leader", func() bool {
+	eventually.True(t, "a follower that knows the leader", func() bool {
 		for _, n := range nodes {
 			if n.Catalog().Leader() != "" && !n.Catalog().IsLeader() {
 				follower = n
@@ -127,7 +117,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		t.Fatalf("write on a follower: %v", err)
 	}
 	for i, n := range nodes {
-		eventually(t, fmt.Sprintf("the cache on node %d", i), func() bool {
+		eventually.True(t, fmt.Sprintf("the cache on node %d", i), func() bool {
 			_, err := n.Catalog().Cache("anywhere")
 			return err == nil
 		})
@@ -164,7 +154,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "gossip to see the intruder", func() bool { return len(first.cluster.Members()) == 4 })
+	eventually.True(t, "gossip to see the intruder", func() bool { return len(first.cluster.Members()) == 4 })
 	for _, n := range nodes {
 		n.cluster.Reconcile()
 	}
@@ -172,7 +162,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		t.Fatalf("the node of another cluster entered the Raft configuration: %+v %v", servers, err)
 	}
 	_ = intruder.Shutdown(context.Background())
-	eventually(t, "gossip to forget the intruder", func() bool { return len(first.cluster.Members()) == 3 })
+	eventually.True(t, "gossip to forget the intruder", func() bool { return len(first.cluster.Members()) == 3 })
 
 	// Bytes stay where they were pushed (checked below); a node that shuts
 	// down leaves the Raft configuration (checked at the end)., but are never out of reach: a NAR
@@ -197,7 +187,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := nodes[2]
-	eventually(t, "the object on the last node", func() bool {
+	eventually.True(t, "the object on the last node", func() bool {
 		_, err := last.Catalog().Object("pub", nixid.StorePathHash(hash))
 		return err == nil
 	})
@@ -233,7 +223,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 			rest = append(rest, n)
 		}
 	}
-	eventually(t, "a configuration of two servers with a new leader", func() bool {
+	eventually.True(t, "a configuration of two servers with a new leader", func() bool {
 		for _, n := range rest {
 			if n.Catalog().IsLeader() {
 				servers, err := n.Catalog().Servers()
@@ -330,7 +320,7 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 		return n
 	}
 	var conf map[string]bool
-	eventually(t, "four servers, three voters covering eu and us", func() bool {
+	eventually.True(t, "four servers, three voters covering eu and us", func() bool {
 		l := leader()
 		if l == nil {
 			return false
@@ -360,7 +350,7 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 			t.Fatalf("status of %s right after %s crashed: %+v", cn.Name, victim.cfg.Server.Cluster.NodeName, cn)
 		}
 	}
-	eventually(t, "the dead voter removed and the non-voter promoted", func() bool {
+	eventually.True(t, "the dead voter removed and the non-voter promoted", func() bool {
 		l := leader()
 		if l == nil {
 			return false

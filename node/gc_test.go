@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/replication/gc"
 )
 
@@ -41,7 +42,7 @@ func TestSweep_OnlyWithACurrentCatalog(t *testing.T) {
 	for _, name := range []string{"eu-2", "eu-3"} {
 		nodes = append(nodes, startCluster(t, clusterConfig(t, name, "eu", []string{first.cluster.GossipAddr()}), deadVoter))
 	}
-	eventually(t, "three voters and a leader everyone knows", func() bool {
+	eventually.True(t, "three voters and a leader everyone knows", func() bool {
 		servers, err := first.Catalog().Servers()
 		if err != nil {
 			return false

@@ -19,7 +19,7 @@ const module = "github.com/garret-cache/garret"
 var layers = [][]string{
 	// 0: wire types, the package map and small libraries without project imports.
 	{"api/v1", "replication", "internal/nixid", "internal/durable", "internal/humantime", "internal/diskspace",
-		"internal/nixcompress", "internal/nar", "internal/logbridge"},
+		"internal/nixcompress", "internal/nar", "internal/logbridge", "internal/eventually"},
 	// 1: Nix formats, the daemon client, configuration, tokens, the local chunk store.
 	{"internal/narinfo", "internal/nixdaemon", "internal/serverconfig", "api/token", "chunkstore"},
 	// 2: libp2p transport and protocols; gossip.
@@ -33,7 +33,7 @@ var layers = [][]string{
 	// 6: wiring.
 	{"node"},
 	// 7: programs, benchmarks and tests.
-	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering"},
+	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering", "replication/cluster/clustertest"},
 }
 
 // mayImportNode: only the programs and the end-to-end tests start nodes.

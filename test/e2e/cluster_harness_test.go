@@ -20,6 +20,7 @@ import (
 	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/test/e2e/wan"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
@@ -204,7 +205,7 @@ func (nd *cnode) start() {
 	nd.exited = exited
 	cmd := nd.cmd
 	go func() { _ = cmd.Wait(); close(exited) }()
-	eventuallyT(t, 60*time.Second, nd.name+" listening", func() bool {
+	eventually.Within(t, 60*time.Second, nd.name+" listening", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("garretd %s exited at start; log:\n%s", nd.name, nd.log)
@@ -308,7 +309,7 @@ func (nd *cnode) ready() bool {
 // members with a role and every running node is ready.
 func (c *cluster) waitMembers(n int) {
 	c.t.Helper()
-	eventuallyT(c.t, 90*time.Second, fmt.Sprintf("%d nodes in Raft and ready", n), func() bool {
+	eventually.Within(c.t, 90*time.Second, fmt.Sprintf("%d nodes in Raft and ready", n), func() bool {
 		for _, nd := range c.nodes {
 			if nd.cmd == nil {
 				continue
@@ -331,18 +332,6 @@ func (c *cluster) waitMembers(n int) {
 	})
 }
 
-// eventuallyT polls cond every 100 ms until it holds or d passes.
-func eventuallyT(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // createCacheOn creates a public cache through the node's Attic API.
 func (nd *cnode) createCache(name string) {
 	t := nd.c.t
@@ -362,7 +351,7 @@ func (nd *cnode) createCache(name string) {
 		if other.cmd == nil {
 			continue
 		}
-		eventuallyT(t, 10*time.Second, "cache "+name+" on "+other.name, func() bool {
+		eventually.Within(t, 10*time.Second, "cache "+name+" on "+other.name, func() bool {
 			resp, err := other.get(name+"/nix-cache-info", "")
 			if err != nil {
 				return false

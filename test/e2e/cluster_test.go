@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/nixid"
 )
 
@@ -57,7 +58,7 @@ func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
 	for _, nd := range c.nodes {
 		for _, p := range []string{top, dep} {
 			hash := strings.TrimPrefix(p, "/nix/store/")[:32]
-			eventuallyT(t, 10*time.Second, "narinfo on "+nd.name, func() bool { return nd.narinfoStatus("wan", hash) == 200 })
+			eventually.Within(t, 10*time.Second, "narinfo on "+nd.name, func() bool { return nd.narinfoStatus("wan", hash) == 200 })
 			if ni := nd.narinfo("wan", hash); !strings.Contains(ni, "StorePath: "+p) {
 				t.Errorf("narinfo of %s on %s:\n%s", p, nd.name, ni)
 			}
@@ -191,7 +192,7 @@ func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 			mu.Unlock()
 		}()
 	}
-	eventuallyT(t, time.Minute, "10 acknowledged pushes", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 10 })
+	eventually.Within(t, time.Minute, "10 acknowledged pushes", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 10 })
 	mu.Lock()
 	ackedBeforeKill := len(acked)
 	mu.Unlock()
@@ -199,7 +200,7 @@ func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 	leader.kill()
 
 	var newLeader string
-	eventuallyT(t, 30*time.Second, "a new leader", func() bool {
+	eventually.Within(t, 30*time.Second, "a new leader", func() bool {
 		newLeader = followers[0].leader()
 		return newLeader != "" && newLeader != leader.name && followers[1].leader() == newLeader
 	})
@@ -223,7 +224,7 @@ func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 		}
 	}
 	for _, nd := range followers {
-		eventuallyT(t, 10*time.Second, "every acknowledged path on "+nd.name, func() bool {
+		eventually.Within(t, 10*time.Second, "every acknowledged path on "+nd.name, func() bool {
 			for i := range acked {
 				if nd.narinfoStatus("ha", paths[i].hash) != 200 {
 					return false
@@ -235,7 +236,7 @@ func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 
 	// The killed node restarts with its data dir and catches up.
 	leader.start()
-	eventuallyT(t, 60*time.Second, leader.name+" caught up", func() bool {
+	eventually.Within(t, 60*time.Second, leader.name+" caught up", func() bool {
 		if !leader.ready() {
 			return false
 		}
@@ -270,14 +271,14 @@ func TestCluster_PartitionRegion(t *testing.T) {
 	if _, err := pushUntilAcked(eu, "part", before, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyT(t, 10*time.Second, "replicated before the cut", func() bool { return us2.narinfoStatus("part", before.hash) == 200 })
+	eventually.Within(t, 10*time.Second, "replicated before the cut", func() bool { return us2.narinfoStatus("part", before.hash) == 200 })
 
 	c.net.Isolate("eu")
 	cut := time.Now()
 
 	// Minority: 503 with the cause, and fast.
 	var lastBody string
-	eventuallyT(t, 20*time.Second, "eu-1 refusing writes", func() bool {
+	eventually.Within(t, 20*time.Second, "eu-1 refusing writes", func() bool {
 		start := time.Now()
 		status, body, err := eu.push("part", newSynthPath("minority", 4<<10))
 		if took := time.Since(start); took > 6*time.Second {
@@ -327,7 +328,7 @@ func TestCluster_PartitionRegion(t *testing.T) {
 	// Heal: eu-1 converges, and can serve the NAR (fetched from a us node).
 	c.net.Rejoin("eu")
 	healed := time.Now()
-	eventuallyT(t, 60*time.Second, "eu-1 converged", func() bool {
+	eventually.Within(t, 60*time.Second, "eu-1 converged", func() bool {
 		return eu.ready() && eu.narinfoStatus("part", during.hash) == 200 && eu.leader() == us1.leader()
 	})
 	t.Logf("eu-1 converged %v after the heal", time.Since(healed).Round(time.Millisecond))
@@ -353,7 +354,7 @@ func TestCluster_WrongSecret(t *testing.T) {
 	c := newCluster(t, 20*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"eu-2", "eu"})
 	intruder := c.add(nodeSpec{"xx-1", "xx"}, "another-cluster-secret-0123456789abcdef", true)
 	intruder.start()
-	eventuallyT(t, 30*time.Second, "the intruder logging why it cannot join", func() bool {
+	eventually.Within(t, 30*time.Second, "the intruder logging why it cannot join", func() bool {
 		return strings.Contains(intruder.log.String(), "use another [cluster] secret")
 	})
 	st, err := c.node("eu-1").status()
@@ -525,7 +526,7 @@ func TestCluster_ReadThroughStreams(t *testing.T) {
 	if _, err := pushUntilAcked(us, "big", p, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyT(t, 10*time.Second, "narinfo on eu-1", func() bool { return eu.narinfoStatus("big", p.hash) == 200 })
+	eventually.Within(t, 10*time.Second, "narinfo on eu-1", func() bool { return eu.narinfoStatus("big", p.hash) == 200 })
 	c.net.SetBandwidth("eu", "us", 4<<20)
 
 	read := func() (ttfb, total time.Duration, body []byte, length int64) {

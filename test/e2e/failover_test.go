@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/garret-cache/garret/internal/eventually"
 )
 
 // nixOn runs a command of nc on the node's emulated host (its network
@@ -83,7 +85,7 @@ func TestCluster_NixCopyDuringFailover(t *testing.T) {
 	leader.kill()
 	stopAfter <- killed.Add(12 * time.Second) // well past the election
 	var newLeader string
-	eventuallyT(t, 30*time.Second, "a new leader", func() bool {
+	eventually.Within(t, 30*time.Second, "a new leader", func() bool {
 		newLeader = followers[0].leader()
 		return newLeader != "" && newLeader != leader.name && followers[1].leader() == newLeader
 	})
@@ -117,7 +119,7 @@ func TestCluster_NixCopyDuringFailover(t *testing.T) {
 		}
 		for _, nd := range followers {
 			hash := r.top[len("/nix/store/"):][:32]
-			eventuallyT(t, 10*time.Second, fmt.Sprintf("%s on %s", r.top, nd.name), func() bool { return nd.narinfoStatus("fo", hash) == 200 })
+			eventually.Within(t, 10*time.Second, fmt.Sprintf("%s on %s", r.top, nd.name), func() bool { return nd.narinfoStatus("fo", hash) == 200 })
 		}
 	}
 }

@@ -47,6 +47,9 @@ func (s *Store) compressor(enc *zstd.Encoder) {
 		s.inflight.Release(j.weight)
 		var err error
 		m.seg, m.off, err = s.segs.append(frame)
+		if err == nil {
+			s.metrics.wrote(len(frame))
+		}
 		j.done <- result{id: j.id, meta: m, err: err}
 		if cap(frame) > 2*sizeClass(s.cfg.maxChunk()) {
 			frame = nil // do not keep a buffer grown by an odd chunk

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"math/bits"
 
 	"github.com/klauspost/compress/zstd"
@@ -62,6 +63,9 @@ type Config struct {
 	// sealed and a new one started (an addition to the original API: the
 	// layout chosen in DESIGN.md stores frames in segment files).
 	SegmentSize int64
+	// Metrics is the registry the store's series go to (the node's); nil:
+	// not exported.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns Attic's chunking defaults and Garret's memory bounds.

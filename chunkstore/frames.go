@@ -133,6 +133,7 @@ func (s *Store) putVerifiedFrames(frames []VerifiedFrame) error {
 		if meta.seg, meta.off, err = s.segs.append(f.Frame); err != nil {
 			return err
 		}
+		s.metrics.wrote(len(f.Frame))
 		pinned[meta.seg]++
 		done = append(done, placed{f.ID, meta})
 	}
@@ -191,6 +192,8 @@ func (s *Store) readFrame(id ChunkID, meta chunkMeta, buf []byte) ([]byte, error
 	if crc32.Checksum(frame, castagnoli) != meta.crc {
 		return nil, s.dropCorrupt(id, meta, "CRC-32C mismatch")
 	}
+	s.metrics.framesRead.Inc()
+	s.metrics.frameBytesRead.Add(float64(len(frame)))
 	return frame, nil
 }
 
@@ -201,6 +204,7 @@ func (s *Store) dropCorrupt(id ChunkID, bad chunkMeta, why string) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	s.log.Error("corrupt chunk dropped", "chunk", id, "segment", bad.seg, "offset", bad.off, "why", why)
+	s.metrics.corrupt.Inc()
 	if cur, ok, err := s.getMeta(id); err == nil && ok && cur.sameFrame(bad) {
 		if err := s.db.Delete(chunkKey(id), pebble.Sync); err != nil {
 			s.log.Error("dropping corrupt chunk failed", "chunk", id, "err", err)

@@ -23,10 +23,11 @@ import (
 
 // Store is a node's local chunk store. All methods are safe for concurrent use.
 type Store struct {
-	cfg  Config
-	log  *slog.Logger
-	db   *pebble.DB
-	segs *segments
+	cfg     Config
+	log     *slog.Logger
+	db      *pebble.DB
+	segs    *segments
+	metrics *metrics
 
 	// life guards Close: every operation holds it shared; Close takes it
 	// exclusively, so it waits for running operations and later ones get
@@ -91,7 +92,13 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(),
+	m, err := newMetrics(cfg.Metrics, segs)
+	if err != nil {
+		_ = db.Close()
+		dec.Close()
+		return nil, fmt.Errorf("chunkstore: metrics: %w", err)
+	}
+	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(), metrics: m,
 		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), jobs: make(chan job)}
 	for range runtime.GOMAXPROCS(0) {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1),

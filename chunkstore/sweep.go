@@ -129,6 +129,7 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 	}
 	clear(referenced)
 	err = s.compact(ctx, &st)
+	s.metrics.swept(st)
 	s.log.Info("sweep done", "manifests_deleted", st.ManifestsDeleted, "chunks_deleted", st.ChunksDeleted,
 		"bytes_freed", st.BytesFreed, "segments_compacted", st.SegmentsCompacted, "disk_bytes_freed", st.DiskBytesFreed)
 	return st, err

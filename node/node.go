@@ -113,7 +113,11 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: identity: %w", err)
 	}
 
-	// 2. Local chunk store.
+	// 2. Local chunk store. Every component registers its series on the
+	// node's registry, which the API serves at /metrics.
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.store.Metrics = n.metrics
 	if n.store, err = chunkstore.Open(p.store, n.log.With("component", "chunkstore")); errors.Is(err, chunkstore.ErrInUse) {
 		return nil, fmt.Errorf("%w: another garretd process (a node or a garbage collector) holds %s", ErrDataDirInUse, sc.DataDir)
 	} else if err != nil {
@@ -177,8 +181,6 @@ func New(cfg Config) (_ *Node, err error) {
 	n.ctl.Store(n.cluster)
 
 	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
-	n.metrics = prometheus.NewRegistry()
-	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,

@@ -55,6 +55,18 @@ func TestNode_StartRestartShutdown(t *testing.T) {
 		t.Fatalf("GET /: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// /metrics serves the node's registry: the components' series with the API's.
+	resp, err = http.Get(n.URL() + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{"garret_chunkstore_segment_bytes", "garret_http_requests_total", "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 	key1, err := os.ReadFile(filepath.Join(dataDir, "p2p.key"))
 	if err != nil {
 		t.Fatal(err)

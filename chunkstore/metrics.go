@@ -1,0 +1,63 @@
+package chunkstore
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the store's Prometheus series, registered on the node's
+// registry (Config.Metrics); without one they count for nobody.
+type metrics struct {
+	framesWritten, frameBytesWritten prometheus.Counter
+	framesRead, frameBytesRead       prometheus.Counter
+	corrupt                          prometheus.Counter
+	sweeps                           prometheus.Counter
+	chunksSwept, bytesSwept          prometheus.Counter
+	diskBytesFreed                   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "garret", Subsystem: "chunkstore", Name: name, Help: help})
+	}
+	m := &metrics{
+		framesWritten:     c("frames_written_total", "Chunk frames appended to segment files (ingests and peer fetches)."),
+		frameBytesWritten: c("frame_bytes_written_total", "Bytes of chunk frames appended to segment files."),
+		framesRead:        c("frames_read_total", "Chunk frames read from segment files."),
+		frameBytesRead:    c("frame_bytes_read_total", "Bytes of chunk frames read from segment files."),
+		corrupt:           c("corrupt_frames_total", "Frames that failed verification and were dropped."),
+		sweeps:            c("sweeps_total", "Sweep passes run."),
+		chunksSwept:       c("swept_chunks_total", "Unreferenced chunks deleted by sweeps."),
+		bytesSwept:        c("swept_frame_bytes_total", "Frame bytes of the chunks sweeps deleted."),
+		diskBytesFreed:    c("compaction_disk_bytes_freed_total", "Disk space segment compaction gave back."),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	segBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "garret", Subsystem: "chunkstore", Name: "segment_bytes",
+		Help: "Size of the segment files on disk (live and dead frames until compacted)."}, func() float64 {
+		var n int64
+		for _, s := range segs.list() {
+			n += s.size
+		}
+		return float64(n)
+	})
+	for _, col := range []prometheus.Collector{m.framesWritten, m.frameBytesWritten, m.framesRead, m.frameBytesRead,
+		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, segBytes} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) wrote(frameBytes int) {
+	m.framesWritten.Inc()
+	m.frameBytesWritten.Add(float64(frameBytes))
+}
+
+func (m *metrics) swept(st SweepStats) {
+	m.sweeps.Inc()
+	m.chunksSwept.Add(float64(st.ChunksDeleted))
+	m.bytesSwept.Add(float64(st.BytesFreed))
+	m.diskBytesFreed.Add(float64(st.DiskBytesFreed))
+}

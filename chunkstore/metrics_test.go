@@ -1,0 +1,47 @@
+package chunkstore
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestMetrics: the store's series are on the registry it was given and
+// count what it does.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t.TempDir())
+	cfg.Metrics = reg
+	s := openTest(t, cfg)
+	res, err := s.Ingest(context.Background(), bytes.NewReader(bytes.Repeat([]byte("metrics "), 1<<16)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Frame(res.Manifest.Chunks[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sweep(context.Background(), func(ManifestID) bool { return false }, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n < 10 {
+		t.Fatalf("%d series, %v", n, err)
+	}
+	want := `
+# HELP garret_chunkstore_sweeps_total Sweep passes run.
+# TYPE garret_chunkstore_sweeps_total counter
+garret_chunkstore_sweeps_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "garret_chunkstore_sweeps_total"); err != nil {
+		t.Fatal(err)
+	}
+	if w := testutil.ToFloat64(s.metrics.framesWritten); w < 1 || testutil.ToFloat64(s.metrics.framesRead) < 1 {
+		t.Fatalf("frames written %v, read %v", w, testutil.ToFloat64(s.metrics.framesRead))
+	}
+	if testutil.ToFloat64(s.metrics.chunksSwept) < 1 {
+		t.Fatal("the sweep deleted nothing the metrics saw")
+	}
+}

@@ -128,7 +128,7 @@ func New(cfg Config) (_ *Node, err error) {
 	// inside the private network of the cluster secret, or of a lone node's
 	// own secret, so nobody without it can open a stream.
 	hc := p.host
-	hc.PrivateKey = key
+	hc.PrivateKey, hc.Metrics = key, n.metrics
 	if hc.PSK == nil {
 		secret, err := p2p.LoadOrCreateSecret(filepath.Join(sc.DataDir, NodeSecretFile))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -44,7 +45,7 @@ const (
 	SlotWait = 5 * time.Second
 )
 
-func newResourceManager() (network.ResourceManager, error) {
+func newResourceManager(metrics prometheus.Registerer) (network.ResourceManager, error) {
 	const fds = 4 * MaxConns
 	peerLimit := rcmgr.ResourceLimits{
 		Conns: MaxConnsPerPeer, ConnsInbound: MaxConnsPerPeer, ConnsOutbound: MaxConnsPerPeer,
@@ -82,7 +83,16 @@ func newResourceManager() (network.ResourceManager, error) {
 			RaftProtocol:  perProto(MaxRaftStreamsPerPeer),
 		},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.Build(rcmgr.DefaultLimits.AutoScale())))
+	var opts []rcmgr.Option
+	if metrics != nil {
+		rcmgr.MustRegisterWith(metrics)
+		str, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("p2p: resource manager metrics: %w", err)
+		}
+		opts = append(opts, rcmgr.WithTraceReporter(str))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.Build(rcmgr.DefaultLimits.AutoScale())), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"os"
@@ -65,6 +66,10 @@ type Config struct {
 	// PSK is the 32-byte private-network key (DeriveKey(secret, LabelPNet)),
 	// required: only holders of the same key can complete a connection.
 	PSK []byte
+	// Metrics is the node's registry: libp2p's own series (swarm,
+	// identify, resource manager: connections, streams, memory and what
+	// the limits blocked) go there. nil: libp2p's metrics are off.
+	Metrics prometheus.Registerer
 }
 
 // ToMultiaddr accepts a multiaddr or "host:port".
@@ -132,9 +137,14 @@ func NewHost(cfg Config) (host.Host, error) {
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return adv }))
 	}
-	rm, err := newResourceManager()
+	rm, err := newResourceManager(cfg.Metrics)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	h, err := libp2p.New(append(opts, libp2p.ResourceManager(rm))...)
 	if err != nil {

@@ -65,104 +65,115 @@ func TestCluster_AdminJoinRemoveLeave(t *testing.T) {
 	no := false
 	cfg.Cluster.Bootstrap = &no
 	second := startCluster(t, cfg, deadAfter)
-	st, b := adminPost(t, second, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{"127.0.0.1:1"}})
-	wantError(t, "join an address nobody listens on", st, b, 400, "could be reached")
-	st, b = adminPost(t, second, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{seed}})
-	var join v1.ClusterJoinResponse
-	if st != 200 || json.Unmarshal(b, &join) != nil || join.Contacted != 1 {
-		t.Fatalf("join: %d %s", st, b)
-	}
-	third := startCluster(t, clusterConfig(t, "us-2", "us", []string{seed}), deadAfter)
+	var third *Node
 	ids := map[*Node]string{}
-	for _, n := range []*Node{first, second, third} {
-		ids[n] = n.host.ID().String()
-	}
-	eventually.True(t, "three voters after the admin's join", func() bool {
-		conf := raftConfig(first)
-		return len(conf) == 3 && conf[ids[second]] && conf[ids[third]]
-	})
-	eventually.True(t, "a leader known to the second node", func() bool {
-		return second.Catalog().Leader() != ""
-	})
-
-	// A node without gossip can neither join nor leave.
-	lone, err := start(t, testConfig(t, t.TempDir(), "127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lone.Shutdown(t.Context())
-	st, b = adminPost(t, lone, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{seed}})
-	wantError(t, "join without gossip", st, b, 400, "set [cluster] gossip-listen")
-	st, b = adminPost(t, lone, "_api/v1/cluster/leave", nil)
-	wantError(t, "leave without gossip", st, b, 400, "not in a cluster")
-
-	// remove, asked of a follower: refusals first.
-	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "nope"})
-	wantError(t, "remove an unknown node", st, b, 404, `no node "nope"`)
-	// The leader is refused. Leadership can move under load with test
-	// timings; a removal that succeeded is a failure only if the removed
-	// node still leads.
-	for attempt := 1; ; attempt++ {
-		var leader *Node
+	outer := t
+	step(t, "join by an admin", func(t *testing.T) {
+		st, b := adminPost(t, second, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{"127.0.0.1:1"}})
+		wantError(t, "join an address nobody listens on", st, b, 400, "could be reached")
+		st, b = adminPost(t, second, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{seed}})
+		var join v1.ClusterJoinResponse
+		if st != 200 || json.Unmarshal(b, &join) != nil || join.Contacted != 1 {
+			t.Fatalf("join: %d %s", st, b)
+		}
+		third = startCluster(outer, clusterConfig(outer, "us-2", "us", []string{seed}), deadAfter) // lives past this step
 		for _, n := range []*Node{first, second, third} {
-			if n.Catalog().IsLeader() {
-				leader = n
+			ids[n] = n.host.ID().String()
+		}
+		eventually.True(t, "three voters after the admin's join", func() bool {
+			conf := raftConfig(first)
+			return len(conf) == 3 && conf[ids[second]] && conf[ids[third]]
+		})
+		eventually.True(t, "a leader known to the second node", func() bool {
+			return second.Catalog().Leader() != ""
+		})
+	})
+
+	step(t, "a node without gossip can neither join nor leave", func(t *testing.T) {
+		lone, err := start(t, testConfig(t, t.TempDir(), "127.0.0.1:0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lone.Shutdown(t.Context())
+		st, b := adminPost(t, lone, "_api/v1/cluster/join", v1.ClusterJoinRequest{Addrs: []string{seed}})
+		wantError(t, "join without gossip", st, b, 400, "set [cluster] gossip-listen")
+		st, b = adminPost(t, lone, "_api/v1/cluster/leave", nil)
+		wantError(t, "leave without gossip", st, b, 400, "not in a cluster")
+	})
+
+	step(t, "remove refuses an unknown node and the leader", func(t *testing.T) {
+		st, b := adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "nope"})
+		wantError(t, "remove an unknown node", st, b, 404, `no node "nope"`)
+		// The leader is refused. Leadership can move under load with test
+		// timings; a removal that succeeded is a failure only if the removed
+		// node still leads.
+		for attempt := 1; ; attempt++ {
+			var leader *Node
+			for _, n := range []*Node{first, second, third} {
+				if n.Catalog().IsLeader() {
+					leader = n
+				}
 			}
+			if leader == nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: leader.cfg.Server.Cluster.NodeName})
+			if st != 200 {
+				wantError(t, "remove the leader", st, b, 400, "garret cluster leave")
+				break
+			}
+			if leader.Catalog().IsLeader() || attempt == 3 {
+				t.Fatalf("the leader was removed: %s", b)
+			}
+			eventually.True(t, "the former leader added back", func() bool { return raftConfig(second)[ids[leader]] })
 		}
-		if leader == nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: leader.cfg.Server.Cluster.NodeName})
-		if st != 200 {
-			wantError(t, "remove the leader", st, b, 400, "garret cluster leave")
-			break
-		}
-		if leader.Catalog().IsLeader() || attempt == 3 {
-			t.Fatalf("the leader was removed: %s", b)
-		}
-		eventually.True(t, "the former leader added back", func() bool { return raftConfig(second)[ids[leader]] })
-	}
+	})
 
-	// A live node is removed, and the leader adds it back while it runs.
-	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: ids[third]})
-	var rm v1.ClusterRemoveResponse
-	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.Node != "us-2" || !rm.StillAlive || !strings.Contains(rm.Message, "add it again") {
-		t.Fatalf("remove a live node: %d %s", st, b)
-	}
-	eventually.True(t, "the live node added back", func() bool { return raftConfig(first)[ids[third]] })
+	step(t, "remove of a live node, which the leader adds back", func(t *testing.T) {
+		st, b := adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: ids[third]})
+		var rm v1.ClusterRemoveResponse
+		if st != 200 || json.Unmarshal(b, &rm) != nil || rm.Node != "us-2" || !rm.StillAlive || !strings.Contains(rm.Message, "add it again") {
+			t.Fatalf("remove a live node: %d %s", st, b)
+		}
+		eventually.True(t, "the live node added back", func() bool { return raftConfig(first)[ids[third]] })
+	})
 
-	// A crashed node, once gossip has declared it dead, is removed for good.
-	third.crash()
-	eventually.True(t, "gossip to declare the crashed node dead", func() bool { return !alive(first, ids[third]) && !alive(second, ids[third]) })
-	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "us-2"})
-	if st != 200 || json.Unmarshal(b, &rm) != nil || rm.PeerID != ids[third] || rm.StillAlive {
-		t.Fatalf("remove a dead node: %d %s", st, b)
-	}
-	if _, still := raftConfig(first)[ids[third]]; still {
-		t.Fatal("the removed node is still in the Raft configuration")
-	}
-	st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: ids[third]})
-	wantError(t, "remove it again", st, b, 404, "")
+	step(t, "remove of a crashed node, for good", func(t *testing.T) {
+		var rm v1.ClusterRemoveResponse
+		third.crash()
+		eventually.True(t, "gossip to declare the crashed node dead", func() bool { return !alive(first, ids[third]) && !alive(second, ids[third]) })
+		st, b := adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: "us-2"})
+		if st != 200 || json.Unmarshal(b, &rm) != nil || rm.PeerID != ids[third] || rm.StillAlive {
+			t.Fatalf("remove a dead node: %d %s", st, b)
+		}
+		if _, still := raftConfig(first)[ids[third]]; still {
+			t.Fatal("the removed node is still in the Raft configuration")
+		}
+		st, b = adminPost(t, second, "_api/v1/cluster/remove", v1.ClusterRemoveRequest{Node: ids[third]})
+		wantError(t, "remove it again", st, b, 404, "")
+	})
 
-	// leave: answered first, then Done is closed; garretd's Shutdown then leaves Raft.
-	st, b = adminPost(t, second, "_api/v1/cluster/leave", nil)
-	var leave v1.ClusterLeaveResponse
-	if st != 200 || json.Unmarshal(b, &leave) != nil || leave.Node != "us-1" {
-		t.Fatalf("leave: %d %s", st, b)
-	}
-	select {
-	case <-second.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("Done not closed after leave")
-	}
-	stoppedByTest.Store(second, true)
-	if err := second.Shutdown(t.Context()); err != nil {
-		t.Fatalf("shutdown after leave: %v", err)
-	}
-	if conf := raftConfig(first); len(conf) != 1 || !conf[ids[first]] {
-		t.Fatalf("configuration after the leave: %v", conf)
-	}
+	// Answered first, then Done is closed; garretd's Shutdown then leaves Raft.
+	step(t, "leave", func(t *testing.T) {
+		st, b := adminPost(t, second, "_api/v1/cluster/leave", nil)
+		var leave v1.ClusterLeaveResponse
+		if st != 200 || json.Unmarshal(b, &leave) != nil || leave.Node != "us-1" {
+			t.Fatalf("leave: %d %s", st, b)
+		}
+		select {
+		case <-second.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done not closed after leave")
+		}
+		stoppedByTest.Store(second, true)
+		if err := second.Shutdown(t.Context()); err != nil {
+			t.Fatalf("shutdown after leave: %v", err)
+		}
+		if conf := raftConfig(first); len(conf) != 1 || !conf[ids[first]] {
+			t.Fatalf("configuration after the leave: %v", conf)
+		}
+	})
 }
 
 // TestCluster_AdminJoinOfAnotherClustersNode: `garret cluster join` on a node

@@ -73,167 +73,184 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		defer n.Shutdown(context.Background())
 		nodes = append(nodes, n)
 	}
-	eventually.True(t, "three voters", func() bool {
-		servers, err := first.Catalog().Servers()
-		if err != nil {
-			return false
-		}
-		voters := 0
-		for _, s := range servers {
-			if s.Voter {
-				voters++
-			}
-		}
-		return voters == 3
-	})
-	eventually.True(t, "gossip sees everyone everywhere", func() bool {
-		for _, n := range nodes {
-			if len(n.cluster.Members()) != 3 {
+	step(t, "two nodes join by gossip and become voters", func(t *testing.T) {
+		eventually.True(t, "three voters", func() bool {
+			servers, err := first.Catalog().Servers()
+			if err != nil {
 				return false
 			}
-		}
-		return true
-	})
-	// Every node advertises its command version, so new command types may
-	// be proposed.
-	for _, n := range nodes {
-		if v := n.cluster.MinVersion(); v != catalog.CommandVersion {
-			t.Fatalf("MinVersion %d with every node on version %d", v, catalog.CommandVersion)
-		}
-	}
-	var follower *Node
-	eventually.True(t, "a follower that knows the leader", func() bool {
+			voters := 0
+			for _, s := range servers {
+				if s.Voter {
+					voters++
+				}
+			}
+			return voters == 3
+		})
+		eventually.True(t, "gossip sees everyone everywhere", func() bool {
+			for _, n := range nodes {
+				if len(n.cluster.Members()) != 3 {
+					return false
+				}
+			}
+			return true
+		})
+		// Every node advertises its command version, so new command types may
+		// be proposed.
 		for _, n := range nodes {
-			if n.Catalog().Leader() != "" && !n.Catalog().IsLeader() {
-				follower = n
-				return true
+			if v := n.cluster.MinVersion(); v != catalog.CommandVersion {
+				t.Fatalf("MinVersion %d with every node on version %d", v, catalog.CommandVersion)
 			}
 		}
-		return false
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "anywhere", StoreDir: "/nix/store"}); err != nil {
-		t.Fatalf("write on a follower: %v", err)
-	}
-	for i, n := range nodes {
-		eventually.True(t, fmt.Sprintf("the cache on node %d", i), func() bool {
-			_, err := n.Catalog().Cache("anywhere")
-			return err == nil
+	var follower *Node
+	step(t, "a write on a follower reaches every node", func(t *testing.T) {
+		eventually.True(t, "a follower that knows the leader", func() bool {
+			for _, n := range nodes {
+				if n.Catalog().Leader() != "" && !n.Catalog().IsLeader() {
+					follower = n
+					return true
+				}
+			}
+			return false
 		})
-	}
-
-	// The cluster status, as `garret cluster status` gets it, needs cluster-admin.
-	st := nodes[1].cluster.ClusterStatus(ctx)
-	roles, states := map[string]int{}, map[string]int{}
-	for _, cn := range st.Nodes {
-		roles[cn.Role]++
-		states[cn.State]++
-		// Every node answered with its own progress: it has applied the cache.
-		if cn.Unreachable || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
-			t.Fatalf("status of %s: %+v (answering node's term %d)", cn.Name, cn, st.Term)
+		if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "anywhere", StoreDir: "/nix/store"}); err != nil {
+			t.Fatalf("write on a follower: %v", err)
 		}
-	}
-	if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" || st.Term == 0 || states["leader"] != 1 || states["follower"] != 2 {
-		t.Fatalf("cluster status: %+v", st)
-	}
-
-	// A node that holds another cluster's catalog is refused: two Raft groups cannot merge.
-	loner, err := start(t, clusterConfig(t, "loner", "eu", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lonerDir, lonerID := loner.cfg.Server.DataDir, loner.Catalog().ClusterID()
-	if lonerID == "" || lonerID == first.Catalog().ClusterID() {
-		t.Fatalf("cluster ids: loner %q, cluster %q", lonerID, first.Catalog().ClusterID())
-	}
-	_ = loner.Shutdown(context.Background())
-	cfg := clusterConfig(t, "loner", "eu", []string{seed})
-	cfg.DataDir = lonerDir
-	intruder, err := start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually.True(t, "gossip to see the intruder", func() bool { return len(first.cluster.Members()) == 4 })
-	for _, n := range nodes {
-		n.cluster.Reconcile()
-	}
-	if servers, err := first.Catalog().Servers(); err != nil || len(servers) != 3 {
-		t.Fatalf("the node of another cluster entered the Raft configuration: %+v %v", servers, err)
-	}
-	_ = intruder.Shutdown(context.Background())
-	eventually.True(t, "gossip to forget the intruder", func() bool { return len(first.cluster.Members()) == 3 })
-
-	// Bytes stay where they were pushed (checked below); a node that shuts
-	// down leaves the Raft configuration (checked at the end)., but are never out of reach: a NAR
-	// ingested on the first node is served, identical, by the last one.
-	key, _ := narinfo.GenerateKeypair("pub")
-	if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "pub", Keypair: key, IsPublic: true, StoreDir: "/nix/store"}); err != nil {
-		t.Fatal(err)
-	}
-	data := bytes.Repeat([]byte("a NAR's worth of bytes that spans a few chunks\n"), 20000)
-	res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mid, err := first.Store().PutManifest(res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := "0123456789abcdfghijklmnpqrsvwxyz"
-	obj := catalog.Object{Cache: "pub", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
-		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}
-	if err := follower.Catalog().PutObject(ctx, obj); err != nil {
-		t.Fatal(err)
-	}
-	last := nodes[2]
-	eventually.True(t, "the object on the last node", func() bool {
-		_, err := last.Catalog().Object("pub", nixid.StorePathHash(hash))
-		return err == nil
+		for i, n := range nodes {
+			eventually.True(t, fmt.Sprintf("the cache on node %d", i), func() bool {
+				_, err := n.Catalog().Cache("anywhere")
+				return err == nil
+			})
+		}
 	})
-	if ok, _ := last.Store().HasChunk(res.Manifest.Chunks[0].ID); ok {
-		t.Fatal("the last node already had the chunks; the test proves nothing")
-	}
-	resp, err := http.Get(last.URL() + "pub/nar/" + hash + ".nar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	dec, _ := zstd.NewReader(nil)
-	defer dec.Close()
-	raw, err := dec.DecodeAll(served, nil)
-	if resp.StatusCode != 200 || err != nil || !bytes.Equal(raw, data) {
-		t.Fatalf("NAR from the last node: %d, %v, %d bytes", resp.StatusCode, err, len(raw))
-	}
 
-	// Graceful leave: the leader itself shuts down; the others carry on with two voters.
-	var leader *Node
-	for _, n := range nodes {
-		if n.Catalog().IsLeader() {
-			leader = n
-		}
-	}
-	if err := leader.Shutdown(context.Background()); err != nil {
-		t.Fatalf("leader shutdown: %v", err)
-	}
-	var rest []*Node
-	for _, n := range nodes {
-		if n != leader {
-			rest = append(rest, n)
-		}
-	}
-	eventually.True(t, "a configuration of two servers with a new leader", func() bool {
-		for _, n := range rest {
-			if n.Catalog().IsLeader() {
-				servers, err := n.Catalog().Servers()
-				return err == nil && len(servers) == 2
+	step(t, "the cluster status has every node's own progress", func(t *testing.T) {
+		st := nodes[1].cluster.ClusterStatus(ctx)
+		roles, states := map[string]int{}, map[string]int{}
+		for _, cn := range st.Nodes {
+			roles[cn.Role]++
+			states[cn.State]++
+			// Every node answered with its own progress: it has applied the cache.
+			if cn.Unreachable || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
+				t.Fatalf("status of %s: %+v (answering node's term %d)", cn.Name, cn, st.Term)
 			}
 		}
-		return false
+		if len(st.Nodes) != 3 || roles["voter"] != 3 || st.Leader == "" || st.Term == 0 || states["leader"] != 1 || states["follower"] != 2 {
+			t.Fatalf("cluster status: %+v", st)
+		}
 	})
-	if err := rest[0].Catalog().CreateCache(ctx, catalog.Cache{Name: "after-leave", StoreDir: "/nix/store"}); err != nil {
-		t.Fatalf("write after the leader left: %v", err)
+
+	// Two Raft groups cannot merge.
+	step(t, "a node holding another cluster's catalog is refused", func(t *testing.T) {
+		loner, err := start(t, clusterConfig(t, "loner", "eu", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lonerDir, lonerID := loner.cfg.Server.DataDir, loner.Catalog().ClusterID()
+		if lonerID == "" || lonerID == first.Catalog().ClusterID() {
+			t.Fatalf("cluster ids: loner %q, cluster %q", lonerID, first.Catalog().ClusterID())
+		}
+		_ = loner.Shutdown(context.Background())
+		cfg := clusterConfig(t, "loner", "eu", []string{seed})
+		cfg.DataDir = lonerDir
+		intruder, err := start(t, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually.True(t, "gossip to see the intruder", func() bool { return len(first.cluster.Members()) == 4 })
+		for _, n := range nodes {
+			n.cluster.Reconcile()
+		}
+		if servers, err := first.Catalog().Servers(); err != nil || len(servers) != 3 {
+			t.Fatalf("the node of another cluster entered the Raft configuration: %+v %v", servers, err)
+		}
+		_ = intruder.Shutdown(context.Background())
+		eventually.True(t, "gossip to forget the intruder", func() bool { return len(first.cluster.Members()) == 3 })
+	})
+
+	// Bytes stay where they were pushed but are never out of reach.
+	step(t, "a NAR ingested on the first node is served, identical, by the last", func(t *testing.T) {
+		key, _ := narinfo.GenerateKeypair("pub")
+		if err := follower.Catalog().CreateCache(ctx, catalog.Cache{Name: "pub", Keypair: key, IsPublic: true, StoreDir: "/nix/store"}); err != nil {
+			t.Fatal(err)
+		}
+		data := bytes.Repeat([]byte("a NAR's worth of bytes that spans a few chunks\n"), 20000)
+		res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mid, err := first.Store().PutManifest(res.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := "0123456789abcdfghijklmnpqrsvwxyz"
+		obj := catalog.Object{Cache: "pub", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
+			References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}
+		if err := follower.Catalog().PutObject(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		last := nodes[2]
+		eventually.True(t, "the object on the last node", func() bool {
+			_, err := last.Catalog().Object("pub", nixid.StorePathHash(hash))
+			return err == nil
+		})
+		if ok, _ := last.Store().HasChunk(res.Manifest.Chunks[0].ID); ok {
+			t.Fatal("the last node already had the chunks; the test proves nothing")
+		}
+		resp, err := http.Get(last.URL() + "pub/nar/" + hash + ".nar")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		dec, _ := zstd.NewReader(nil)
+		defer dec.Close()
+		raw, err := dec.DecodeAll(served, nil)
+		if resp.StatusCode != 200 || err != nil || !bytes.Equal(raw, data) {
+			t.Fatalf("NAR from the last node: %d, %v, %d bytes", resp.StatusCode, err, len(raw))
+		}
+	})
+
+	step(t, "the leader leaves gracefully and the others carry on with two voters", func(t *testing.T) {
+		var leader *Node
+		for _, n := range nodes {
+			if n.Catalog().IsLeader() {
+				leader = n
+			}
+		}
+		if err := leader.Shutdown(context.Background()); err != nil {
+			t.Fatalf("leader shutdown: %v", err)
+		}
+		var rest []*Node
+		for _, n := range nodes {
+			if n != leader {
+				rest = append(rest, n)
+			}
+		}
+		eventually.True(t, "a configuration of two servers with a new leader", func() bool {
+			for _, n := range rest {
+				if n.Catalog().IsLeader() {
+					servers, err := n.Catalog().Servers()
+					return err == nil && len(servers) == 2
+				}
+			}
+			return false
+		})
+		if err := rest[0].Catalog().CreateCache(ctx, catalog.Cache{Name: "after-leave", StoreDir: "/nix/store"}); err != nil {
+			t.Fatalf("write after the leader left: %v", err)
+		}
+	})
+}
+
+// step runs one step of a scenario as a subtest and stops the scenario at
+// the first step that fails (later steps build on it).
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
 	}
 }
 

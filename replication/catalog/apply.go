@@ -6,8 +6,17 @@ import (
 	"github.com/garret-cache/garret/internal/nixid"
 )
 
+// applier is the batch one log entry is applied in, with the entry's index:
+// every apply function gets it, so what it changes can be recorded by
+// index (see changes.go).
+type applier struct {
+	*pebble.Batch
+	index uint64
+	next  uint32 // position of the next change record within the entry
+}
+
 // applyCommand is the one switch over command types.
-func applyCommand(b *pebble.Batch, c command) result {
+func applyCommand(b *applier, c command) result {
 	switch c.Type {
 	case cmdCreateCache:
 		return applyCreateCache(b, c)
@@ -32,7 +41,7 @@ func applyCommand(b *pebble.Batch, c command) result {
 }
 
 // cacheExists reads through the batch, so earlier commands of the same entry count.
-func cacheExists(b *pebble.Batch, name nixid.CacheName) bool {
+func cacheExists(b pebble.Reader, name nixid.CacheName) bool {
 	ok, err := getJSON(b, cacheKey(name), nil)
 	if err != nil {
 		panic(stateError{err})
@@ -56,7 +65,7 @@ func check(err error) {
 
 // applyCreateCache refuses a name in use or left by a soft-deleted cache
 // with the same error, as Attic's unique name column does.
-func applyCreateCache(b *pebble.Batch, c command) result {
+func applyCreateCache(b *applier, c command) result {
 	k := cacheKey(c.Cache.Name)
 	for _, taken := range [][]byte{k, tombstoneKey(c.Cache.Name)} {
 		if ok, err := getJSON(b, taken, nil); err != nil {
@@ -69,7 +78,7 @@ func applyCreateCache(b *pebble.Batch, c command) result {
 	return result{}
 }
 
-func applyConfigureCache(b *pebble.Batch, c command) result {
+func applyConfigureCache(b *applier, c command) result {
 	var cache Cache
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, &cache); err != nil {
@@ -100,7 +109,7 @@ func applyConfigureCache(b *pebble.Batch, c command) result {
 	return result{}
 }
 
-func applyDestroyCache(b *pebble.Batch, c command) result {
+func applyDestroyCache(b *applier, c command) result {
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, nil); err != nil {
 		panic(stateError{err})
@@ -116,10 +125,11 @@ func applyDestroyCache(b *pebble.Batch, c command) result {
 	if c.Tombstone {
 		check(b.Set(tombstoneKey(c.Name), mustJSON(tombstone{Name: c.Name, DeletedAt: c.DeletedAt}), nil))
 	}
+	b.record(Change{Op: OpDestroyCache, Cache: c.Name})
 	return result{}
 }
 
-func applyPutObject(b *pebble.Batch, c command) result {
+func applyPutObject(b *applier, c command) result {
 	o := c.Object
 	if !cacheExists(b, o.Cache) {
 		return result{err: ErrNoSuchCache}
@@ -135,12 +145,17 @@ func applyPutObject(b *pebble.Batch, c command) result {
 	if o.Upload != nil && o.Upload.URL != "" {
 		check(b.Set(narURLKey(o.Cache, o.Upload.URL), mustJSON(o.StorePathHash), nil))
 	}
+	ch := Change{Op: OpPutObject, Cache: o.Cache, Hash: o.StorePathHash, Manifest: o.Manifest}
+	if o.Upload != nil {
+		ch.File = o.Upload.File
+	}
+	b.record(ch)
 	return result{}
 }
 
 // unindexNarURL drops o's upload URL from the index, unless another object
 // (with the same NAR file) has taken it over since.
-func unindexNarURL(b *pebble.Batch, o Object) {
+func unindexNarURL(b *applier, o Object) {
 	if o.Upload == nil || o.Upload.URL == "" {
 		return
 	}
@@ -153,7 +168,7 @@ func unindexNarURL(b *pebble.Batch, o Object) {
 	}
 }
 
-func applyDeleteObjects(b *pebble.Batch, c command) result {
+func applyDeleteObjects(b *applier, c command) result {
 	if !cacheExists(b, c.Name) {
 		return result{err: ErrNoSuchCache}
 	}
@@ -166,28 +181,30 @@ func applyDeleteObjects(b *pebble.Batch, c command) result {
 		} else if ok {
 			unindexNarURL(b, old)
 			check(b.Delete(k, nil))
+			b.record(Change{Op: OpDeleteObject, Cache: c.Name, Hash: h})
 			n++
 		}
 	}
 	return result{count: n}
 }
 
-func applyPutFile(b *pebble.Batch, c command) result {
+func applyPutFile(b *applier, c command) result {
 	if !cacheExists(b, c.File.Cache) {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Set(fileKey(c.File.Cache, c.File.Name), mustJSON(c.File), nil))
+	b.record(Change{Op: OpPutFile, Cache: c.File.Cache, Name: c.File.Name, Manifest: c.File.Manifest})
 	return result{}
 }
 
-func applyRevokeToken(b *pebble.Batch, c command) result {
+func applyRevokeToken(b *applier, c command) result {
 	check(b.Set(revokedKey(c.JTI), mustJSON(c.ExpiresAt), nil))
 	return result{}
 }
 
 // applySetClusterID records the cluster's identity once; later proposals
 // (a second bootstrap race) leave the first one in place.
-func applySetClusterID(b *pebble.Batch, c command) result {
+func applySetClusterID(b *applier, c command) result {
 	if ok, err := getJSON(b, keyClusterID, nil); err != nil {
 		panic(stateError{err})
 	} else if ok {
@@ -199,7 +216,7 @@ func applySetClusterID(b *pebble.Batch, c command) result {
 
 // applyRevokeTokens stores a rule; one with the same subject and pattern
 // is replaced, keeping the later issued-before time (it revokes a superset).
-func applyRevokeTokens(b *pebble.Batch, c command) result {
+func applyRevokeTokens(b *applier, c command) result {
 	r := *c.Rule
 	k := ruleKey(r)
 	var old RevocationRule
@@ -219,7 +236,7 @@ func applyRevokeTokens(b *pebble.Batch, c command) result {
 }
 
 // countKeys counts the keys under prefix, stopping at limit.
-func countKeys(b *pebble.Batch, prefix []byte, limit int) int {
+func countKeys(b *applier, prefix []byte, limit int) int {
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		panic(stateError{err})

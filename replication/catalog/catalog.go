@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -165,22 +164,6 @@ func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
 
 // AppliedIndex is the last log index applied to the local state.
 func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
-
-// WaitLeader waits until the cluster has a leader.
-func (c *Catalog) WaitLeader(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if addr, _ := c.raft.LeaderWithID(); addr != "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("catalog: waiting for a leader: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
 
 // Close stops proposing, shuts Raft down and closes the stores.
 func (c *Catalog) Close() error {

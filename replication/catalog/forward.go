@@ -162,7 +162,7 @@ func (c *Catalog) forward(ctx context.Context, cmd command) (result, error) {
 	if reply.Code == "not_leader" {
 		return result{}, fmt.Errorf("%w: the leader changed while forwarding", ErrNotLeader)
 	}
-	if err := c.waitApplied(ctx, reply.Index); err != nil {
+	if err := c.WaitApplied(ctx, reply.Index); err != nil {
 		return result{}, err
 	}
 	r := result{count: reply.Count, index: reply.Index, err: errorCodes[reply.Code]}
@@ -215,18 +215,4 @@ func (c *Catalog) watchLeader(ctx context.Context, leaderID raft.ServerID, s net
 		}
 		return nil
 	}
-}
-
-// waitApplied waits until the local FSM has applied index.
-func (c *Catalog) waitApplied(ctx context.Context, index uint64) error {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for c.fsm.applied.Load() < index {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("catalog: waiting for entry %d to apply here: %w", index, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }

@@ -18,6 +18,8 @@ type fsm struct {
 	st      *state
 	log     *slog.Logger
 	applied atomic.Uint64
+	// advanced is broadcast each time applied moves (WaitApplied).
+	advanced notifier
 	// applyHook, if set (tests), runs once per applied entry.
 	applyHook func(index uint64)
 
@@ -74,6 +76,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 				f.log.Warn("catalog: state writes work again", "index", l.Index)
 			}
 			f.applied.Store(l.Index)
+			f.advanced.broadcast()
 			if f.applyHook != nil {
 				f.applyHook(l.Index)
 			}
@@ -111,7 +114,7 @@ func stoppedResult(n int) *batchResult {
 func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err error) {
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
-	b := f.st.db.NewIndexedBatch()
+	b := &applier{Batch: f.st.db.NewIndexedBatch(), index: index}
 	defer b.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -135,6 +138,7 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 		}
 		res.results[i] = applyCommand(b, d.cmd)
 	}
+	b.trimChanges()
 	var idx [8]byte
 	binary.LittleEndian.PutUint64(idx[:], index)
 	check(b.Set(keyApplied, idx[:], nil))
@@ -142,7 +146,7 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 	if commit == nil {
 		commit = func(b *pebble.Batch) error { return b.Commit(pebble.Sync) }
 	}
-	check(commit(b))
+	check(commit(b.Batch))
 	return res, nil
 }
 
@@ -172,6 +176,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.applied.Store(idx)
+	f.advanced.broadcast()
 	f.log.Info("catalog restored from snapshot", "applied_index", idx)
 	return nil
 }

@@ -119,8 +119,8 @@ func (c *Catalog) waitLeader(ctx context.Context, until time.Time) error {
 		switch reached, voters := c.reachableVoters(ctx); {
 		case voters == 0:
 			return errors.New("this node knows no Raft configuration (it has not been added to the cluster yet)")
-		case reached < quorum(voters):
-			return fmt.Errorf("this node reaches %d of the %d voters (a majority is %d): it is cut off from the majority", reached, voters, quorum(voters))
+		case reached < Quorum(voters):
+			return fmt.Errorf("this node reaches %d of the %d voters (a majority is %d): it is cut off from the majority", reached, voters, Quorum(voters))
 		}
 		if _, id := c.raft.LeaderWithID(); id != "" && (c.raft.State() == raft.Leader || c.leaderContact() == nil) {
 			return nil
@@ -136,8 +136,9 @@ func (c *Catalog) waitLeader(ctx context.Context, until time.Time) error {
 	}
 }
 
-// quorum is the number of votes a Raft decision needs among n voters.
-func quorum(n int) int { return n/2 + 1 }
+// Quorum is the number of votes a Raft decision needs among n voters: the
+// one formula the catalog and the cluster controller use.
+func Quorum(n int) int { return n/2 + 1 }
 
 // voterProbe caches the last count of reachable voters: concurrent held
 // writes share one probe.

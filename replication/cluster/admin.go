@@ -109,7 +109,7 @@ func (c *Controller) RemoveNode(ctx context.Context, ref string) (v1.ClusterRemo
 		if alive {
 			after--
 		}
-		if after < Quorum(voters-1) {
+		if after < catalog.Quorum(voters-1) {
 			return v1.ClusterRemoveResponse{}, refused("removing %s would leave %d live voter(s) of %d: the cluster would lose its quorum", name, after, voters-1)
 		}
 	}

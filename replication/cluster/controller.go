@@ -148,9 +148,6 @@ func (c *Controller) Kill() {
 	}
 }
 
-// Quorum is the number of voters that make a majority of voters.
-func Quorum(voters int) int { return voters/2 + 1 }
-
 // GossipAddr is the address other nodes join this one at ("" without
 // gossip).
 func (c *Controller) GossipAddr() string {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"cmp"
+	"github.com/garret-cache/garret/replication/catalog"
 	"slices"
 )
 
@@ -110,7 +111,7 @@ func planPlacement(in placementInput) placement {
 			}
 		}
 	}
-	keepsQuorum := func(voters, live int) bool { return voters > 0 && live >= Quorum(voters) }
+	keepsQuorum := func(voters, live int) bool { return voters > 0 && live >= catalog.Quorum(voters) }
 	if !keepsQuorum(voters, live) {
 		return p // the leader cannot commit a change now anyway
 	}

@@ -78,7 +78,7 @@ func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
 	}
 	cc := catalog.TestConfig(filepath.Join(dir, "catalog"))
 	cc.NodeID, cc.Bootstrap = id.String(), true
-	cat, err := catalog.Open(cc, tr, log)
+	cat, err := catalog.Open(cc, catalog.Deps{Transport: tr, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

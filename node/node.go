@@ -150,11 +150,11 @@ func New(cfg Config) (_ *Node, err error) {
 	cc := p.catalog
 	cc.NodeID = id.String()
 	cc.MinVersion = n.minVersion // new command types wait until every server knows them
-	if n.catalog, err = catalog.Open(cc, tr, n.log.With("component", "catalog")); err != nil {
+	// With the host, followers send writes to the leader over libp2p and
+	// the catalog serves other nodes' forwarded writes, leaves and removals.
+	if n.catalog, err = catalog.Open(cc, catalog.Deps{Transport: tr, Host: n.host, Log: n.log.With("component", "catalog"), Metrics: n.metrics}); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
-	n.catalog.EnableForwarding(n.host) // followers send writes to the leader over libp2p
-	n.catalog.EnableRemoval()          // and admins' removals of other nodes
 	if cc.Bootstrap {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -62,7 +62,7 @@ func TestNode_StartRestartShutdown(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, series := range []string{"garret_chunkstore_segment_bytes", "garret_http_requests_total", "go_goroutines", "process_resident_memory_bytes", "libp2p_rcmgr_"} {
+	for _, series := range []string{"garret_chunkstore_segment_bytes", "garret_http_requests_total", "go_goroutines", "process_resident_memory_bytes", "libp2p_rcmgr_", "garret_catalog_applied_index"} {
 		if !strings.Contains(string(body), series) {
 			t.Errorf("/metrics lacks %s", series)
 		}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,7 +88,8 @@ type Catalog struct {
 	raft      *raft.Raft
 	wal       *wal.WAL
 	fsm       *fsm
-	host      host.Host // set by EnableForwarding
+	host      host.Host // Deps.Host: nil on a catalog that talks to no other node
+	metrics   *metrics
 	probe     voterProbe
 	proposals chan proposal
 	stop      chan struct{}
@@ -96,18 +98,38 @@ type Catalog struct {
 	closeErr  error
 }
 
+// Deps are what the catalog works through, given at construction.
+type Deps struct {
+	// Transport carries Raft (p2p.NewRaftTransport); required.
+	Transport raft.Transport
+	// Host, when set, serves the catalog's protocols to other nodes
+	// (forwarded writes, leave, remove, progress) and is how this node
+	// forwards its own writes to the leader. nil: a catalog alone.
+	Host host.Host
+	Log  *slog.Logger
+	// Metrics is the node's registry (nil: no series exported).
+	Metrics prometheus.Registerer
+}
+
 // Open starts Raft on the transport, bootstrapping a one-node cluster only
 // when cfg.Bootstrap is set and the data dir has no Raft state at all.
-func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err error) {
+func Open(cfg Config, deps Deps) (_ *Catalog, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	tr, log := deps.Transport, deps.Log
+	if tr == nil {
+		return nil, errors.New("catalog: no Raft transport")
+	}
+	if log == nil {
+		log = slog.Default()
 	}
 	raftDir := filepath.Join(cfg.Dir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	c := &Catalog{cfg: cfg, log: log, proposals: make(chan proposal, 1024), stop: make(chan struct{})}
-	st, err := openState(filepath.Join(cfg.Dir, "fsm"))
+	st, err := openState(filepath.Join(cfg.Dir, "fsm"), log)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +141,11 @@ func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err erro
 			_ = st.close()
 		}
 	}()
-	c.fsm = &fsm{st: st, log: log, stop: c.stop}
+	if c.metrics, err = newMetrics(deps.Metrics, c); err != nil {
+		_ = st.close()
+		return nil, err
+	}
+	c.fsm = &fsm{st: st, log: log, stop: c.stop, metrics: c.metrics}
 	idx, err := appliedIndex(st.db)
 	if err != nil {
 		return nil, err
@@ -156,6 +182,9 @@ func Open(cfg Config, tr raft.Transport, log *slog.Logger) (_ *Catalog, err erro
 	}
 	c.wg.Add(1)
 	go c.batcher()
+	if deps.Host != nil {
+		c.serveOn(deps.Host)
+	}
 	return c, nil
 }
 

@@ -66,7 +66,7 @@ func startNode(t *testing.T, dir string, bootstrap bool) *testNode {
 	}
 	cfg := TestConfig(filepath.Join(dir, "catalog"))
 	cfg.NodeID, cfg.Bootstrap = id.String(), bootstrap
-	cat, err := Open(cfg, tr, quiet)
+	cat, err := Open(cfg, Deps{Transport: tr, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func restoredCopy(t *testing.T, c *Catalog) *fsm {
 		t.Fatal(err)
 	}
 	snap.Release()
-	st, err := openState(t.TempDir())
+	st, err := openState(t.TempDir(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
 				t.Fatalf("follower write without forwarding: %v", err)
 			}
 			for _, m := range nodes {
-				m.cat.EnableForwarding(m.host)
+				m.cat.serveOn(m.host)
 			}
 		}
 		name := nixid.CacheName(fmt.Sprintf("via-%d", i))

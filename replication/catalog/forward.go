@@ -50,13 +50,14 @@ func codeOf(err error) string {
 	return ""
 }
 
-// EnableForwarding lets this node's followers-side writes go to the leader
-// over h, serves writes forwarded by other nodes when it leads, and
-// answers other nodes' questions about its progress (ProgressProtocol).
-func (c *Catalog) EnableForwarding(h host.Host) {
+// serveOn makes h the catalog's way to the other nodes: its own writes go
+// to the leader over h, and it serves writes forwarded by other nodes when
+// it leads, leaves, removals, and questions about its progress.
+func (c *Catalog) serveOn(h host.Host) {
 	c.host = h
 	h.SetStreamHandler(ForwardProtocol, c.serveForward)
 	h.SetStreamHandler(LeaveProtocol, c.serveLeave)
+	h.SetStreamHandler(RemoveProtocol, c.serveRemove)
 	h.SetStreamHandler(ProgressProtocol, c.serveProgress)
 }
 

@@ -20,6 +20,7 @@ type fsm struct {
 	applied atomic.Uint64
 	// advanced is broadcast each time applied moves (WaitApplied).
 	advanced notifier
+	metrics  *metrics // nil in tests that build an fsm alone
 	// applyHook, if set (tests), runs once per applied entry.
 	applyHook func(index uint64)
 
@@ -70,7 +71,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if f.broken.Load() {
 			return stoppedResult(len(cmds))
 		}
+		start := time.Now()
 		res, err := f.writeEntry(l.Index, cmds)
+		if f.metrics != nil {
+			if err != nil {
+				f.metrics.stalls.Inc()
+			} else {
+				f.metrics.applySeconds.Observe(time.Since(start).Seconds())
+				f.metrics.batchSize.Observe(float64(len(cmds)))
+			}
+		}
 		if err == nil {
 			if f.stalled.Swap(nil) != nil {
 				f.log.Warn("catalog: state writes work again", "index", l.Index)
@@ -133,6 +143,9 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 		}
 		if err != nil {
 			f.log.Error("skipping a command this node cannot apply", "index", index, "command", i, "err", err)
+			if f.metrics != nil {
+				f.metrics.skipped.Inc()
+			}
 			res.results[i] = result{err: err}
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 func TestCatalog_WritesHeldDuringElection(t *testing.T) {
 	nodes, leader := startCluster(t, 3)
 	for _, n := range nodes {
-		n.cat.EnableForwarding(n.host)
+		n.cat.serveOn(n.host)
 	}
 	ctx := context.Background()
 	if err := leader.CreateCache(ctx, Cache{Name: "held"}); err != nil {

@@ -2,11 +2,13 @@ package catalog
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/logbridge"
 )
 
 // Manifests is a read-only view of the manifest set of a catalog that no
@@ -22,7 +24,7 @@ type Manifests struct{ st *state }
 func OpenManifests(dir string) (*Manifests, error) {
 	fsmDir := filepath.Join(dir, "fsm")
 	path := livePath(fsmDir)
-	db, err := pebble.Open(path, &pebble.Options{ReadOnly: true, ErrorIfNotExists: true, Logger: quietLogger{}})
+	db, err := pebble.Open(path, &pebble.Options{ReadOnly: true, ErrorIfNotExists: true, Logger: logbridge.Pebble(slog.Default())})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open state %s read-only: %w", path, err)
 	}

@@ -16,8 +16,7 @@ import (
 // applied.
 func TestCatalog_ServesOnlyRaftServers(t *testing.T) {
 	leader := startNode(t, t.TempDir(), true)
-	leader.cat.EnableForwarding(leader.host)
-	leader.cat.EnableRemoval()
+	leader.cat.serveOn(leader.host)
 	waitLeader(t, leader.cat)
 	outsider, outsiderID := newHost(t, t.TempDir())
 	defer outsider.Close()

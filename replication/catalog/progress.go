@@ -20,7 +20,7 @@ import (
 // the Raft state, nothing of the catalog's contents.
 const ProgressProtocol protocol.ID = "/garret/status/1"
 
-// errNoHost: a catalog without EnableForwarding cannot ask other nodes.
+// errNoHost: a catalog without Deps.Host cannot ask other nodes.
 var errNoHost = errors.New("catalog: no libp2p host to reach other nodes")
 
 // progressTimeout bounds one answer.

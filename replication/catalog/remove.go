@@ -40,14 +40,6 @@ type removeReply struct {
 
 var removeCodes = map[string]error{"no_such_server": ErrNoSuchServer, "is_leader": ErrRemoveLeader, "not_leader": ErrNotLeader}
 
-// EnableRemoval serves removals asked by other nodes when this one leads.
-// Call it after EnableForwarding, which gives the catalog its host.
-func (c *Catalog) EnableRemoval() {
-	if c.host != nil {
-		c.host.SetStreamHandler(RemoveProtocol, c.serveRemove)
-	}
-}
-
 func (c *Catalog) serveRemove(s network.Stream) {
 	if !c.fromServer(s) {
 		return

@@ -23,8 +23,7 @@ func TestCatalog_RemoveServerFromAFollower(t *testing.T) {
 				a.host.Peerstore().AddAddrs(b.id, b.host.Addrs(), time.Hour)
 			}
 		}
-		a.cat.EnableForwarding(a.host)
-		a.cat.EnableRemoval()
+		a.cat.serveOn(a.host)
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(a.id.String()), Address: raft.ServerAddress(a.id.String())})
 	}
 	if err := nodes[0].cat.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {

@@ -75,7 +75,7 @@ func (s *state) restore(r io.Reader) (uint64, error) {
 	}
 	name := "state-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	path := filepath.Join(s.dir, name)
-	db, err := openPebble(path)
+	db, err := openPebble(path, s.log)
 	if err != nil {
 		return 0, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/garret-cache/garret/internal/logbridge"
 	"github.com/garret-cache/garret/internal/nixid"
 )
 
@@ -58,17 +60,22 @@ type state struct {
 	mu  sync.RWMutex
 	dir string // parent of the state directories
 	db  *pebble.DB
+	log pebble.Logger
 }
 
-func openState(dir string) (*state, error) {
+func openState(dir string, log *slog.Logger) (*state, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := openPebble(livePath(dir))
+	if log == nil {
+		log = slog.Default()
+	}
+	pl := logbridge.Pebble(log.With("store", "catalog"))
+	db, err := openPebble(livePath(dir), pl)
 	if err != nil {
 		return nil, err
 	}
-	return &state{dir: dir, db: db}, nil
+	return &state{dir: dir, db: db, log: pl}, nil
 }
 
 // livePath is the state directory the CURRENT pointer in dir names.
@@ -80,21 +87,13 @@ func livePath(dir string) string {
 	return filepath.Join(dir, name)
 }
 
-func openPebble(path string) (*pebble.DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+func openPebble(path string, log pebble.Logger) (*pebble.DB, error) {
+	db, err := pebble.Open(path, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open state %s: %w", path, err)
 	}
 	return db, nil
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-func (quietLogger) Errorf(f string, a ...any) {
-	fmt.Fprintf(os.Stderr, "catalog: pebble: "+f+"\n", a...)
-}
-func (quietLogger) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 
 func (s *state) close() error {
 	s.mu.Lock()

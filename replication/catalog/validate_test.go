@@ -14,6 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/garret-cache/garret/internal/logbridge"
 )
 
 // queued is a proposal for cmd as proposeLocal makes it.
@@ -29,7 +31,7 @@ func queued(t testing.TB, cmd command) proposal {
 // memFSM is a fresh FSM on an in-memory pebble.
 func memFSM(t testing.TB) *fsm {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: logbridge.Pebble(quiet)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func TestCatalog_InvalidCommandsNeverReachTheLog(t *testing.T) {
 func TestCatalog_ForwardedGarbage(t *testing.T) {
 	nodes, leader := startCluster(t, 2)
 	for _, n := range nodes {
-		n.cat.EnableForwarding(n.host)
+		n.cat.serveOn(n.host)
 	}
 	var from, to *testNode
 	for _, n := range nodes {

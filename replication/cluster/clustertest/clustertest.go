@@ -104,11 +104,9 @@ func (c *Cluster) Add(opts Options, region string) *Node {
 		}
 		return 1
 	}
-	if n.Catalog, err = catalog.Open(cc, tr, c.log.With("node", n.Name)); err != nil {
+	if n.Catalog, err = catalog.Open(cc, catalog.Deps{Transport: tr, Host: n.Host, Log: c.log.With("node", n.Name)}); err != nil {
 		t.Fatal(err)
 	}
-	n.Catalog.EnableForwarding(n.Host)
-	n.Catalog.EnableRemoval()
 	var join []string
 	if len(c.Nodes) > 0 {
 		join = []string{c.Nodes[0].Cluster.GossipAddr()}

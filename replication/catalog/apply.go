@@ -15,29 +15,12 @@ type applier struct {
 	next  uint32 // position of the next change record within the entry
 }
 
-// applyCommand is the one switch over command types.
+// applyCommand applies one well-formed command.
 func applyCommand(b *applier, c command) result {
-	switch c.Type {
-	case cmdCreateCache:
-		return applyCreateCache(b, c)
-	case cmdConfigureCache:
-		return applyConfigureCache(b, c)
-	case cmdDestroyCache:
-		return applyDestroyCache(b, c)
-	case cmdPutObject:
-		return applyPutObject(b, c)
-	case cmdDeleteObjects:
-		return applyDeleteObjects(b, c)
-	case cmdPutFile:
-		return applyPutFile(b, c)
-	case cmdRevokeToken:
-		return applyRevokeToken(b, c)
-	case cmdSetClusterID:
-		return applySetClusterID(b, c)
-	case cmdRevokeTokens:
-		return applyRevokeTokens(b, c)
+	if c.p == nil {
+		return result{err: invalid(c.Type, "this node does not know the command")} // wellFormed let it through
 	}
-	return result{err: invalid(c.Type, "this node does not know the command")} // wellFormed let it through
+	return c.p.apply(b)
 }
 
 // cacheExists reads through the batch, so earlier commands of the same entry count.
@@ -63,9 +46,9 @@ func check(err error) {
 	}
 }
 
-// applyCreateCache refuses a name in use or left by a soft-deleted cache
+// apply refuses a name in use or left by a soft-deleted cache
 // with the same error, as Attic's unique name column does.
-func applyCreateCache(b *applier, c command) result {
+func (c *createCache) apply(b *applier) result {
 	k := cacheKey(c.Cache.Name)
 	for _, taken := range [][]byte{k, tombstoneKey(c.Cache.Name)} {
 		if ok, err := getJSON(b, taken, nil); err != nil {
@@ -78,7 +61,7 @@ func applyCreateCache(b *applier, c command) result {
 	return result{}
 }
 
-func applyConfigureCache(b *applier, c command) result {
+func (c *configureCache) apply(b *applier) result {
 	var cache Cache
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, &cache); err != nil {
@@ -109,7 +92,7 @@ func applyConfigureCache(b *applier, c command) result {
 	return result{}
 }
 
-func applyDestroyCache(b *applier, c command) result {
+func (c *destroyCache) apply(b *applier) result {
 	k := cacheKey(c.Name)
 	if ok, err := getJSON(b, k, nil); err != nil {
 		panic(stateError{err})
@@ -129,7 +112,7 @@ func applyDestroyCache(b *applier, c command) result {
 	return result{}
 }
 
-func applyPutObject(b *applier, c command) result {
+func (c *putObject) apply(b *applier) result {
 	o := c.Object
 	if !cacheExists(b, o.Cache) {
 		return result{err: ErrNoSuchCache}
@@ -168,7 +151,7 @@ func unindexNarURL(b *applier, o Object) {
 	}
 }
 
-func applyDeleteObjects(b *applier, c command) result {
+func (c *deleteObjects) apply(b *applier) result {
 	if !cacheExists(b, c.Name) {
 		return result{err: ErrNoSuchCache}
 	}
@@ -188,7 +171,7 @@ func applyDeleteObjects(b *applier, c command) result {
 	return result{count: n}
 }
 
-func applyPutFile(b *applier, c command) result {
+func (c *putFile) apply(b *applier) result {
 	if !cacheExists(b, c.File.Cache) {
 		return result{err: ErrNoSuchCache}
 	}
@@ -197,14 +180,14 @@ func applyPutFile(b *applier, c command) result {
 	return result{}
 }
 
-func applyRevokeToken(b *applier, c command) result {
+func (c *revokeToken) apply(b *applier) result {
 	check(b.Set(revokedKey(c.JTI), mustJSON(c.ExpiresAt), nil))
 	return result{}
 }
 
-// applySetClusterID records the cluster's identity once; later proposals
+// apply records the cluster's identity once; later proposals
 // (a second bootstrap race) leave the first one in place.
-func applySetClusterID(b *applier, c command) result {
+func (c *setClusterID) apply(b *applier) result {
 	if ok, err := getJSON(b, keyClusterID, nil); err != nil {
 		panic(stateError{err})
 	} else if ok {
@@ -214,9 +197,9 @@ func applySetClusterID(b *applier, c command) result {
 	return result{}
 }
 
-// applyRevokeTokens stores a rule; one with the same subject and pattern
+// apply stores a rule; one with the same subject and pattern
 // is replaced, keeping the later issued-before time (it revokes a superset).
-func applyRevokeTokens(b *applier, c command) result {
+func (c *revokeTokens) apply(b *applier) result {
 	r := *c.Rule
 	k := ruleKey(r)
 	var old RevocationRule

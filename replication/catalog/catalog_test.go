@@ -189,7 +189,7 @@ func TestCatalog_BatchingAndOrder(t *testing.T) {
 	n.cat.fsm.applyHook = func(uint64) { entries.Add(1) }
 	ctx := context.Background()
 	// A create followed by a put in one batch applies in order.
-	n.cat.proposals <- queued(t, command{Type: cmdCreateCache, Cache: &Cache{Name: "b"}})
+	n.cat.proposals <- queued(t, cmdOf(&createCache{Cache: &Cache{Name: "b"}}))
 	if err := n.cat.PutObject(ctx, object("b", 1)); err != nil {
 		t.Fatalf("put after create in one batch: %v", err)
 	}

@@ -42,10 +42,10 @@ func TestChanges_OrderAndResume(t *testing.T) {
 	c := &Catalog{fsm: f}
 	o1, o2 := object("a", 1), object("a", 2)
 	o2.Upload = &UploadedNAR{URL: "nar/x.nar.xz", Compression: "xz", File: [32]byte{9}}
-	applyEntry(f, entry(t, command{Type: cmdCreateCache, Cache: &Cache{Name: "a"}}, command{Type: cmdPutObject, Object: &o1}))
-	applyEntry(f, entry(t, command{Type: cmdPutObject, Object: &o2}, command{Type: cmdPutFile, File: &File{Cache: "a", Name: "log/x", Manifest: [32]byte{5}}}))
-	applyEntry(f, entry(t, command{Type: cmdDeleteObjects, Name: "a", Hashes: []nixid.StorePathHash{hashOf(1), hashOf(99)}}))
-	applyEntry(f, entry(t, command{Type: cmdDestroyCache, Name: "a"}))
+	applyEntry(f, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}}), cmdOf(&putObject{Object: &o1})))
+	applyEntry(f, entry(t, cmdOf(&putObject{Object: &o2}), cmdOf(&putFile{File: &File{Cache: "a", Name: "log/x", Manifest: [32]byte{5}}})))
+	applyEntry(f, entry(t, cmdOf(&deleteObjects{Name: "a", Hashes: []nixid.StorePathHash{hashOf(1), hashOf(99)}})))
+	applyEntry(f, entry(t, cmdOf(&destroyCache{Name: "a"})))
 
 	all, last, err := c.Changes(Cursor{}, 100)
 	if err != nil {
@@ -81,12 +81,12 @@ func TestChanges_Trim(t *testing.T) {
 	apply := func(index uint64, data []byte) {
 		f.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: data})
 	}
-	apply(10, entry(t, command{Type: cmdCreateCache, Cache: &Cache{Name: "a"}}, command{Type: cmdPutObject, Object: &o1}))
-	apply(ChangeWindow+1000, entry(t, command{Type: cmdPutObject, Object: &o2})) // not a multiple of 1024: no trim
+	apply(10, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}}), cmdOf(&putObject{Object: &o1})))
+	apply(ChangeWindow+1000, entry(t, cmdOf(&putObject{Object: &o2}))) // not a multiple of 1024: no trim
 	if chs, _, err := c.Changes(Cursor{}, 10); err != nil || len(chs) != 2 {
 		t.Fatalf("before the trim: %v %v", ops(chs), err)
 	}
-	apply(ChangeWindow+2048, entry(t, command{Type: cmdRevokeToken, JTI: "j"}))
+	apply(ChangeWindow+2048, entry(t, cmdOf(&revokeToken{JTI: "j"})))
 	if _, _, err := c.Changes(Cursor{Index: 10}, 10); !errors.Is(err, ErrCursorTooOld) {
 		t.Fatalf("a cursor behind the horizon: %v", err)
 	}

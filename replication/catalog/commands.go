@@ -3,9 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
-	"time"
-
-	"github.com/garret-cache/garret/internal/nixid"
+	"strconv"
 )
 
 // cmdType numbers are appended, never reused: they are in the Raft log.
@@ -21,48 +19,113 @@ const (
 	cmdRevokeToken    cmdType = 7
 	cmdSetClusterID   cmdType = 8
 	// cmdRevokeTokens adds a revocation rule (by subject and/or cache
-	// pattern, issued before a time). A node that predates it skips it
-	// (wellFormed) and never learns the rule, even once upgraded (the entry
-	// is behind its applied index; only a snapshot restore brings it): a
-	// rule must be added once every node runs a version that knows it.
+	// pattern, issued before a time); since version 2, so the leader
+	// proposes it only once every node knows it (see CommandVersion).
 	cmdRevokeTokens cmdType = 9
 )
 
 // CommandVersion is the newest command set this build applies. Every node
 // tells it to the others (gossip metadata), and the leader proposes a
 // command only when every Raft server has at least the version that
-// introduced its type (since), so no replica ever skips a command during a
-// rolling upgrade because it does not know it yet. Raise it, and give the
-// new type its since, with every new command type.
+// introduced its type (spec.since), so no replica ever skips a command
+// during a rolling upgrade because it does not know it yet. Raise it, and
+// give the new type's spec its since, with every new command type.
 const CommandVersion = 2
 
-// since is the CommandVersion that introduced t.
-func (t cmdType) since() int {
-	if t == cmdRevokeTokens {
-		return 2
-	}
-	return 1
+// payload is one command type's content (payloads.go): its fields, its
+// checks and its apply (apply.go).
+type payload interface {
+	kind() cmdType
+	// wellFormed says why the payload cannot be applied at all (a part
+	// missing, a name that does not parse); see command.wellFormed.
+	wellFormed() error
+	// bounded checks each field against its bound (limits.go).
+	bounded(b *bounds)
+	apply(b *applier) result
 }
 
-// command is the one envelope every write travels in.
+// spec is what this build knows of a command type.
+type spec struct {
+	name  string
+	since int // the CommandVersion that introduced it
+	new   func() payload
+}
+
+var specs = map[cmdType]spec{
+	cmdCreateCache:    {"create-cache", 1, func() payload { return new(createCache) }},
+	cmdConfigureCache: {"configure-cache", 1, func() payload { return new(configureCache) }},
+	cmdDestroyCache:   {"destroy-cache", 1, func() payload { return new(destroyCache) }},
+	cmdPutObject:      {"put-object", 1, func() payload { return new(putObject) }},
+	cmdDeleteObjects:  {"delete-objects", 1, func() payload { return new(deleteObjects) }},
+	cmdPutFile:        {"put-file", 1, func() payload { return new(putFile) }},
+	cmdRevokeToken:    {"revoke-token", 1, func() payload { return new(revokeToken) }},
+	cmdSetClusterID:   {"set-cluster-id", 1, func() payload { return new(setClusterID) }},
+	cmdRevokeTokens:   {"revoke-tokens", 2, func() payload { return new(revokeTokens) }},
+}
+
+// since is the CommandVersion that introduced t (one past this build's for
+// a type it does not know).
+func (t cmdType) since() int {
+	if s, ok := specs[t]; ok {
+		return s.since
+	}
+	return CommandVersion + 1
+}
+
+func (t cmdType) String() string {
+	if s, ok := specs[t]; ok {
+		return s.name
+	}
+	return fmt.Sprintf("unknown command type %d", uint8(t))
+}
+
+// command is the envelope every write travels in: {"t": type} and the
+// payload's own keys, flat, as the log has always had them.
 type command struct {
-	Type      cmdType               `json:"t"`
-	Cache     *Cache                `json:"cache,omitempty"`
-	Name      nixid.CacheName       `json:"name,omitempty"`
-	Patch     *CachePatch           `json:"patch,omitempty"`
-	Object    *Object               `json:"object,omitempty"`
-	Hashes    []nixid.StorePathHash `json:"hashes,omitempty"`
-	File      *File                 `json:"file,omitempty"`
-	JTI       string                `json:"jti,omitempty"`
-	ClusterID string                `json:"cluster_id,omitempty"`
-	ExpiresAt time.Time             `json:"expires_at,omitempty"`
-	// Tombstone (cmdDestroyCache) keeps the destroyed cache's name from
-	// being created again, deleted at DeletedAt; the proposer decides, so
-	// every replica applies the same thing whatever its own config says.
-	Tombstone bool      `json:"tombstone,omitempty"`
-	DeletedAt time.Time `json:"deleted_at,omitzero"`
-	// Rule is cmdRevokeTokens's revocation rule.
-	Rule *RevocationRule `json:"rule,omitempty"`
+	Type cmdType
+	p    payload // nil for a type this build does not know
+}
+
+// cmdOf wraps a payload in its envelope.
+func cmdOf(p payload) command { return command{Type: p.kind(), p: p} }
+
+// MarshalJSON writes "t" first, then the payload's keys.
+func (c command) MarshalJSON() ([]byte, error) {
+	out := strconv.AppendUint([]byte(`{"t":`), uint64(c.Type), 10)
+	if c.p == nil {
+		return append(out, '}'), nil
+	}
+	body, err := json.Marshal(c.p)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) <= 2 { // "{}"
+		return append(out, '}'), nil
+	}
+	return append(append(out, ','), body[1:]...), nil
+}
+
+// UnmarshalJSON reads "t", then the payload of that type; a type this build
+// does not know leaves the payload nil (wellFormed says so), and keys of
+// other types are ignored.
+func (c *command) UnmarshalJSON(data []byte) error {
+	var env struct {
+		Type cmdType `json:"t"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return err
+	}
+	c.Type, c.p = env.Type, nil
+	s, ok := specs[env.Type]
+	if !ok {
+		return nil
+	}
+	p := s.new()
+	if err := json.Unmarshal(data, p); err != nil {
+		return err
+	}
+	c.p = p
+	return nil
 }
 
 // logVersion prefixes every log entry's data.

@@ -21,15 +21,15 @@ func FuzzForwardedCommand(f *testing.F) {
 	o.Upload = &UploadedNAR{URL: "nar/x.nar.xz", Compression: "xz"}
 	pub := true
 	for _, c := range []command{
-		{Type: cmdCreateCache, Cache: &Cache{Name: "b", StoreDir: "/nix/store"}},
-		{Type: cmdConfigureCache, Name: "a", Patch: &CachePatch{IsPublic: &pub}},
-		{Type: cmdDestroyCache, Name: "a", Tombstone: true, DeletedAt: time.Unix(1, 0).UTC()},
-		{Type: cmdPutObject, Object: &o},
-		{Type: cmdDeleteObjects, Name: "a", Hashes: []nixid.StorePathHash{hashOf(7)}},
-		{Type: cmdPutFile, File: &File{Cache: "a", Name: "log/x"}},
-		{Type: cmdRevokeToken, JTI: "j", ExpiresAt: time.Unix(9, 0).UTC()},
-		{Type: cmdSetClusterID, ClusterID: "c"},
-		{Type: cmdRevokeTokens, Rule: &RevocationRule{Subject: "s", CachePattern: "a*", IssuedBefore: time.Unix(9, 0).UTC()}},
+		cmdOf(&createCache{Cache: &Cache{Name: "b", StoreDir: "/nix/store"}}),
+		cmdOf(&configureCache{Name: "a", Patch: &CachePatch{IsPublic: &pub}}),
+		cmdOf(&destroyCache{Name: "a", Tombstone: true, DeletedAt: time.Unix(1, 0).UTC()}),
+		cmdOf(&putObject{Object: &o}),
+		cmdOf(&deleteObjects{Name: "a", Hashes: []nixid.StorePathHash{hashOf(7)}}),
+		cmdOf(&putFile{File: &File{Cache: "a", Name: "log/x"}}),
+		cmdOf(&revokeToken{JTI: "j", ExpiresAt: time.Unix(9, 0).UTC()}),
+		cmdOf(&setClusterID{ClusterID: "c"}),
+		cmdOf(&revokeTokens{Rule: &RevocationRule{Subject: "s", CachePattern: "a*", IssuedBefore: time.Unix(9, 0).UTC()}}),
 	} {
 		b, _ := json.Marshal(c)
 		f.Add(b)

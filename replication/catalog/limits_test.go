@@ -30,7 +30,7 @@ func TestCatalog_BatchSplitOnBytes(t *testing.T) {
 		for j := range 5000 {
 			o.References = append(o.References, fmt.Sprintf("%s-%d", strings.Repeat("r", 1000), j))
 		}
-		ps = append(ps, queued(t, command{Type: cmdPutObject, Object: &o}))
+		ps = append(ps, queued(t, cmdOf(&putObject{Object: &o})))
 	}
 	for _, p := range ps {
 		n.cat.proposals <- p

@@ -13,13 +13,13 @@ import (
 
 // CreateCache adds a cache; ErrCacheExists if the name is taken.
 func (c *Catalog) CreateCache(ctx context.Context, cc Cache) error {
-	_, err := c.propose(ctx, command{Type: cmdCreateCache, Cache: &cc})
+	_, err := c.propose(ctx, cmdOf(&createCache{Cache: &cc}))
 	return err
 }
 
 // ConfigureCache changes some fields of a cache.
 func (c *Catalog) ConfigureCache(ctx context.Context, name nixid.CacheName, p CachePatch) error {
-	_, err := c.propose(ctx, command{Type: cmdConfigureCache, Name: name, Patch: &p})
+	_, err := c.propose(ctx, cmdOf(&configureCache{Name: name, Patch: &p}))
 	return err
 }
 
@@ -27,35 +27,35 @@ func (c *Catalog) ConfigureCache(ctx context.Context, name nixid.CacheName, p Ca
 // SoftDelete its name stays taken for good. ErrNoSuchCache if it is missing
 // (or was soft-deleted before).
 func (c *Catalog) DestroyCache(ctx context.Context, name nixid.CacheName, how Deletion) error {
-	cmd := command{Type: cmdDestroyCache, Name: name}
+	d := &destroyCache{Name: name}
 	if how == SoftDelete {
-		cmd.Tombstone, cmd.DeletedAt = true, time.Now().UTC()
+		d.Tombstone, d.DeletedAt = true, time.Now().UTC()
 	}
-	_, err := c.propose(ctx, cmd)
+	_, err := c.propose(ctx, cmdOf(d))
 	return err
 }
 
 // PutObject adds or replaces a store path in a cache.
 func (c *Catalog) PutObject(ctx context.Context, o Object) error {
-	_, err := c.propose(ctx, command{Type: cmdPutObject, Object: &o})
+	_, err := c.propose(ctx, cmdOf(&putObject{Object: &o}))
 	return err
 }
 
 // DeleteObjects removes store paths from a cache and reports how many existed.
 func (c *Catalog) DeleteObjects(ctx context.Context, cache nixid.CacheName, hashes []nixid.StorePathHash) (int, error) {
-	r, err := c.propose(ctx, command{Type: cmdDeleteObjects, Name: cache, Hashes: hashes})
+	r, err := c.propose(ctx, cmdOf(&deleteObjects{Name: cache, Hashes: hashes}))
 	return r.count, err
 }
 
 // PutFile adds or replaces an auxiliary file.
 func (c *Catalog) PutFile(ctx context.Context, f File) error {
-	_, err := c.propose(ctx, command{Type: cmdPutFile, File: &f})
+	_, err := c.propose(ctx, cmdOf(&putFile{File: &f}))
 	return err
 }
 
 // RevokeToken records a revoked token id until its expiry.
 func (c *Catalog) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	_, err := c.propose(ctx, command{Type: cmdRevokeToken, JTI: jti, ExpiresAt: expiresAt})
+	_, err := c.propose(ctx, cmdOf(&revokeToken{JTI: jti, ExpiresAt: expiresAt}))
 	return err
 }
 
@@ -125,7 +125,7 @@ func (c *Catalog) IsRevoked(jti string) (bool, error) {
 // RevokeTokens adds a revocation rule (see RevocationRule);
 // ErrTooManyRevocationRules past MaxRevocationRules.
 func (c *Catalog) RevokeTokens(ctx context.Context, r RevocationRule) error {
-	_, err := c.propose(ctx, command{Type: cmdRevokeTokens, Rule: &r})
+	_, err := c.propose(ctx, cmdOf(&revokeTokens{Rule: &r}))
 	return err
 }
 
@@ -179,7 +179,7 @@ func (c *Catalog) EnsureClusterID(ctx context.Context) (string, error) {
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	if _, err := c.propose(ctx, command{Type: cmdSetClusterID, ClusterID: hex.EncodeToString(b[:])}); err != nil {
+	if _, err := c.propose(ctx, cmdOf(&setClusterID{ClusterID: hex.EncodeToString(b[:])})); err != nil {
 		return "", err
 	}
 	return c.ClusterID(), nil

@@ -24,7 +24,7 @@ func TestCatalog_ServesOnlyRaftServers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for proto, req := range map[protocol.ID]any{
-		ForwardProtocol: command{Type: cmdSetClusterID, ClusterID: "taken-over"},
+		ForwardProtocol: cmdOf(&setClusterID{ClusterID: "taken-over"}),
 		RemoveProtocol:  removeRequest{ID: leader.id.String()},
 		LeaveProtocol:   leaveRequest{ID: outsiderID.String()},
 	} {

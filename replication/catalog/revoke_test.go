@@ -48,10 +48,10 @@ func TestFSM_RevocationRulesBounded(t *testing.T) {
 	f := memFSM(t)
 	var raws [][]byte
 	for i := range MaxRevocationRules + 1 {
-		b, _ := json.Marshal(command{Type: cmdRevokeTokens, Rule: &RevocationRule{Subject: fmt.Sprint("s", i), IssuedBefore: time.Unix(1, 0)}})
+		b, _ := json.Marshal(cmdOf(&revokeTokens{Rule: &RevocationRule{Subject: fmt.Sprint("s", i), IssuedBefore: time.Unix(1, 0)}}))
 		raws = append(raws, b)
 	}
-	again, _ := json.Marshal(command{Type: cmdRevokeTokens, Rule: &RevocationRule{Subject: "s0", IssuedBefore: time.Unix(2, 0)}})
+	again, _ := json.Marshal(cmdOf(&revokeTokens{Rule: &RevocationRule{Subject: "s0", IssuedBefore: time.Unix(2, 0)}}))
 	r := applyEntry(f, encodeBatch(append(raws, again)))
 	for i, res := range r {
 		want := error(nil)

@@ -68,10 +68,10 @@ func TestCatalog_SoftDeleteKeepsTheName(t *testing.T) {
 	st := restoredCopy(t, c).st
 	b := st.db.NewIndexedBatch()
 	defer b.Close()
-	if r := applyCommand(&applier{Batch: b}, command{Type: cmdCreateCache, Cache: &Cache{Name: "c-soft"}}); !errors.Is(r.err, ErrCacheExists) {
+	if r := applyCommand(&applier{Batch: b}, cmdOf(&createCache{Cache: &Cache{Name: "c-soft"}})); !errors.Is(r.err, ErrCacheExists) {
 		t.Fatalf("create a soft-deleted name on a restored replica: %v", r.err)
 	}
-	if r := applyCommand(&applier{Batch: b}, command{Type: cmdCreateCache, Cache: &Cache{Name: "c-new"}}); r.err != nil {
+	if r := applyCommand(&applier{Batch: b}, cmdOf(&createCache{Cache: &Cache{Name: "c-new"}})); r.err != nil {
 		t.Fatalf("create a fresh name on a restored replica: %v", r.err)
 	}
 }

@@ -104,23 +104,23 @@ func TestCatalog_InvalidCommandsNeverReachTheLog(t *testing.T) {
 		big.References = append(big.References, long(1000)+string(rune('a'+i%26)))
 	}
 	for name, cmd := range map[string]command{
-		"no object":        {Type: cmdPutObject},
+		"no object":        cmdOf(&putObject{}),
 		"unknown type":     {Type: 99},
-		"bad cache name":   {Type: cmdCreateCache, Cache: &Cache{Name: "a/b"}},
-		"long signature":   {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: []string{long(MaxSigBytes + 1)}}},
-		"too many sigs":    {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: make([]string, MaxSigs+1)}},
-		"long system":      {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), System: long(MaxSystemBytes + 1)}},
-		"long ca":          {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), CA: long(MaxCABytes + 1)}},
-		"long deriver":     {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), Deriver: long(MaxDeriverBytes + 1)}},
-		"long reference":   {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), References: []string{long(MaxReferenceBytes + 1)}}},
-		"too many refs":    {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), References: make([]string, MaxReferences+1)}},
-		"oversize command": {Type: cmdPutObject, Object: &big},
-		"escaping multiplies": {Type: cmdPutObject, Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: []string{strings.Repeat("\x01", MaxSigBytes)}, References: func() (r []string) {
+		"bad cache name":   cmdOf(&createCache{Cache: &Cache{Name: "a/b"}}),
+		"long signature":   cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: []string{long(MaxSigBytes + 1)}}}),
+		"too many sigs":    cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: make([]string, MaxSigs+1)}}),
+		"long system":      cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), System: long(MaxSystemBytes + 1)}}),
+		"long ca":          cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), CA: long(MaxCABytes + 1)}}),
+		"long deriver":     cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), Deriver: long(MaxDeriverBytes + 1)}}),
+		"long reference":   cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), References: []string{long(MaxReferenceBytes + 1)}}}),
+		"too many refs":    cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), References: make([]string, MaxReferences+1)}}),
+		"oversize command": cmdOf(&putObject{Object: &big}),
+		"escaping multiplies": cmdOf(&putObject{Object: &Object{Cache: "v", StorePathHash: hashOf(2), Sigs: []string{strings.Repeat("\x01", MaxSigBytes)}, References: func() (r []string) {
 			for range 1500 {
 				r = append(r, strings.Repeat("\x01", MaxReferenceBytes))
 			}
 			return
-		}()}},
+		}()}}),
 	} {
 		last := n.cat.raft.LastIndex()
 		_, err := n.cat.propose(ctx, cmd)
@@ -174,7 +174,7 @@ func TestCatalog_ForwardedGarbage(t *testing.T) {
 		t.Errorf("%d entries applied from garbage", n)
 	}
 	// A follower's own invalid write is refused with the reason, unsent.
-	if _, err := from.cat.propose(ctx, command{Type: cmdPutObject}); !errors.Is(err, ErrInvalidCommand) {
+	if _, err := from.cat.propose(ctx, cmdOf(&putObject{})); !errors.Is(err, ErrInvalidCommand) {
 		t.Fatalf("follower's invalid write: %v", err)
 	}
 	// The cluster still takes writes (the 8 MiB body may have cost the

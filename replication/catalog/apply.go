@@ -12,6 +12,7 @@ import (
 type applier struct {
 	*pebble.Batch
 	index uint64
+	prev  uint64 // the last entry applied before this one
 	next  uint32 // position of the next change record within the entry
 }
 

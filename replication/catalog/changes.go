@@ -1,10 +1,12 @@
 package catalog
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -42,7 +44,8 @@ type Change struct {
 }
 
 // Cursor is a position in the change log: the log index of an entry and a
-// change's position within it. The zero Cursor is before every change.
+// change's position within it. A follower starts from ChangesHead after
+// reading the whole catalog, never from the zero Cursor.
 type Cursor struct {
 	Index uint64
 	Pos   uint32
@@ -53,9 +56,9 @@ type Cursor struct {
 // are deleted (a rule of the index alone, so every replica trims alike).
 const ChangeWindow = 1 << 17
 
-// ErrCursorTooOld means the changes after a cursor were trimmed: the
-// follower must rescan the catalog (Objects) and continue from
-// ChangesHorizon.
+// ErrCursorTooOld means changes after a cursor may be gone (trimmed, or
+// from before the change log existed): the follower rescans the catalog and
+// continues from the ChangesHead it took before the rescan.
 var ErrCursorTooOld = errors.New("catalog: the change log no longer reaches back to that cursor")
 
 var (
@@ -84,6 +87,23 @@ func (b *applier) record(ch Change) {
 	b.next++
 }
 
+// startChanges gives a state its horizon on the first entry it applies
+// with a change log: just after the last entry applied before (0 for a new
+// state; for one upgraded from a version without the change log, its
+// earlier changes were never recorded), so no cursor from before that can
+// pass for complete.
+func (b *applier) startChanges() {
+	_, closer, err := b.Get(keyHorizon)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		check(b.Set(keyHorizon, binary.BigEndian.AppendUint64(nil, b.prev+1), nil))
+	case err != nil:
+		panic(stateError{err})
+	default:
+		_ = closer.Close()
+	}
+}
+
 // trimChanges drops records older than ChangeWindow indexes, every 1024th
 // index, and remembers the horizon.
 func (b *applier) trimChanges() {
@@ -95,8 +115,8 @@ func (b *applier) trimChanges() {
 	check(b.Set(keyHorizon, binary.BigEndian.AppendUint64(nil, horizon), nil))
 }
 
-// ChangesHorizon is the oldest index the change log still covers: a cursor
-// before it gets ErrCursorTooOld.
+// ChangesHorizon is the oldest index the change log covers whole: a cursor
+// before it gets ErrCursorTooOld (0 while nothing was recorded yet).
 func (c *Catalog) ChangesHorizon() (uint64, error) {
 	c.fsm.st.mu.RLock()
 	defer c.fsm.st.mu.RUnlock()
@@ -117,10 +137,19 @@ func horizonOf(r pebble.Reader) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// ChangesHead is a cursor after every change this node has applied: where
+// a follower that has just read the whole catalog (a rescan after
+// ErrCursorTooOld, or its first start) continues from.
+func (c *Catalog) ChangesHead() Cursor {
+	return Cursor{Index: c.fsm.applied.Load(), Pos: math.MaxUint32}
+}
+
 // Changes returns up to limit changes after cursor, in log order, and the
 // cursor of the last one returned (cursor itself when there is none yet:
-// wait with WaitApplied and ask again). ErrCursorTooOld when records after
-// cursor were trimmed.
+// wait with WaitChanges). ErrCursorTooOld when records after cursor may be
+// gone (trimmed, or never recorded): the follower rescans the catalog from
+// ChangesHead. The horizon and the records are read from one snapshot, so a
+// trim committed meanwhile cannot hide records.
 func (c *Catalog) Changes(after Cursor, limit int) ([]Change, Cursor, error) {
 	c.fsm.st.mu.RLock()
 	defer c.fsm.st.mu.RUnlock()
@@ -128,13 +157,15 @@ func (c *Catalog) Changes(after Cursor, limit int) ([]Change, Cursor, error) {
 	if db == nil {
 		return nil, after, ErrClosed
 	}
-	if h, err := horizonOf(db); err != nil {
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	if h, err := horizonOf(snap); err != nil {
 		return nil, after, err
-	} else if after.Index < h {
+	} else if h > 0 && !reaches(after, h) {
 		return nil, after, fmt.Errorf("%w (cursor at index %d, log from %d)", ErrCursorTooOld, after.Index, h)
 	}
 	lower := append(changeKey(after), 0) // the first key after the cursor's
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(changePrefix)})
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(changePrefix)})
 	if err != nil {
 		return nil, after, err
 	}
@@ -154,4 +185,30 @@ func (c *Catalog) Changes(after Cursor, limit int) ([]Change, Cursor, error) {
 		out = append(out, ch)
 	}
 	return out, last, it.Error()
+}
+
+// reaches reports whether every change after cursor is still recorded,
+// given the horizon h (records at indexes below h are gone or were never
+// written): the cursor is at h or later, or is the head of the entry just
+// before it (ChangesHead taken when that entry was the last applied).
+func reaches(after Cursor, h uint64) bool {
+	return after.Index >= h || (after.Index+1 == h && after.Pos == math.MaxUint32)
+}
+
+// WaitChanges waits until Changes(after) has a change (or an error) to give.
+func (c *Catalog) WaitChanges(ctx context.Context, after Cursor) error {
+	for {
+		advanced := c.fsm.advanced.wait()
+		chs, _, err := c.Changes(after, 1)
+		if err != nil || len(chs) > 0 {
+			return err
+		}
+		select {
+		case <-advanced:
+		case <-c.stop:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func ops(chs []Change) []string {
 func TestChanges_OrderAndResume(t *testing.T) {
 	f := memFSM(t)
 	c := &Catalog{fsm: f}
+	start := c.ChangesHead()
 	o1, o2 := object("a", 1), object("a", 2)
 	o2.Upload = &UploadedNAR{URL: "nar/x.nar.xz", Compression: "xz", File: [32]byte{9}}
 	applyEntry(f, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}}), cmdOf(&putObject{Object: &o1})))
@@ -47,7 +49,10 @@ func TestChanges_OrderAndResume(t *testing.T) {
 	applyEntry(f, entry(t, cmdOf(&deleteObjects{Name: "a", Hashes: []nixid.StorePathHash{hashOf(1), hashOf(99)}})))
 	applyEntry(f, entry(t, cmdOf(&destroyCache{Name: "a"})))
 
-	all, last, err := c.Changes(Cursor{}, 100)
+	if _, _, err := c.Changes(Cursor{}, 100); !errors.Is(err, ErrCursorTooOld) {
+		t.Fatalf("the zero cursor (not a head taken before a scan): %v", err)
+	}
+	all, last, err := c.Changes(start, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +78,8 @@ func TestChanges_OrderAndResume(t *testing.T) {
 
 // TestChanges_Trim: records older than ChangeWindow indexes go, at indexes
 // that are multiples of 1024 (a rule of the index, the same on every
-// replica); a cursor before the horizon gets ErrCursorTooOld.
+// replica); a cursor before the horizon gets ErrCursorTooOld, the head
+// taken just before it does not.
 func TestChanges_Trim(t *testing.T) {
 	f := memFSM(t)
 	c := &Catalog{fsm: f}
@@ -81,21 +87,77 @@ func TestChanges_Trim(t *testing.T) {
 	apply := func(index uint64, data []byte) {
 		f.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: data})
 	}
-	apply(10, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}}), cmdOf(&putObject{Object: &o1})))
+	apply(9, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}})))
+	early := c.ChangesHead()
+	apply(10, entry(t, cmdOf(&putObject{Object: &o1})))
 	apply(ChangeWindow+1000, entry(t, cmdOf(&putObject{Object: &o2}))) // not a multiple of 1024: no trim
-	if chs, _, err := c.Changes(Cursor{}, 10); err != nil || len(chs) != 2 {
+	if chs, _, err := c.Changes(early, 10); err != nil || len(chs) != 2 {
 		t.Fatalf("before the trim: %v %v", ops(chs), err)
 	}
 	apply(ChangeWindow+2048, entry(t, cmdOf(&revokeToken{JTI: "j"})))
-	if _, _, err := c.Changes(Cursor{Index: 10}, 10); !errors.Is(err, ErrCursorTooOld) {
+	if _, _, err := c.Changes(early, 10); !errors.Is(err, ErrCursorTooOld) {
 		t.Fatalf("a cursor behind the horizon: %v", err)
 	}
 	if h, err := c.ChangesHorizon(); err != nil || h != 2048 {
 		t.Fatalf("horizon %d, %v", h, err)
 	}
-	chs, _, err := c.Changes(Cursor{Index: 2048}, 10)
-	if err != nil || len(chs) != 1 || chs[0].Hash != hashOf(2) {
-		t.Fatalf("after the horizon: %v %v", ops(chs), err)
+	for _, ok := range []Cursor{{Index: 2048}, {Index: 2047, Pos: math.MaxUint32}} {
+		chs, _, err := c.Changes(ok, 10)
+		if err != nil || len(chs) != 1 || chs[0].Hash != hashOf(2) {
+			t.Fatalf("after the horizon, from %+v: %v %v", ok, ops(chs), err)
+		}
+	}
+	if _, _, err := c.Changes(Cursor{Index: 2047, Pos: 3}, 10); !errors.Is(err, ErrCursorTooOld) {
+		t.Fatalf("a cursor inside the trimmed entry: %v", err)
+	}
+}
+
+// TestChanges_UpgradedState: a state that applied entries before the change
+// log existed starts its horizon after them: a cursor from before cannot
+// pass for complete, a head taken after the upgrade can.
+func TestChanges_UpgradedState(t *testing.T) {
+	f := memFSM(t)
+	c := &Catalog{fsm: f}
+	f.applied.Store(41) // applied by an older version, which recorded nothing
+	head := c.ChangesHead()
+	o := object("a", 1)
+	applyEntry(f, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}}), cmdOf(&putObject{Object: &o})))
+	if _, _, err := c.Changes(Cursor{Index: 10}, 10); !errors.Is(err, ErrCursorTooOld) {
+		t.Fatalf("a cursor from before the upgrade: %v", err)
+	}
+	if chs, _, err := c.Changes(head, 10); err != nil || len(chs) != 1 {
+		t.Fatalf("from the head after the upgrade: %v %v", ops(chs), err)
+	}
+}
+
+// TestWaitChanges: an entry without changes does not wake the waiter, one
+// with a change does; its context ends the wait.
+func TestWaitChanges(t *testing.T) {
+	f := memFSM(t)
+	c := &Catalog{fsm: f, stop: make(chan struct{})}
+	head := c.ChangesHead()
+	done := make(chan error, 1)
+	go func() { done <- c.WaitChanges(context.Background(), head) }()
+	applyEntry(f, entry(t, cmdOf(&createCache{Cache: &Cache{Name: "a"}})))
+	select {
+	case err := <-done:
+		t.Fatalf("woken by an entry without changes: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	o := object("a", 1)
+	applyEntry(f, entry(t, cmdOf(&putObject{Object: &o})))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken by a change")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := c.WaitChanges(ctx, c.ChangesHead()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a wait with nothing coming: %v", err)
 	}
 }
 
@@ -105,6 +167,7 @@ func TestChanges_SnapshotAndReplicas(t *testing.T) {
 	nodes, leader := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	start := leader.ChangesHead()
 	if err := leader.CreateCache(ctx, Cache{Name: "s", StoreDir: "/nix/store"}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +179,7 @@ func TestChanges_SnapshotAndReplicas(t *testing.T) {
 	if _, err := leader.DeleteObjects(ctx, "s", []nixid.StorePathHash{hashOf(3)}); err != nil {
 		t.Fatal(err)
 	}
-	want, _, err := leader.Changes(Cursor{}, 100)
+	want, _, err := leader.Changes(start, 100)
 	if err != nil || len(want) != 6 {
 		t.Fatalf("leader's changes: %v %v", ops(want), err)
 	}
@@ -124,13 +187,13 @@ func TestChanges_SnapshotAndReplicas(t *testing.T) {
 		if err := n.cat.WaitApplied(ctx, leader.AppliedIndex()); err != nil {
 			t.Fatal(err)
 		}
-		got, _, err := n.cat.Changes(Cursor{}, 100)
+		got, _, err := n.cat.Changes(start, 100)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("a replica's changes differ: %v, %v", ops(got), err)
 		}
 	}
 	restored := &Catalog{fsm: restoredCopy(t, leader)}
-	if got, _, err := restored.Changes(Cursor{}, 100); err != nil || !reflect.DeepEqual(got, want) {
+	if got, _, err := restored.Changes(start, 100); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("after a snapshot restore: %v, %v", ops(got), err)
 	}
 }

@@ -124,7 +124,7 @@ func stoppedResult(n int) *batchResult {
 func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err error) {
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
-	b := &applier{Batch: f.st.db.NewIndexedBatch(), index: index}
+	b := &applier{Batch: f.st.db.NewIndexedBatch(), index: index, prev: f.applied.Load()}
 	defer b.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -135,6 +135,7 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 			res, err = nil, se
 		}
 	}()
+	b.startChanges()
 	res = &batchResult{results: make([]result, len(cmds))}
 	for i, d := range cmds {
 		err := d.err

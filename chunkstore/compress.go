@@ -42,7 +42,7 @@ func (s *Store) compressor(enc *zstd.Encoder) {
 	for j := range s.jobs {
 		frame = enc.EncodeAll(j.raw, frame[:0])
 		m := chunkMeta{rawSize: uint32(len(j.raw)), frameSize: uint32(len(frame)),
-			crc: crc32.Checksum(frame, castagnoli), touched: now()}
+			crc: crc32.Checksum(frame, castagnoli), touched: s.now()}
 		s.bufs.put(j.raw)
 		s.inflight.Release(j.weight)
 		var err error

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"math/bits"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	// Metrics is the registry the store's series go to (the node's); nil:
 	// not exported.
 	Metrics prometheus.Registerer
+	// Now is the store's clock (chunk and manifest ages, the sweep's
+	// cutoff); nil: time.Now. Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // DefaultConfig returns Attic's chunking defaults and Garret's memory bounds.

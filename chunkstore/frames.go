@@ -129,7 +129,7 @@ func (s *Store) putVerifiedFrames(frames []VerifiedFrame) error {
 			return fmt.Errorf("chunkstore: chunk %s was not verified", f.ID)
 		}
 		var err error
-		meta := chunkMeta{rawSize: f.rawSize, frameSize: uint32(len(f.Frame)), crc: crc32.Checksum(f.Frame, castagnoli), touched: now()}
+		meta := chunkMeta{rawSize: f.rawSize, frameSize: uint32(len(f.Frame)), crc: crc32.Checksum(f.Frame, castagnoli), touched: s.now()}
 		if meta.seg, meta.off, err = s.segs.append(f.Frame); err != nil {
 			return err
 		}

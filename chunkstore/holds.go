@@ -27,7 +27,7 @@ type holds struct {
 type hold struct {
 	chunks   []ChunkID
 	manifest ManifestID
-	ended    int64 // when Ingest returned (now())
+	ended    int64 // when Ingest returned (the store's clock, ns)
 	done     bool  // no longer pending: committed or expired
 }
 
@@ -68,10 +68,10 @@ func (hs *holds) releaseLocked(h *hold) {
 
 // ended parks h until its manifest is put, and expires the oldest holds
 // whose manifest never came.
-func (hs *holds) ended(h *hold, manifest ManifestID) {
+func (hs *holds) ended(h *hold, manifest ManifestID, at int64) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	h.manifest, h.ended = manifest, now()
+	h.manifest, h.ended = manifest, at
 	hs.pending[manifest] = append(hs.pending[manifest], h)
 	hs.order = append(hs.order, h)
 	for len(hs.order) > 0 {

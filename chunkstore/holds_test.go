@@ -1,6 +1,9 @@
 package chunkstore
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestHolds_Lifecycle: a committed hold goes at once, or at the end of a
 // running sweep (whose mark may have missed its manifest); an uncommitted
@@ -13,7 +16,7 @@ func TestHolds_Lifecycle(t *testing.T) {
 		for _, id := range ids {
 			hs.add(h, id)
 		}
-		hs.ended(h, ManifestID{m})
+		hs.ended(h, ManifestID{m}, time.Now().UnixNano())
 		return h
 	}
 	ingest(1, a, b)

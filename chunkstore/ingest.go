@@ -86,7 +86,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader) (*IngestResult, error) 
 		s.holds.release(in.hold)
 		return nil, err
 	}
-	s.holds.ended(in.hold, in.res.Manifest.ID())
+	s.holds.ended(in.hold, in.res.Manifest.ID(), s.now())
 	for _, c := range in.res.Manifest.Chunks {
 		in.res.StoredSize += int64(in.frames[c.ID])
 	}

@@ -84,7 +84,7 @@ func (s *Store) PutManifest(m Manifest) (ManifestID, error) {
 	defer s.exit()
 	enc, _ := m.MarshalBinary()
 	id := ManifestID(blake3.Sum256(enc))
-	v := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(enc)), uint64(now()))
+	v := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(enc)), uint64(s.now()))
 	v = append(v, enc...)
 	s.gc.RLock() // a sweep re-checks the written-at time before deleting
 	defer s.gc.RUnlock()

@@ -257,4 +257,10 @@ func (s *Store) scan(prefix byte, fn func(id [32]byte, value []byte) error) erro
 	return it.Close()
 }
 
-func now() int64 { return time.Now().UnixNano() }
+// now is the store's clock in nanoseconds (Config.Now).
+func (s *Store) now() int64 {
+	if s.cfg.Now != nil {
+		return s.cfg.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
+}

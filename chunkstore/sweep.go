@@ -42,7 +42,7 @@ func (s *Store) Sweep(ctx context.Context, live func(ManifestID) bool, grace tim
 	s.sweeping.Lock()
 	defer s.sweeping.Unlock()
 	s.touchAfter.Store(int64(grace / 4))
-	cutoff := now() - int64(grace)
+	cutoff := s.now() - int64(grace)
 	var st SweepStats
 	// Holds of ingests committed from now on are kept until the sweep ends:
 	// this mark may not see their manifests.
@@ -183,7 +183,7 @@ func keysOf[ID ~[32]byte](ids []ID, key func(ID) []byte) [][]byte {
 // cannot delete a chunk an in-flight upload has decided not to store again.
 func (s *Store) touch(id ChunkID) (chunkMeta, bool, error) {
 	m, ok, err := s.getMeta(id)
-	if err != nil || !ok || now()-m.touched < s.touchAfter.Load() {
+	if err != nil || !ok || s.now()-m.touched < s.touchAfter.Load() {
 		return m, ok, err
 	}
 	s.gc.RLock()
@@ -191,7 +191,7 @@ func (s *Store) touch(id ChunkID) (chunkMeta, bool, error) {
 	if m, ok, err = s.getMeta(id); err != nil || !ok { // a sweep may have won the race
 		return m, ok, err
 	}
-	m.touched = now()
+	m.touched = s.now()
 	if err := s.db.Set(chunkKey(id), m.encode(), pebble.NoSync); err != nil {
 		return m, false, fmt.Errorf("chunkstore: touch chunk %s: %w", id, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -84,7 +85,11 @@ func TestSweep_CompactionMovesFramesUnderOpenNARs(t *testing.T) {
 }
 
 func TestSweep_DedupTouchProtectsInFlightUploads(t *testing.T) {
-	s := newTestStore(t)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	cfg := testConfig(t.TempDir())
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	s := openTest(t, cfg)
 	data := testData(60, 1<<20)
 	_, old := mustIngest(t, s, data)
 	// The catalog drops the NAR; a first sweep within grace keeps it but
@@ -97,7 +102,7 @@ func TestSweep_DedupTouchProtectsInFlightUploads(t *testing.T) {
 	if _, err := s.Sweep(context.Background(), none, grace); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(grace) // the chunks are now older than grace: sweepable
+	clock.Add(int64(grace)) // the chunks are now older than grace: sweepable
 	// An upload of the same NAR dedups against them and refreshes them ...
 	res, err := s.Ingest(context.Background(), bytes.NewReader(data))
 	if err != nil || res.NewChunks != 0 {

@@ -59,6 +59,13 @@ func newHost(t *testing.T, dir string) (host.Host, peer.ID) {
 
 func startNode(t *testing.T, dir string, bootstrap bool) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, bootstrap, Deps{})
+}
+
+// startNodeWith is startNode with extra dependencies (the transport and log
+// are the test's own).
+func startNodeWith(t *testing.T, dir string, bootstrap bool, deps Deps) *testNode {
+	t.Helper()
 	h, id := newHost(t, dir)
 	tr, err := p2p.NewRaftTransport(h, quiet)
 	if err != nil {
@@ -66,7 +73,8 @@ func startNode(t *testing.T, dir string, bootstrap bool) *testNode {
 	}
 	cfg := TestConfig(filepath.Join(dir, "catalog"))
 	cfg.NodeID, cfg.Bootstrap = id.String(), bootstrap
-	cat, err := Open(cfg, Deps{Transport: tr, Log: quiet})
+	deps.Transport, deps.Log = tr, quiet
+	cat, err := Open(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,32 +2,17 @@ package catalog
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/garret-cache/garret/replication/p2p"
 )
 
 // TestCatalog_Metrics: the catalog's series are on the registry it was
 // given and follow what it applies.
 func TestCatalog_Metrics(t *testing.T) {
-	dir := t.TempDir()
-	h, id := newHost(t, dir)
-	tr, err := p2p.NewRaftTransport(h, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := TestConfig(filepath.Join(dir, "catalog"))
-	cfg.NodeID, cfg.Bootstrap = id.String(), true
 	reg := prometheus.NewRegistry()
-	c, err := Open(cfg, Deps{Transport: tr, Log: quiet, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := startNodeWith(t, t.TempDir(), true, Deps{Metrics: reg}).cat
 	waitLeader(t, c)
 	if err := c.CreateCache(context.Background(), Cache{Name: "m", StoreDir: "/nix/store"}); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ func (s *Store) compact(ctx context.Context, st *SweepStats) error {
 		}
 	}
 	if len(sizes) == 0 {
+		s.metrics.garbage.Set(0)
 		return nil
 	}
 	live := map[uint32]int64{}
@@ -44,11 +45,15 @@ func (s *Store) compact(ctx context.Context, st *SweepStats) error {
 		return err
 	}
 	victims := map[uint32]bool{}
+	var garbage int64 // dead bytes left in the segments that stay
 	for seg, size := range sizes {
 		if live[seg] == 0 || live[seg]*2 < size {
 			victims[seg] = true
+		} else {
+			garbage += size - live[seg]
 		}
 	}
+	s.metrics.garbage.Set(float64(garbage))
 	if len(victims) == 0 {
 		return nil
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	sweeps                           prometheus.Counter
 	chunksSwept, bytesSwept          prometheus.Counter
 	diskBytesFreed                   prometheus.Counter
+	garbage                          prometheus.Gauge // dead frame bytes in sealed segments after the last sweep
 }
 
 func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
@@ -29,6 +30,8 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		chunksSwept:       c("swept_chunks_total", "Unreferenced chunks deleted by sweeps."),
 		bytesSwept:        c("swept_frame_bytes_total", "Frame bytes of the chunks sweeps deleted."),
 		diskBytesFreed:    c("compaction_disk_bytes_freed_total", "Disk space segment compaction gave back."),
+		garbage: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "garret", Subsystem: "chunkstore", Name: "segment_garbage_bytes",
+			Help: "Dead frame bytes left in sealed segment files after the last sweep's compaction (below half of each file)."}),
 	}
 	if reg == nil {
 		return m, nil
@@ -42,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		return float64(n)
 	})
 	for _, col := range []prometheus.Collector{m.framesWritten, m.frameBytesWritten, m.framesRead, m.frameBytesRead,
-		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, segBytes} {
+		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, m.garbage, segBytes} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -45,3 +45,24 @@ garret_chunkstore_sweeps_total 1
 		t.Fatal("the sweep deleted nothing the metrics saw")
 	}
 }
+
+// TestMetrics_SegmentGarbage: dead frames left in a sealed segment that is
+// still mostly live are reported after the sweep.
+func TestMetrics_SegmentGarbage(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Metrics = prometheus.NewRegistry()
+	s := openTest(t, cfg)
+	_, keep1 := mustIngest(t, s, testData(1, 900<<10))
+	_, gone := mustIngest(t, s, testData(2, 100<<10))
+	_, keep2 := mustIngest(t, s, testData(3, 3<<20)) // seals the segment holding the dead frames
+	live := func(id ManifestID) bool { return id == keep1 || id == keep2 }
+	if _, err := s.Sweep(context.Background(), live, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Manifest(gone); err == nil {
+		t.Fatal("the dropped NAR's manifest stayed")
+	}
+	if g := testutil.ToFloat64(s.metrics.garbage); g < 50<<10 {
+		t.Fatalf("segment garbage %v bytes, want about the dropped 100 KiB", g)
+	}
+}

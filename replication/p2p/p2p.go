@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -141,8 +142,11 @@ func NewHost(cfg Config) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pb *peerBytes
 	if cfg.Metrics != nil {
-		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+		bwc := metrics.NewBandwidthCounter()
+		pb = newPeerBytes(bwc)
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics), libp2p.BandwidthReporter(bwc))
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
@@ -150,6 +154,13 @@ func NewHost(cfg Config) (host.Host, error) {
 	if err != nil {
 		_ = rm.Close()
 		return nil, fmt.Errorf("p2p: host: %w", err)
+	}
+	if pb != nil {
+		pb.h = h
+		if err := cfg.Metrics.Register(pb); err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("p2p: metrics: %w", err)
+		}
 	}
 	return h, nil
 }

@@ -181,10 +181,13 @@ func New(cfg Config) (_ *Node, err error) {
 	n.ctl.Store(n.cluster)
 
 	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
+	failures := p2p.NewPeerFailures()
+	n.metrics.MustRegister(failures)
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
-		Cluster:     n.cluster,
-		Fetcher:     &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch")},
+		Cluster: n.cluster,
+		Fetcher: &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
+			Failures: failures},
 		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
 		Readiness:   n.cluster.Ready,
 		DiskFloor:   &p.floor,

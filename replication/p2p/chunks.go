@@ -164,6 +164,8 @@ type Fetcher struct {
 	Store *chunkstore.Store
 	Peers func() []peer.ID // best first (same region, then lowest RTT)
 	Log   *slog.Logger
+	// Failures counts failed requests per peer (nil: not counted).
+	Failures *PeerFailures
 }
 
 // ErrUnavailable means no peer could provide what was asked.
@@ -176,8 +178,14 @@ func (f *Fetcher) request(ctx context.Context, p peer.ID, req chunkRequest) (net
 	start := time.Now()
 	for try := 1; ; try++ {
 		s, r, err := f.requestOnce(ctx, p, req)
-		if err == nil || !Refused(err) {
-			return s, r, err
+		if err == nil {
+			return s, r, nil
+		}
+		if !Refused(err) {
+			if ctx.Err() == nil {
+				f.Failures.add(p)
+			}
+			return nil, nil, err
 		}
 		if werr := waitSlot(ctx, start, try, err); werr != nil {
 			return nil, nil, werr
@@ -250,6 +258,7 @@ func (f *Fetcher) FetchManifest(ctx context.Context, id chunkstore.ManifestID) e
 		var m chunkstore.Manifest
 		if m.UnmarshalBinary(data) != nil || m.ID() != id {
 			f.Log.Warn("peer sent a bad manifest", "peer", p, "manifest", id)
+			f.Failures.add(p)
 			continue
 		}
 		_, err = f.Store.PutManifest(m)

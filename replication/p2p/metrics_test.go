@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -82,5 +84,25 @@ func TestMetrics_PeerBytes(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg); err != nil || n < 10 {
 		t.Fatalf("%d series, %v", n, err)
+	}
+}
+
+// TestPeerFailures: counts per peer, bounded in peers, nil-safe.
+func TestPeerFailures(t *testing.T) {
+	var none *PeerFailures
+	none.add("x") // counts nothing, does not panic
+	pf := NewPeerFailures()
+	for i := range maxFailingPeers + 50 {
+		pf.add(peer.ID(fmt.Sprint("p", i)))
+	}
+	pf.add("p0")
+	pf.add("p0")
+	if n := testutil.CollectAndCount(pf); n != maxFailingPeers {
+		t.Fatalf("%d peers kept, want %d", n, maxFailingPeers)
+	}
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if pf.n["p0"] < 2 {
+		t.Fatalf("p0 counted %d", pf.n["p0"])
 	}
 }

@@ -52,7 +52,9 @@ func layerOf(pkg string) int {
 }
 
 // TestLayers builds the import graph of every package of the module with
-// `go list -deps` and checks each import against the layers.
+// `go list -deps` and checks each import against the layers. Go's test
+// cache cannot see what `go list` reads: run it with -count=1, as `make
+// test` does.
 func TestLayers(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Module", module+"/...")
 	cmd.Dir = "../.."

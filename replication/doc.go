@@ -12,9 +12,10 @@
 //	            join/leave/remove, cluster status; the only code that changes
 //	            Raft membership
 //	gc          the sweep loop over the local chunk store (retention joins it)
-//
-// The copying of pushed data to every region (the syncer) will be its own
-// subpackage here.
+//	placement   which nodes hold an object (every node, or N per region by
+//	            rendezvous hashing)
+//	syncer      copies what placement gives this node from its peers, in
+//	            the background, following the catalog's change log
 //
 // # Node-to-node protocols
 //

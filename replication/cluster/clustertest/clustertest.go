@@ -1,6 +1,6 @@
 // Package clustertest builds in-process clusters from the replication
-// components — libp2p host, Raft catalog, cluster controller with gossip on
-// loopback — without the HTTP API, for the controller's tests and the
+// components — libp2p host, chunk store serving its chunks, Raft catalog,
+// cluster controller with gossip on loopback — without the HTTP API, for the controller's tests and the
 // syncer's. Each node has its own data dir; all share one private network
 // and gossip key and use fast (LAN) timings.
 package clustertest
@@ -18,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
@@ -29,6 +30,7 @@ type Node struct {
 	Name, Region string
 	Dir          string
 	Host         host.Host
+	Store        *chunkstore.Store // serves its chunks to peers (p2p.ServeChunks)
 	Catalog      *catalog.Catalog
 	Cluster      *cluster.Controller
 	ctl          atomic.Pointer[cluster.Controller] // for the catalog's version gate
@@ -92,6 +94,12 @@ func (c *Cluster) Add(opts Options, region string) *Node {
 	if n.Host, err = p2p.NewHost(p2p.Config{PrivateKey: key, PSK: psk}); err != nil {
 		t.Fatal(err)
 	}
+	cs := chunkstore.DefaultConfig()
+	cs.Dir = filepath.Join(n.Dir, "chunks")
+	if n.Store, err = chunkstore.Open(cs, c.log); err != nil {
+		t.Fatal(err)
+	}
+	p2p.ServeChunks(n.Host, n.Store, c.log)
 	tr, err := p2p.NewRaftTransport(n.Host, c.log)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +199,7 @@ func (n *Node) Crash() {
 	n.Stop()
 }
 
-// Stop closes the node (its controller, catalog and host).
+// Stop closes the node (its controller, catalog, host and store).
 func (n *Node) Stop() {
 	if n.stopped {
 		return
@@ -200,4 +208,5 @@ func (n *Node) Stop() {
 	n.Cluster.Close()
 	_ = n.Catalog.Close()
 	_ = n.Host.Close()
+	_ = n.Store.Close()
 }

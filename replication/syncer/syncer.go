@@ -1,0 +1,310 @@
+// Package syncer copies pushed data to the nodes placement names, in the
+// background: when an object or file commits, every node that should hold
+// its manifest fetches the manifest and the chunks it lacks from its peers
+// (nearest first, every frame verified), so only missing chunks cross the
+// link. On start it reads the whole catalog once and fetches what it
+// lacks (a node that was down, wiped or is new converges by itself, and
+// re-fetches nothing it has); then it follows the catalog's change log.
+// It never blocks a push or a read: fetches run on their own workers, and
+// what fails (no peer has it yet) is retried later.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/placement"
+)
+
+// Catalog is what the syncer reads from the catalog.
+type Catalog interface {
+	ForEachManifest(fn func(chunkstore.ManifestID) error) error
+	ChangesHead() catalog.Cursor
+	Changes(after catalog.Cursor, limit int) ([]catalog.Change, catalog.Cursor, error)
+	WaitChanges(ctx context.Context, after catalog.Cursor) error
+}
+
+// Fetcher brings manifests and frames from peers (p2p.Fetcher).
+type Fetcher interface {
+	FetchManifest(ctx context.Context, id chunkstore.ManifestID) error
+	Remote(ctx context.Context, missing []chunkstore.ChunkID) (chunkstore.Remote, error)
+}
+
+// Config tunes the syncer.
+type Config struct {
+	// CopiesPerRegion is [cluster] copies-per-region (placement.All: every
+	// node holds everything).
+	CopiesPerRegion int
+	// Workers is how many manifests are fetched at once (default 4).
+	Workers int
+	// RetryEvery is how often failed fetches are tried again (default 30 s).
+	RetryEvery time.Duration
+	Log        *slog.Logger
+}
+
+// Deps are what the syncer works through.
+type Deps struct {
+	Catalog Catalog
+	Store   *chunkstore.Store
+	Fetcher Fetcher
+	// Self is this node; Members the live members placement may choose
+	// (this node included).
+	Self    placement.Node
+	Members func() []placement.Node
+}
+
+// Stats is what the syncer has done since it started.
+type Stats struct {
+	Fetched      int64 // manifests made complete here
+	FramesStored int64
+	FrameBytes   int64
+	Failed       int64 // fetch attempts that failed (retried later)
+	Pending      int   // manifests waiting to be fetched or retried
+}
+
+// Syncer is one node's copier.
+type Syncer struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	queue chan chunkstore.ManifestID
+	mu    sync.Mutex
+	busy  map[chunkstore.ManifestID]bool // queued or being fetched
+	retry map[chunkstore.ManifestID]bool // failed, to try again
+	stats Stats
+}
+
+// New makes a syncer; Run runs it.
+func New(cfg Config, deps Deps) (*Syncer, error) {
+	if deps.Catalog == nil || deps.Store == nil || deps.Fetcher == nil || deps.Members == nil {
+		return nil, errors.New("syncer: needs a catalog, a store, a fetcher and members")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.RetryEvery <= 0 {
+		cfg.RetryEvery = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Syncer{cfg: cfg, deps: deps, log: cfg.Log, queue: make(chan chunkstore.ManifestID, 1024),
+		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}}, nil
+}
+
+// Stats returns a copy of the counters.
+func (s *Syncer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Pending = len(s.busy) + len(s.retry)
+	return st
+}
+
+// Run syncs until ctx ends: a full pass over the catalog, then the change
+// log from the head taken before the pass (changes seen twice are harmless:
+// what is local is not fetched again).
+func (s *Syncer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.retryLoop(ctx)
+	}()
+	err := s.follow(ctx)
+	wg.Wait()
+	return err
+}
+
+// follow is the full pass, then the change log; a cursor the log no longer
+// reaches means another full pass.
+func (s *Syncer) follow(ctx context.Context) error {
+	for {
+		cur := s.deps.Catalog.ChangesHead()
+		if err := s.deps.Catalog.ForEachManifest(func(id chunkstore.ManifestID) error {
+			s.offer(ctx, id)
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+		for {
+			chs, next, err := s.deps.Catalog.Changes(cur, 256)
+			if errors.Is(err, catalog.ErrCursorTooOld) {
+				s.log.Warn("syncer: the change log moved past this node; reading the whole catalog again", "err", err)
+				break
+			} else if err != nil {
+				return err
+			}
+			for _, ch := range chs {
+				if (ch.Op == catalog.OpPutObject || ch.Op == catalog.OpPutFile) && !ch.Manifest.IsZero() {
+					s.offer(ctx, ch.Manifest)
+				}
+			}
+			cur = next
+			if len(chs) == 0 {
+				if err := s.deps.Catalog.WaitChanges(ctx, cur); err != nil && !errors.Is(err, catalog.ErrCursorTooOld) {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// offer queues id if placement gives it to this node and it is not queued
+// already; it waits for room in the queue (back-pressure on the reader of
+// the catalog, never on pushes).
+func (s *Syncer) offer(ctx context.Context, id chunkstore.ManifestID) {
+	if !placement.Holds(id[:], s.deps.Members(), s.cfg.CopiesPerRegion, s.deps.Self.ID) {
+		return
+	}
+	s.mu.Lock()
+	if s.busy[id] {
+		s.mu.Unlock()
+		return
+	}
+	s.busy[id] = true
+	delete(s.retry, id)
+	s.mu.Unlock()
+	select {
+	case s.queue <- id:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Syncer) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.queue:
+			err := s.fetch(ctx, id)
+			s.mu.Lock()
+			delete(s.busy, id)
+			if err != nil && ctx.Err() == nil {
+				s.retry[id] = true
+				s.stats.Failed++
+			}
+			s.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				s.log.Debug("syncer: fetch failed; will retry", "manifest", id, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Syncer) retryLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RetryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ids := make([]chunkstore.ManifestID, 0, len(s.retry))
+		for id := range s.retry {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.offer(ctx, id)
+		}
+	}
+}
+
+// fetch makes manifest id and all its chunks local, asking peers only for
+// what is missing, and verifying every frame before it is stored.
+func (s *Syncer) fetch(ctx context.Context, id chunkstore.ManifestID) error {
+	if err := s.deps.Fetcher.FetchManifest(ctx, id); err != nil {
+		return err
+	}
+	m, err := s.deps.Store.Manifest(id)
+	if err != nil {
+		return err
+	}
+	var missing []chunkstore.ChunkID
+	seen := map[chunkstore.ChunkID]bool{}
+	for _, c := range m.Chunks {
+		if seen[c.ID] {
+			continue
+		}
+		seen[c.ID] = true
+		if ok, err := s.deps.Store.HasChunk(c.ID); err != nil {
+			return err
+		} else if !ok {
+			missing = append(missing, c.ID)
+		}
+	}
+	if len(missing) > 0 {
+		if err := s.fetchFrames(ctx, missing); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.stats.Fetched++
+	s.mu.Unlock()
+	return nil
+}
+
+// batchBytes is how many fetched frame bytes are stored at once.
+const batchBytes = 4 << 20
+
+func (s *Syncer) fetchFrames(ctx context.Context, missing []chunkstore.ChunkID) error {
+	remote, err := s.deps.Fetcher.Remote(ctx, missing)
+	if err != nil {
+		return err
+	}
+	it, err := remote.Frames(ctx, missing)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var batch []chunkstore.VerifiedFrame
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.deps.Store.PutVerifiedFrames(batch); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.stats.FramesStored += int64(len(batch))
+		s.stats.FrameBytes += int64(size)
+		s.mu.Unlock()
+		batch, size = batch[:0], 0
+		return nil
+	}
+	for _, id := range missing {
+		frame, err := it.Next()
+		if err != nil {
+			return err
+		}
+		vf, err := s.deps.Store.VerifyFrame(id, frame)
+		if err != nil {
+			return fmt.Errorf("syncer: chunk %s: %w", id, err)
+		}
+		batch = append(batch, vf)
+		if size += len(frame); size >= batchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}

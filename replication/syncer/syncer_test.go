@@ -1,0 +1,174 @@
+package syncer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/eventually"
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/cluster/clustertest"
+	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/replication/placement"
+	"github.com/garret-cache/garret/replication/syncer"
+)
+
+func randomData(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// push stores data on n and commits it as an object of cache "c".
+func push(t *testing.T, n *clustertest.Node, hash string, data []byte) chunkstore.ManifestID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := n.Store.Ingest(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := n.Store.PutManifest(res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := nixid.StorePathHash(hash)
+	if err := n.Catalog.PutObject(ctx, catalog.Object{Cache: "c", StorePathHash: h, StorePath: "/nix/store/" + hash + "-x",
+		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: id}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func members(c *clustertest.Cluster) func() []placement.Node {
+	return func() []placement.Node {
+		var out []placement.Node
+		for _, n := range c.Running() {
+			out = append(out, placement.Node{ID: n.ID(), Region: n.Region})
+		}
+		return out
+	}
+}
+
+func start(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, perRegion int) (*syncer.Syncer, context.CancelFunc) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &p2p.Fetcher{Host: n.Host, Store: n.Store, Peers: n.Cluster.PeersByDistance, Log: log}
+	s, err := syncer.New(syncer.Config{CopiesPerRegion: perRegion, RetryEvery: 200 * time.Millisecond, Log: log},
+		syncer.Deps{Catalog: n.Catalog, Store: n.Store, Fetcher: f, Self: placement.Node{ID: n.ID(), Region: n.Region}, Members: members(c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// complete reports whether n holds manifest id and every chunk of it.
+func complete(n *clustertest.Node, id chunkstore.ManifestID) bool {
+	m, err := n.Store.Manifest(id)
+	if err != nil {
+		return false
+	}
+	for _, c := range m.Chunks {
+		if ok, _ := n.Store.HasChunk(c.ID); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSyncer_EveryNodeGetsEveryObject: an object pushed to one node reaches
+// the others by themselves; a node that already holds most of the chunks
+// fetches only the rest; a node that was stopped catches up when it starts
+// again, fetching nothing it has.
+func TestSyncer_EveryNodeGetsEveryObject(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "eu", "us")
+	ctx := context.Background()
+	if err := c.Leader().Catalog.CreateCache(ctx, catalog.Cache{Name: "c", StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	a, b, far := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	shared := randomData(1, 3<<20)
+	// b already has most of the next NAR's content (a NAR it got before).
+	if _, err := b.Store.Ingest(ctx, bytes.NewReader(shared)); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := start(t, c, a, placement.All)
+	sb, _ := start(t, c, b, placement.All)
+	_, stopFar := start(t, c, far, placement.All)
+	nar := append(append([]byte{}, shared...), randomData(2, 1<<20)...)
+	id := push(t, a, "0123456789abcdfghijklmnpqrsvwxyz", nar)
+	eventually.True(t, "every node to hold the object", func() bool { return complete(b, id) && complete(far, id) })
+	if st := sa.Stats(); st.FrameBytes != 0 {
+		t.Fatalf("the pushing node fetched %d bytes", st.FrameBytes)
+	}
+	if st := sb.Stats(); st.FrameBytes == 0 || st.FrameBytes > 2<<20 {
+		t.Fatalf("b fetched %d frame bytes; want only the ~1 MiB it lacked", st.FrameBytes)
+	}
+
+	// far is stopped; an object committed meanwhile reaches it when it
+	// starts again, and what it had is not fetched again.
+	stopFar()
+	id2 := push(t, a, "1123456789abcdfghijklmnpqrsvwxyz", randomData(3, 2<<20))
+	time.Sleep(200 * time.Millisecond)
+	if complete(far, id2) {
+		t.Fatal("a stopped syncer fetched")
+	}
+	again, _ := start(t, c, far, placement.All)
+	eventually.True(t, "the restarted node to catch up", func() bool { return complete(far, id2) })
+	if st := again.Stats(); st.FrameBytes > 3<<20 {
+		t.Fatalf("the restarted node fetched %d bytes; the first object was local already", st.FrameBytes)
+	}
+}
+
+// TestSyncer_CopiesPerRegion: with one copy per region, exactly one node of
+// each region holds a pushed object (besides the node that took the push).
+func TestSyncer_CopiesPerRegion(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "eu", "eu", "us")
+	ctx := context.Background()
+	if err := c.Leader().Catalog.CreateCache(ctx, catalog.Cache{Name: "c", StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		start(t, c, n, 1)
+	}
+	id := push(t, c.Nodes[0], "2123456789abcdfghijklmnpqrsvwxyz", randomData(4, 1<<20))
+	want := placement.Holders(id[:], members(c)(), 1)
+	eventually.True(t, "the placed nodes to hold the object", func() bool {
+		for _, h := range want {
+			for _, n := range c.Nodes {
+				if n.ID() == h.ID && !complete(n, id) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	holders := 0
+	for _, n := range c.Nodes[1:] { // the pushing node holds it anyway
+		if complete(n, id) {
+			holders++
+			if !placement.Holds(id[:], members(c)(), 1, n.ID()) {
+				t.Errorf("%s holds an object placement did not give it", n.Name)
+			}
+		}
+	}
+	if holders == 0 || holders > 2 {
+		t.Fatalf("%d other nodes hold the object; want the placed one per region", holders)
+	}
+}

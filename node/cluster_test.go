@@ -58,7 +58,10 @@ join = [%s]
 // TestCluster_JoinAndWriteOnAnyNode: a bootstrapped node and two that join
 // by gossip form one Raft group; a write on a follower is visible everywhere.
 func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
-	first, err := start(t, clusterConfig(t, "eu-1", "eu", nil))
+	// These nodes do not sync: a step below shows read-through of a NAR
+	// the reading node lacks.
+	noSync := func(cfg *serverconfig.Config) *serverconfig.Config { cfg.Cluster.NoSync = true; return cfg }
+	first, err := start(t, noSync(clusterConfig(t, "eu-1", "eu", nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 	seed := first.cluster.GossipAddr()
 	nodes := []*Node{first}
 	for _, name := range []string{"us-1", "us-2"} {
-		n, err := start(t, clusterConfig(t, name, "us", []string{seed}))
+		n, err := start(t, noSync(clusterConfig(t, name, "us", []string{seed})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,4 +395,39 @@ func (n *Node) crash() {
 	stoppedByTest.Store(n, true)
 	n.cluster.Kill()
 	_ = n.close()
+}
+
+// TestCluster_SyncCopiesPushesToOtherNodes: a cluster node copies what is
+// pushed elsewhere by itself, before anyone reads it.
+func TestCluster_SyncCopiesPushesToOtherNodes(t *testing.T) {
+	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
+	second := startCluster(t, clusterConfig(t, "us-1", "us", []string{first.cluster.GossipAddr()}), time.Minute)
+	eventually.True(t, "two servers", func() bool { s, err := first.Catalog().Servers(); return err == nil && len(s) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := first.Catalog().CreateCache(ctx, catalog.Cache{Name: "s", StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("synced to every node without a read\n"), 30000)
+	res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := first.Store().PutManifest(res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := "1123456789abcdfghijklmnpqrsvwxyz"
+	if err := first.Catalog().PutObject(ctx, catalog.Object{Cache: "s", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
+		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "the second node to hold every chunk", func() bool {
+		for _, c := range res.Manifest.Chunks {
+			if ok, _ := second.Store().HasChunk(c.ID); !ok {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/gc"
 	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/replication/placement"
+	"github.com/garret-cache/garret/replication/syncer"
 )
 
 // Config is what New needs besides the server.toml settings.
@@ -63,7 +65,7 @@ type Node struct {
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
-	stopGC   context.CancelFunc
+	stopBG   context.CancelFunc // stops the syncer and the GC loop
 	wg       sync.WaitGroup
 }
 
@@ -183,11 +185,12 @@ func New(cfg Config) (_ *Node, err error) {
 	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
 	failures := p2p.NewPeerFailures()
 	n.metrics.MustRegister(failures)
+	fetcher := &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
+		Failures: failures}
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
-		Cluster: n.cluster,
-		Fetcher: &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
-			Failures: failures},
+		Cluster:     n.cluster,
+		Fetcher:     fetcher,
 		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
 		Readiness:   n.cluster.Ready,
 		DiskFloor:   &p.floor,
@@ -208,20 +211,37 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	// 7. Gossip and the controller's loops (when configured), then the
-	// periodic GC sweep.
+	// 7. Gossip and the controller's loops (when configured), the syncer
+	// (a cluster node copies what placement gives it), then the periodic
+	// GC sweep.
 	if err := n.cluster.Start(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	bg, stopBG := context.WithCancel(context.Background())
+	n.stopBG = stopBG
+	if p.sync {
+		syc := p.syncer
+		syc.Log = n.log.With("component", "syncer")
+		sy, err := syncer.New(syc, syncer.Deps{Catalog: n.catalog, Store: n.store, Fetcher: fetcher,
+			Self: placement.Node{ID: id.String(), Region: p.cluster.Region}, Members: n.cluster.PlacementNodes})
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := sy.Run(bg); err != nil && bg.Err() == nil {
+				n.log.Error("syncer stopped", "err", err)
+			}
+		}()
+	}
 	if sc.GC.Interval > 0 {
-		gcCtx, stop := context.WithCancel(context.Background())
-		n.stopGC = stop
 		sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
 			Grace: cfg.SweepGrace, Log: n.log.With("component", "gc")}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			sw.Run(gcCtx, sc.GC.Interval, false)
+			sw.Run(bg, sc.GC.Interval, false)
 		}()
 	}
 	n.log.Info("node started", "listen", n.Addr(), "node_id", id.String(), "data_dir", sc.DataDir)
@@ -271,8 +291,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // close releases everything in reverse order of construction.
 func (n *Node) close() error {
 	var errs []error
-	if n.stopGC != nil {
-		n.stopGC()
+	if n.stopBG != nil {
+		n.stopBG()
 	}
 	if n.http != nil {
 		_ = n.http.Close()

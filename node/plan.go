@@ -17,6 +17,7 @@ import (
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/replication/syncer"
 )
 
 // plan is every component config New builds from the server config, built
@@ -30,6 +31,8 @@ type plan struct {
 	api     api.Config
 	floor   diskspace.Floor // pushes are refused below it
 	cluster cluster.Config  // Log and the default APIURL are set by New
+	syncer  syncer.Config   // Log is set by New
+	sync    bool            // run the syncer: a cluster node without sync = false
 }
 
 // ErrNoClusterSecret refuses a node that would talk to other nodes without
@@ -110,6 +113,8 @@ func newPlan(cfg Config) (*plan, error) {
 	if p.cluster.Gossip, err = splitGossip(cc); err != nil {
 		return nil, err
 	}
+	p.syncer = syncer.Config{CopiesPerRegion: cc.CopiesPerRegion}
+	p.sync = p.cluster.Gossip != nil && !cc.NoSync
 
 	// The channel's keys. Only holders of the secret can connect (libp2p
 	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the

@@ -37,6 +37,12 @@ type Cluster struct {
 	// Voters is how many Raft voters the leader keeps (3 or 5); the other
 	// voter-eligible nodes are non-voters.
 	Voters int
+	// CopiesPerRegion is how many nodes of each region hold every object
+	// (0: every node holds everything).
+	CopiesPerRegion int
+	// NoSync (sync = false) makes a node hold only what it takes and what
+	// it reads through: it copies nothing in the background.
+	NoSync bool
 }
 
 // Uploads is Garret's [uploads]: what a node sets aside while it takes

@@ -74,6 +74,8 @@ func TestLoad_Errors(t *testing.T) {
 		"four voters":          "[cluster]\nvoters = 4\n" + hs,
 		"one voter":            "[cluster]\nvoters = 1\n" + hs,
 		"voters not a number":  "[cluster]\nvoters = \"five\"\n" + hs,
+		"zero copies":          "[cluster]\ncopies-per-region = 0\n" + hs,
+		"sync not a bool":      "[cluster]\nsync = \"no\"\n" + hs,
 		"not toml":             "= = =",
 	} {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
@@ -126,6 +128,17 @@ func TestLoad_ClusterVoters(t *testing.T) {
 	_, err := Load(write(t, "[cluster]\nvoters = 4\n"+hs), env(map[string]string{"HOME": "/h"}))
 	if err == nil || !strings.Contains(err.Error(), "voters = 4: must be 3 or 5") {
 		t.Fatalf("voters = 4: %v", err)
+	}
+}
+
+func TestLoad_ClusterCopiesAndSync(t *testing.T) {
+	c, err := Load(write(t, hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.CopiesPerRegion != 0 || c.Cluster.NoSync {
+		t.Fatalf("defaults: %+v %v", c.Cluster, err)
+	}
+	c, err = Load(write(t, "[cluster]\ncopies-per-region = 2\nsync = false\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.CopiesPerRegion != 2 || !c.Cluster.NoSync {
+		t.Fatalf("copies-per-region = 2, sync = false: %+v %v", c.Cluster, err)
 	}
 }
 

@@ -62,6 +62,8 @@ type file struct {
 		Bootstrap       *bool    `toml:"bootstrap"`
 		Voter           *bool    `toml:"voter"`
 		Voters          *int     `toml:"voters"`
+		CopiesPerRegion *int     `toml:"copies-per-region"`
+		Sync            *bool    `toml:"sync"`
 	} `toml:"cluster"`
 	Uploads struct {
 		DecoderMemory any `toml:"decoder-memory"`
@@ -271,6 +273,13 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 		}
 		c.Cluster.Voters = *fc.Voters
 	}
+	if fc.CopiesPerRegion != nil {
+		if v := *fc.CopiesPerRegion; v < 1 || v > 64 {
+			return fmt.Errorf("[cluster] copies-per-region = %d: must be from 1 to 64 (leave it out for a copy on every node)", v)
+		}
+		c.Cluster.CopiesPerRegion = *fc.CopiesPerRegion
+	}
+	c.Cluster.NoSync = fc.Sync != nil && !*fc.Sync
 	return nil
 }
 

@@ -1,6 +1,9 @@
 package cluster
 
-import "github.com/garret-cache/garret/replication/catalog"
+import (
+	"github.com/garret-cache/garret/replication/catalog"
+	objects "github.com/garret-cache/garret/replication/placement"
+)
 
 // MinVersion is the oldest catalog.CommandVersion among the Raft servers:
 // what gossip shows now, else what it last showed; a server gossip has never
@@ -32,4 +35,26 @@ func (c *Controller) MinVersion() int {
 		low = min(low, v)
 	}
 	return low
+}
+
+// PlacementNodes are the nodes placement may choose: the members gossip
+// shows alive that are in the Raft configuration (a node of another
+// cluster, or one not yet added, holds nothing), this node included.
+func (c *Controller) PlacementNodes() []objects.Node {
+	servers, err := c.catalog.Servers()
+	if err != nil {
+		return nil
+	}
+	inRaft := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		inRaft[s.ID] = true
+	}
+	self := c.host.ID().String()
+	out := []objects.Node{{ID: self, Region: c.cfg.Region}}
+	for _, m := range c.Members() {
+		if m.Meta.PeerID != self && inRaft[m.Meta.PeerID] {
+			out = append(out, objects.Node{ID: m.Meta.PeerID, Region: m.Meta.Region})
+		}
+	}
+	return out
 }

@@ -57,7 +57,10 @@ type cnode struct {
 }
 
 // nodeSpec names a node and its region.
-type nodeSpec struct{ name, region string }
+type nodeSpec struct {
+	name, region string
+	noSync       bool // [cluster] sync = false: the node copies nothing in the background
+}
 
 // requireWAN fails under CI when the emulator cannot run, and skips loudly otherwise.
 func requireWAN(t *testing.T) {
@@ -157,7 +160,8 @@ gossip-listen = "%[7]s:%[8]d"
 p2p-listen = "/ip4/%[7]s/tcp/%[9]d"
 api-url = "http://%[7]s:%[1]d"
 join = [%[10]s]
-`, httpPort, filepath.Join(dir, "data"), c.jwt, s.name, s.region, secret, ip, gossipPort, p2pPort, joinTOML)
+sync = %[11]t
+`, httpPort, filepath.Join(dir, "data"), c.jwt, s.name, s.region, secret, ip, gossipPort, p2pPort, joinTOML, !s.noSync)
 	if err := os.WriteFile(nd.config, []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)
 	}

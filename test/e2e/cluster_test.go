@@ -40,7 +40,7 @@ func (nd *cnode) run(env []string, name string, args ...string) string {
 func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
 	if l := us1.leader(); l != "eu-1" {
 		t.Fatalf("leader is %q; the bootstrapping eu-1 should lead", l)
@@ -162,7 +162,7 @@ func pushUntilAcked(nd *cnode, cache string, p synthPath, deadline time.Time) (a
 // and the killed node, restarted, catches up.
 func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	leader, followers := c.leaderAndFollowers()
 	followers[0].createCache("ha")
 
@@ -264,7 +264,7 @@ func TestCluster_KillLeaderDuringPushes(t *testing.T) {
 // after the heal the eu node has everything.
 func TestCluster_PartitionRegion(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
 	eu.createCache("part")
 	before := newSynthPath("before", 80<<10)
@@ -351,8 +351,8 @@ func TestCluster_PartitionRegion(t *testing.T) {
 // gossip with nor join the cluster, and says so in its log.
 func TestCluster_WrongSecret(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 20*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"eu-2", "eu"})
-	intruder := c.add(nodeSpec{"xx-1", "xx"}, "another-cluster-secret-0123456789abcdef", true)
+	c := newCluster(t, 20*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "eu-2", region: "eu"})
+	intruder := c.add(nodeSpec{name: "xx-1", region: "xx"}, "another-cluster-secret-0123456789abcdef", true)
 	intruder.start()
 	eventually.Within(t, 30*time.Second, "the intruder logging why it cannot join", func() bool {
 		return strings.Contains(intruder.log.String(), "use another [cluster] secret")
@@ -388,7 +388,7 @@ func TestCluster_WrongSecret(t *testing.T) {
 // than 500 entries and far less than 500 round trips in sequence (75 s).
 func TestCluster_ManyPathsToFollowerAreBatched(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	us1 := c.node("us-1")
 	us1.createCache("many")
 	st0, err := us1.status()
@@ -461,7 +461,7 @@ func roundRobin(t *testing.T, nodes ...*cnode) string {
 func TestCluster_NixPutsToTwoNodes(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	eu, us1, us2 := c.node("eu-1"), c.node("us-1"), c.node("us-2")
 	us1.createCache("wan")
 
@@ -519,7 +519,8 @@ func TestCluster_NixPutsToTwoNodes(t *testing.T) {
 // length is exact, and the second read is local.
 func TestCluster_ReadThroughStreams(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"})
+	// eu-1 does not sync: it must read the NAR through, not have it already.
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu", noSync: true}, nodeSpec{name: "us-1", region: "us"})
 	eu, us := c.node("eu-1"), c.node("us-1")
 	us.createCache("big")
 	p := newSynthPath("big", 24<<20) // 12 MiB random: ~12 MiB of frames

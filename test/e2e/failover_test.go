@@ -31,7 +31,7 @@ func (nd *cnode) nixOn(nc nixClient, env []string, name string, args ...string) 
 func TestCluster_NixCopyDuringFailover(t *testing.T) {
 	clients := nixClients(t)
 	t.Parallel()
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{"eu-1", "eu"}, nodeSpec{"us-1", "us"}, nodeSpec{"us-2", "us"})
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu"}, nodeSpec{name: "us-1", region: "us"}, nodeSpec{name: "us-2", region: "us"})
 	leader, followers := c.leaderAndFollowers()
 	followers[0].createCache("fo")
 

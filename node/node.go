@@ -227,6 +227,7 @@ func New(cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
+		n.metrics.MustRegister(sy.Collector())
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

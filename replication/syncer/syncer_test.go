@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/nixid"
@@ -116,6 +118,9 @@ func TestSyncer_EveryNodeGetsEveryObject(t *testing.T) {
 	if st := sa.Stats(); st.FrameBytes != 0 {
 		t.Fatalf("the pushing node fetched %d bytes", st.FrameBytes)
 	}
+	if got := gathered(t, sb.Collector(), "garret_syncer_frame_bytes_total"); got != float64(sb.Stats().FrameBytes) || got == 0 {
+		t.Fatalf("garret_syncer_frame_bytes_total %v, stats %d", got, sb.Stats().FrameBytes)
+	}
 	if st := sb.Stats(); st.FrameBytes == 0 || st.FrameBytes > 2<<20 {
 		t.Fatalf("b fetched %d frame bytes; want only the ~1 MiB it lacked", st.FrameBytes)
 	}
@@ -133,6 +138,24 @@ func TestSyncer_EveryNodeGetsEveryObject(t *testing.T) {
 	if st := again.Stats(); st.FrameBytes > 3<<20 {
 		t.Fatalf("the restarted node fetched %d bytes; the first object was local already", st.FrameBytes)
 	}
+}
+
+// gathered is the value of the series name among c's.
+func gathered(t *testing.T, c prometheus.Collector, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
 }
 
 // TestSyncer_CopiesPerRegion: with one copy per region, exactly one node of

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -430,4 +431,13 @@ func TestCluster_SyncCopiesPushesToOtherNodes(t *testing.T) {
 		}
 		return true
 	})
+	resp, err := http.Get(second.URL() + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "garret_syncer_manifests_fetched_total 1") {
+		t.Fatalf("/metrics does not show the copy:\n%s", body)
+	}
 }

@@ -230,6 +230,8 @@ func (s *Syncer) retryLoop(ctx context.Context) {
 // fetch makes manifest id and all its chunks local, asking peers only for
 // what is missing, and verifying every frame before it is stored.
 func (s *Syncer) fetch(ctx context.Context, id chunkstore.ManifestID) error {
+	_, err := s.deps.Store.Manifest(id)
+	had := err == nil
 	if err := s.deps.Fetcher.FetchManifest(ctx, id); err != nil {
 		return err
 	}
@@ -255,9 +257,11 @@ func (s *Syncer) fetch(ctx context.Context, id chunkstore.ManifestID) error {
 			return err
 		}
 	}
-	s.mu.Lock()
-	s.stats.Fetched++
-	s.mu.Unlock()
+	if !had || len(missing) > 0 {
+		s.mu.Lock()
+		s.stats.Fetched++
+		s.mu.Unlock()
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
@@ -182,20 +184,8 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		data := bytes.Repeat([]byte("a NAR's worth of bytes that spans a few chunks\n"), 20000)
-		res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		mid, err := first.Store().PutManifest(res.Manifest)
-		if err != nil {
-			t.Fatal(err)
-		}
 		hash := "0123456789abcdfghijklmnpqrsvwxyz"
-		obj := catalog.Object{Cache: "pub", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
-			References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}
-		if err := follower.Catalog().PutObject(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
+		res := pushObject(t, first, follower, "pub", hash, data)
 		last := nodes[2]
 		eventually.True(t, "the object on the last node", func() bool {
 			_, err := last.Catalog().Object("pub", nixid.StorePathHash(hash))
@@ -404,25 +394,17 @@ func TestCluster_SyncCopiesPushesToOtherNodes(t *testing.T) {
 	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
 	second := startCluster(t, clusterConfig(t, "us-1", "us", []string{first.cluster.GossipAddr()}), time.Minute)
 	eventually.True(t, "two servers", func() bool { s, err := first.Catalog().Servers(); return err == nil && len(s) == 2 })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := first.Catalog().CreateCache(ctx, catalog.Cache{Name: "s", StoreDir: "/nix/store"}); err != nil {
-		t.Fatal(err)
-	}
+	// The second voter's arrival may move leadership: create the cache
+	// until it exists (a create is not retried for us: it is not
+	// idempotent).
+	eventually.True(t, "the cache", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := first.Catalog().CreateCache(ctx, catalog.Cache{Name: "s", StoreDir: "/nix/store"})
+		return err == nil || errors.Is(err, catalog.ErrCacheExists)
+	})
 	data := bytes.Repeat([]byte("synced to every node without a read\n"), 30000)
-	res, err := first.Store().Ingest(ctx, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mid, err := first.Store().PutManifest(res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := "1123456789abcdfghijklmnpqrsvwxyz"
-	if err := first.Catalog().PutObject(ctx, catalog.Object{Cache: "s", StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
-		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}); err != nil {
-		t.Fatal(err)
-	}
+	res := pushObject(t, first, first, "s", "1123456789abcdfghijklmnpqrsvwxyz", data)
 	eventually.True(t, "the second node to hold every chunk", func() bool {
 		for _, c := range res.Manifest.Chunks {
 			if ok, _ := second.Store().HasChunk(c.ID); !ok {
@@ -440,4 +422,26 @@ func TestCluster_SyncCopiesPushesToOtherNodes(t *testing.T) {
 	if !strings.Contains(string(body), "garret_syncer_manifests_fetched_total 1") {
 		t.Fatalf("/metrics does not show the copy:\n%s", body)
 	}
+}
+
+// pushObject ingests data on store's node and commits it as an object of
+// cache through via's catalog, as a push does.
+func pushObject(t *testing.T, store, via *Node, cache, hash string, data []byte) *chunkstore.IngestResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := store.Store().Ingest(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := store.Store().PutManifest(res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := catalog.Object{Cache: nixid.CacheName(cache), StorePathHash: nixid.StorePathHash(hash), StorePath: "/nix/store/" + hash + "-x",
+		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: mid}
+	if err := via.Catalog().PutObject(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

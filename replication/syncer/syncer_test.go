@@ -100,9 +100,7 @@ func complete(n *clustertest.Node, id chunkstore.ManifestID) bool {
 func TestSyncer_EveryNodeGetsEveryObject(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{}, "eu", "eu", "us")
 	ctx := context.Background()
-	if err := c.Leader().Catalog.CreateCache(ctx, catalog.Cache{Name: "c", StoreDir: "/nix/store"}); err != nil {
-		t.Fatal(err)
-	}
+	c.CreateCache("c")
 	a, b, far := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	shared := randomData(1, 3<<20)
 	// b already has most of the next NAR's content (a NAR it got before).
@@ -162,10 +160,7 @@ func gathered(t *testing.T, c prometheus.Collector, name string) float64 {
 // each region holds a pushed object (besides the node that took the push).
 func TestSyncer_CopiesPerRegion(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{}, "eu", "eu", "eu", "us")
-	ctx := context.Background()
-	if err := c.Leader().Catalog.CreateCache(ctx, catalog.Cache{Name: "c", StoreDir: "/nix/store"}); err != nil {
-		t.Fatal(err)
-	}
+	c.CreateCache("c")
 	for _, n := range c.Nodes {
 		start(t, c, n, 1)
 	}

@@ -8,6 +8,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
+	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/p2p"
@@ -209,4 +211,21 @@ func (n *Node) Stop() {
 	_ = n.Catalog.Close()
 	_ = n.Host.Close()
 	_ = n.Store.Close()
+}
+
+// CreateCache creates a cache through the current leader, again until it
+// exists: a configuration change can move leadership under a create, which
+// is not retried for its caller (it is not idempotent).
+func (c *Cluster) CreateCache(name string) {
+	c.t.Helper()
+	eventually.True(c.t, "cache "+name, func() bool {
+		l := c.Leader()
+		if l == nil {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := l.Catalog.CreateCache(ctx, catalog.Cache{Name: nixid.CacheName(name), StoreDir: "/nix/store"})
+		return err == nil || errors.Is(err, catalog.ErrCacheExists)
+	})
 }

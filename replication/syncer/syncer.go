@@ -12,7 +12,6 @@ package syncer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -74,6 +73,8 @@ type Syncer struct {
 	deps Deps
 	log  *slog.Logger
 
+	copier *Copier
+
 	queue chan chunkstore.ManifestID
 	mu    sync.Mutex
 	busy  map[chunkstore.ManifestID]bool // queued or being fetched
@@ -95,8 +96,10 @@ func New(cfg Config, deps Deps) (*Syncer, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Syncer{cfg: cfg, deps: deps, log: cfg.Log, queue: make(chan chunkstore.ManifestID, 1024),
-		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}}, nil
+	s := &Syncer{cfg: cfg, deps: deps, log: cfg.Log, queue: make(chan chunkstore.ManifestID, 1024),
+		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}}
+	s.copier = &Copier{Store: deps.Store, Fetcher: deps.Fetcher, OnFrames: s.countFrames}
+	return s, nil
 }
 
 // Stats returns a copy of the counters.
@@ -227,88 +230,21 @@ func (s *Syncer) retryLoop(ctx context.Context) {
 	}
 }
 
-// fetch makes manifest id and all its chunks local, asking peers only for
-// what is missing, and verifying every frame before it is stored.
+// fetch makes manifest id and all its chunks local, counting what it
+// copied in the stats.
 func (s *Syncer) fetch(ctx context.Context, id chunkstore.ManifestID) error {
-	_, err := s.deps.Store.Manifest(id)
-	had := err == nil
-	if err := s.deps.Fetcher.FetchManifest(ctx, id); err != nil {
-		return err
-	}
-	m, err := s.deps.Store.Manifest(id)
-	if err != nil {
-		return err
-	}
-	var missing []chunkstore.ChunkID
-	seen := map[chunkstore.ChunkID]bool{}
-	for _, c := range m.Chunks {
-		if seen[c.ID] {
-			continue
-		}
-		seen[c.ID] = true
-		if ok, err := s.deps.Store.HasChunk(c.ID); err != nil {
-			return err
-		} else if !ok {
-			missing = append(missing, c.ID)
-		}
-	}
-	if len(missing) > 0 {
-		if err := s.fetchFrames(ctx, missing); err != nil {
-			return err
-		}
-	}
-	if !had || len(missing) > 0 {
+	copied, err := s.copier.CopyManifest(ctx, id)
+	if copied {
 		s.mu.Lock()
 		s.stats.Fetched++
 		s.mu.Unlock()
 	}
-	return nil
+	return err
 }
 
-// batchBytes is how many fetched frame bytes are stored at once.
-const batchBytes = 4 << 20
-
-func (s *Syncer) fetchFrames(ctx context.Context, missing []chunkstore.ChunkID) error {
-	remote, err := s.deps.Fetcher.Remote(ctx, missing)
-	if err != nil {
-		return err
-	}
-	it, err := remote.Frames(ctx, missing)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	var batch []chunkstore.VerifiedFrame
-	size := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.deps.Store.PutVerifiedFrames(batch); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.stats.FramesStored += int64(len(batch))
-		s.stats.FrameBytes += int64(size)
-		s.mu.Unlock()
-		batch, size = batch[:0], 0
-		return nil
-	}
-	for _, id := range missing {
-		frame, err := it.Next()
-		if err != nil {
-			return err
-		}
-		vf, err := s.deps.Store.VerifyFrame(id, frame)
-		if err != nil {
-			return fmt.Errorf("syncer: chunk %s: %w", id, err)
-		}
-		batch = append(batch, vf)
-		if size += len(frame); size >= batchBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
+func (s *Syncer) countFrames(n int, bytes int64) {
+	s.mu.Lock()
+	s.stats.FramesStored += int64(n)
+	s.stats.FrameBytes += bytes
+	s.mu.Unlock()
 }

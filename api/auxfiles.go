@@ -138,6 +138,9 @@ func (s *Server) storeAuxFile(w http.ResponseWriter, r *http.Request, file strin
 		Cache: name, Name: file, Manifest: manifest, Size: res.RawSize,
 		ContentType: r.Header.Get("Content-Type"), CreatedAt: time.Now().UTC(),
 	}
+	if err := s.ensureCopies(r.Context(), manifest); err != nil {
+		return err
+	}
 	if err := catalogError(s.catalog.PutFile(r.Context(), f)); err != nil {
 		return err
 	}

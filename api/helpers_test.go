@@ -48,7 +48,7 @@ func newTestEnvWith(t *testing.T, ac Config) *testEnv {
 }
 
 // newTestEnvDeps is newTestEnvWith with the optional API dependencies
-// (Cluster, DiskFloor) of the test's choosing; the rest are the env's own.
+// (Cluster, DiskFloor, Copies) of the test's choosing; the rest are the env's own.
 func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
@@ -92,7 +92,7 @@ func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ac, Deps{Catalog: cat, Store: store, Tokens: auth, Log: log, Cluster: deps.Cluster, DiskFloor: deps.DiskFloor})
+	s := New(ac, Deps{Catalog: cat, Store: store, Tokens: auth, Log: log, Cluster: deps.Cluster, DiskFloor: deps.DiskFloor, Copies: deps.Copies})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth, api: s}

@@ -199,16 +199,21 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 		st, ok = s.stagedOnPeer(r.Context(), name, url)
 	}
 	if ok {
-		s.staging.remove(name, url)
 		if st.compression != kind {
+			s.staging.remove(name, url)
 			return requestError("narinfo says Compression: %s but %s was uploaded as %s", ni.Compression, url, st.compression)
 		}
 		if st.narHash != ni.NarHash || st.narSize != int64(ni.NarSize) {
+			s.staging.remove(name, url)
 			return requestError("Bad NAR Hash or Size: the narinfo claims %s (%d bytes), %s was %s (%d bytes)",
 				ni.NarHash, ni.NarSize, url, st.narHash, st.narSize)
 		}
 		obj.Manifest, obj.FileSize = st.manifest, st.storedSize
 		obj.Upload = &catalog.UploadedNAR{URL: url, Compression: string(kind), File: st.file, FileSize: st.fileSize}
+		if err := s.ensureCopies(r.Context(), st.manifest); err != nil {
+			return err // the NAR stays staged: Nix retries a 503
+		}
+		s.staging.remove(name, url)
 	} else {
 		// No NAR was uploaded: this narinfo is re-sent for a path already
 		// here, or Nix found its NAR file here (HEAD) under another path

@@ -151,6 +151,7 @@ type Server struct {
 	// refuses pushes when the disk is low.
 	decoders *nixcompress.Budget
 	floor    DiskFloor
+	copies   Durability
 }
 
 // Deps are the components the API works through, given at construction.
@@ -175,6 +176,15 @@ type Deps struct {
 	Readiness func() error
 	// DiskFloor refuses pushes while the data dir is low on space.
 	DiskFloor DiskFloor
+	// Copies holds a push back until enough nodes hold its chunks
+	// ([cluster] min-copies-before-ack); nil: acknowledged once stored here.
+	Copies Durability
+}
+
+// Durability makes a pushed manifest durable before its push is
+// acknowledged (*syncer.Acker): Ensure returns once enough nodes hold it.
+type Durability interface {
+	Ensure(ctx context.Context, id chunkstore.ManifestID) error
 }
 
 // New builds the API server.
@@ -216,6 +226,7 @@ func New(cfg Config, deps Deps) *Server {
 		metrics: newMetrics(deps.Metrics),
 
 		fetcher: deps.Fetcher, readiness: deps.Readiness, peerStaging: deps.PeerStaging, cluster: deps.Cluster, floor: deps.DiskFloor,
+		copies:   deps.Copies,
 		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
 	}
 	s.routes()

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
@@ -134,6 +136,11 @@ func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
 	}
 	prev, err := s.catalog.Object(up.cache, up.hash)
 	had := err == nil && prev.NarHash == in.narHash && prev.NarSize == in.narSize
+	if !had {
+		if err := s.ensureCopies(r.Context(), manifest); err != nil {
+			return err
+		}
+	}
 	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
 		return err
 	}
@@ -176,4 +183,44 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return requestError("invalid JSON body: %v", err)
 	}
 	return nil
+}
+
+// ensureCopies waits until enough nodes hold a pushed manifest; a push
+// that cannot get its copies is refused (503) and nothing is committed.
+// The wait ends early when this node can no longer take writes (cut off
+// from the majority): the push would fail to commit anyway, and the client
+// learns why at once.
+func (s *Server) ensureCopies(ctx context.Context, id chunkstore.ManifestID) error {
+	if s.copies == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.catalog.AwaitWritable(ctx); err != nil && ctx.Err() == nil {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	err := s.copies.Ensure(ctx, id)
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return catalogError(cause)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Kind: "NotEnoughCopies",
+		Message: "The push could not be copied to enough nodes ([cluster] min-copies-before-ack): " + err.Error(), cause: err}
 }

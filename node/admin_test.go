@@ -17,11 +17,23 @@ import (
 // adminPost sends an admin request to n's HTTP API with a cluster-admin token.
 func adminPost(t *testing.T, n *Node, path string, in any) (int, []byte) {
 	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	return apiDo(t, n, "POST", path, body, nil, token.MintOptions{Subject: "admin", Validity: time.Hour, ClusterAdmin: true})
+}
+
+// apiDo sends a request to n's HTTP API with a token minted from o.
+func apiDo(t *testing.T, n *Node, method, path string, body io.Reader, hdr map[string]string, o token.MintOptions) (int, []byte) {
+	t.Helper()
 	auth, err := TokenAuthority(n.cfg.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := token.NewClaims(token.MintOptions{Subject: "admin", Validity: time.Hour, ClusterAdmin: true, Now: time.Now()})
+	o.Now = time.Now()
+	c, err := token.NewClaims(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,13 +41,11 @@ func adminPost(t *testing.T, n *Node, path string, in any) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest("POST", n.URL()+strings.TrimPrefix(path, "/"), body)
+	req, _ := http.NewRequest(method, n.URL()+strings.TrimPrefix(path, "/"), body)
 	req.Header.Set("Authorization", "Bearer "+tok)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

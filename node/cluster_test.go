@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/garret-cache/garret/api/token"
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/internal/narinfo"
@@ -444,4 +448,75 @@ func pushObject(t *testing.T, store, via *Node, cache, hash string, data []byte)
 		t.Fatal(err)
 	}
 	return res
+}
+
+// TestCluster_PushAcknowledgedOnlyWhenCopied: with the default
+// min-copies-before-ack (2), a push answered 200 is already held by the
+// other node, although that node copies nothing in the background; with
+// min-copies-before-ack = 1 it is not.
+func TestCluster_PushAcknowledgedOnlyWhenCopied(t *testing.T) {
+	for _, copies := range []int{0, 1} {
+		t.Run(fmt.Sprintf("min-copies-before-ack=%d", copies), func(t *testing.T) {
+			cfg := clusterConfig(t, "eu-1", "eu", nil)
+			cfg.Cluster.MinCopiesBeforeAck = copies
+			first := startCluster(t, cfg, time.Minute)
+			other := clusterConfig(t, "us-1", "us", []string{first.cluster.GossipAddr()})
+			other.Cluster.NoSync = true
+			second := startCluster(t, other, time.Minute)
+			eventually.True(t, "two servers", func() bool { s, err := first.Catalog().Servers(); return err == nil && len(s) == 2 })
+			eventually.True(t, "gossip to show the other node", func() bool { return len(first.cluster.PlacementPeers()) == 1 })
+			eventually.True(t, "the cache", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				err := first.Catalog().CreateCache(ctx, catalog.Cache{Name: "s", StoreDir: "/nix/store"})
+				return err == nil || errors.Is(err, catalog.ErrCacheExists)
+			})
+			content := bytes.Repeat([]byte("held by two nodes before the push is answered\n"), 40000)
+			nar := fileNAR(content)
+			hash := "3123456789abcdfghijklmnpqrsvwxyz"
+			info, _ := json.Marshal(v1.UploadPathNarInfo{Cache: "s", StorePathHash: hash, StorePath: "/nix/store/" + hash + "-x",
+				References: []string{}, Sigs: []string{}, NarHash: nixid.NarHash(sha256.Sum256(nar)).Hex(), NarSize: int64(len(nar))})
+			st, b := apiDo(t, first, "PUT", "_api/v1/upload-path", bytes.NewReader(nar), map[string]string{v1.HeaderNarInfo: string(info)},
+				token.MintOptions{Subject: "pusher", Validity: time.Hour, Push: []string{"s"}, Pull: []string{"s"}})
+			if st != 200 {
+				t.Fatalf("upload-path: %d %s", st, b)
+			}
+			obj, err := first.Catalog().Object("s", nixid.StorePathHash(hash))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := first.Store().Manifest(obj.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := 0
+			for _, c := range m.Chunks {
+				if ok, _ := second.Store().HasChunk(c.ID); ok {
+					held++
+				}
+			}
+			if copies == 1 && held != 0 {
+				t.Fatalf("min-copies-before-ack = 1, sync = false: the other node holds %d chunks", held)
+			}
+			if copies != 1 && held != len(m.Chunks) {
+				t.Fatalf("acknowledged while the other node holds %d of %d chunks", held, len(m.Chunks))
+			}
+		})
+	}
+}
+
+// fileNAR is a NAR of one regular file.
+func fileNAR(content []byte) []byte {
+	var b bytes.Buffer
+	str := func(s []byte) {
+		_ = binary.Write(&b, binary.LittleEndian, uint64(len(s)))
+		b.Write(s)
+		b.Write(make([]byte, (8-len(s)%8)%8))
+	}
+	for _, tok := range []string{"nix-archive-1", "(", "type", "regular", "contents"} {
+		str([]byte(tok))
+	}
+	str(content)
+	str([]byte(")"))
+	return b.Bytes()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -187,9 +188,23 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics.MustRegister(failures)
 	fetcher := &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
 		Failures: failures}
+	var acker api.Durability
+	if p.ack.Copies > 0 {
+		// Pushes wait for their copies; every cluster node takes copies.
+		ac := p.ack
+		ac.Log = n.log.With("component", "ack")
+		a := syncer.NewAcker(ac, syncer.AckDeps{Host: n.host, Self: placement.Node{ID: id.String(), Region: p.cluster.Region},
+			Peers: n.cluster.PlacementPeers, Local: &syncer.Copier{Store: n.store, Fetcher: fetcher}})
+		n.metrics.MustRegister(a.Collectors()...)
+		acker = a
+		syncer.ServeCopies(n.host, func(from peer.ID) *syncer.Copier {
+			return &syncer.Copier{Store: n.store, Fetcher: fetcher.Prefer(from)}
+		}, n.log.With("component", "copies"))
+	}
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,
+		Copies:      acker,
 		Fetcher:     fetcher,
 		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
 		Readiness:   n.cluster.Ready,

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -29,11 +30,16 @@ type plan struct {
 	catalog catalog.Config // NodeID is the identity's, set by New
 	tokens  *token.Authority
 	api     api.Config
-	floor   diskspace.Floor // pushes are refused below it
-	cluster cluster.Config  // Log and the default APIURL are set by New
-	syncer  syncer.Config   // Log is set by New
-	sync    bool            // run the syncer: a cluster node without sync = false
+	floor   diskspace.Floor  // pushes are refused below it
+	cluster cluster.Config   // Log and the default APIURL are set by New
+	syncer  syncer.Config    // Log is set by New
+	sync    bool             // run the syncer: a cluster node without sync = false
+	ack     syncer.AckConfig // Copies 0: no wait (a lone node); Log is set by New
 }
+
+// DefaultMinCopies is [cluster] min-copies-before-ack when not set: a push
+// is acknowledged once two nodes hold it (never more than are live).
+const DefaultMinCopies = 2
 
 // ErrNoClusterSecret refuses a node that would talk to other nodes without
 // the cluster secret.
@@ -115,6 +121,9 @@ func newPlan(cfg Config) (*plan, error) {
 	}
 	p.syncer = syncer.Config{CopiesPerRegion: cc.CopiesPerRegion}
 	p.sync = p.cluster.Gossip != nil && !cc.NoSync
+	if p.cluster.Gossip != nil { // a lone node acknowledges what it holds
+		p.ack = syncer.AckConfig{Copies: cmp.Or(cc.MinCopiesBeforeAck, DefaultMinCopies)}
+	}
 
 	// The channel's keys. Only holders of the secret can connect (libp2p
 	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the

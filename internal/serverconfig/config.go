@@ -43,6 +43,10 @@ type Cluster struct {
 	// NoSync (sync = false) makes a node hold only what it takes and what
 	// it reads through: it copies nothing in the background.
 	NoSync bool
+	// MinCopiesBeforeAck is how many nodes must hold every chunk of a push
+	// before it is acknowledged (0: the default, 2; never more than the
+	// live nodes).
+	MinCopiesBeforeAck int
 }
 
 // Uploads is Garret's [uploads]: what a node sets aside while it takes

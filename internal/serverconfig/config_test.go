@@ -76,6 +76,7 @@ func TestLoad_Errors(t *testing.T) {
 		"voters not a number":  "[cluster]\nvoters = \"five\"\n" + hs,
 		"zero copies":          "[cluster]\ncopies-per-region = 0\n" + hs,
 		"sync not a bool":      "[cluster]\nsync = \"no\"\n" + hs,
+		"zero min copies":      "[cluster]\nmin-copies-before-ack = 0\n" + hs,
 		"not toml":             "= = =",
 	} {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
@@ -133,11 +134,11 @@ func TestLoad_ClusterVoters(t *testing.T) {
 
 func TestLoad_ClusterCopiesAndSync(t *testing.T) {
 	c, err := Load(write(t, hs), env(map[string]string{"HOME": "/h"}))
-	if err != nil || c.Cluster.CopiesPerRegion != 0 || c.Cluster.NoSync {
+	if err != nil || c.Cluster.CopiesPerRegion != 0 || c.Cluster.NoSync || c.Cluster.MinCopiesBeforeAck != 0 {
 		t.Fatalf("defaults: %+v %v", c.Cluster, err)
 	}
-	c, err = Load(write(t, "[cluster]\ncopies-per-region = 2\nsync = false\n"+hs), env(map[string]string{"HOME": "/h"}))
-	if err != nil || c.Cluster.CopiesPerRegion != 2 || !c.Cluster.NoSync {
+	c, err = Load(write(t, "[cluster]\ncopies-per-region = 2\nsync = false\nmin-copies-before-ack = 1\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.CopiesPerRegion != 2 || !c.Cluster.NoSync || c.Cluster.MinCopiesBeforeAck != 1 {
 		t.Fatalf("copies-per-region = 2, sync = false: %+v %v", c.Cluster, err)
 	}
 }

@@ -64,6 +64,7 @@ type file struct {
 		Voters          *int     `toml:"voters"`
 		CopiesPerRegion *int     `toml:"copies-per-region"`
 		Sync            *bool    `toml:"sync"`
+		MinCopies       *int     `toml:"min-copies-before-ack"`
 	} `toml:"cluster"`
 	Uploads struct {
 		DecoderMemory any `toml:"decoder-memory"`
@@ -280,6 +281,12 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 		c.Cluster.CopiesPerRegion = *fc.CopiesPerRegion
 	}
 	c.Cluster.NoSync = fc.Sync != nil && !*fc.Sync
+	if fc.MinCopies != nil {
+		if v := *fc.MinCopies; v < 1 || v > 64 {
+			return fmt.Errorf("[cluster] min-copies-before-ack = %d: must be from 1 to 64 (1: acknowledge once this node holds a push)", v)
+		}
+		c.Cluster.MinCopiesBeforeAck = *fc.MinCopies
+	}
 	return nil
 }
 

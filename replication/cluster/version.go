@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"sort"
+
 	"github.com/garret-cache/garret/replication/catalog"
 	objects "github.com/garret-cache/garret/replication/placement"
 )
@@ -56,5 +58,33 @@ func (c *Controller) PlacementNodes() []objects.Node {
 			out = append(out, objects.Node{ID: m.Meta.PeerID, Region: m.Meta.Region})
 		}
 	}
+	return out
+}
+
+// PlacementPeers is PlacementNodes without this node, nearest first (this
+// node's region first, then by gossip RTT).
+func (c *Controller) PlacementPeers() []objects.Node {
+	rank := map[string]int{}
+	for i, p := range c.PeersByDistance() {
+		rank[p.String()] = i + 1
+	}
+	self := c.host.ID().String()
+	var out []objects.Node
+	for _, n := range c.PlacementNodes() {
+		if n.ID != self {
+			out = append(out, n)
+		}
+	}
+	far := len(rank) + 1 // not in gossip's view: last
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank[out[i].ID], rank[out[j].ID]
+		if ri == 0 {
+			ri = far
+		}
+		if rj == 0 {
+			rj = far
+		}
+		return ri < rj
+	})
 	return out
 }

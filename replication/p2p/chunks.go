@@ -168,6 +168,22 @@ type Fetcher struct {
 	Failures *PeerFailures
 }
 
+// Prefer returns a Fetcher that asks p before the others (a node that
+// asked this one to copy what it holds).
+func (f *Fetcher) Prefer(p peer.ID) *Fetcher {
+	g := *f
+	g.Peers = func() []peer.ID {
+		out := []peer.ID{p}
+		for _, q := range f.Peers() {
+			if q != p {
+				out = append(out, q)
+			}
+		}
+		return out
+	}
+	return &g
+}
+
 // ErrUnavailable means no peer could provide what was asked.
 var ErrUnavailable = errors.New("p2p: no peer has it")
 

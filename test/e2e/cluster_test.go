@@ -519,8 +519,10 @@ func TestCluster_NixPutsToTwoNodes(t *testing.T) {
 // length is exact, and the second read is local.
 func TestCluster_ReadThroughStreams(t *testing.T) {
 	t.Parallel()
-	// eu-1 does not sync: it must read the NAR through, not have it already.
-	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu", noSync: true}, nodeSpec{name: "us-1", region: "us"})
+	// eu-1 does not sync, and us-1 does not wait for a copy: eu-1 must
+	// read the NAR through, not have it already.
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu", noSync: true},
+		nodeSpec{name: "us-1", region: "us", minCopies: 1})
 	eu, us := c.node("eu-1"), c.node("us-1")
 	us.createCache("big")
 	p := newSynthPath("big", 24<<20) // 12 MiB random: ~12 MiB of frames

@@ -188,17 +188,18 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics.MustRegister(failures)
 	fetcher := &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
 		Failures: failures}
+	limit := syncer.NewLimit(syncer.DefaultBytesInFlight) // every copy of this node together
 	var acker api.Durability
 	if p.ack.Copies > 0 {
 		// Pushes wait for their copies; every cluster node takes copies.
 		ac := p.ack
 		ac.Log = n.log.With("component", "ack")
 		a := syncer.NewAcker(ac, syncer.AckDeps{Host: n.host, Self: placement.Node{ID: id.String(), Region: p.cluster.Region},
-			Peers: n.cluster.PlacementPeers, Local: &syncer.Copier{Store: n.store, Fetcher: fetcher}})
+			Peers: n.cluster.PlacementPeers, Local: &syncer.Copier{Store: n.store, Fetcher: fetcher, Limit: limit}})
 		n.metrics.MustRegister(a.Collectors()...)
 		acker = a
 		syncer.ServeCopies(n.host, func(from peer.ID) *syncer.Copier {
-			return &syncer.Copier{Store: n.store, Fetcher: fetcher.Prefer(from)}
+			return &syncer.Copier{Store: n.store, Fetcher: fetcher.Prefer(from), Limit: limit}
 		}, n.log.With("component", "copies"))
 	}
 	n.api = api.New(p.api, api.Deps{
@@ -238,7 +239,7 @@ func New(cfg Config) (_ *Node, err error) {
 		syc := p.syncer
 		syc.Log = n.log.With("component", "syncer")
 		sy, err := syncer.New(syc, syncer.Deps{Catalog: n.catalog, Store: n.store, Fetcher: fetcher,
-			Self: placement.Node{ID: id.String(), Region: p.cluster.Region}, Members: n.cluster.PlacementNodes})
+			Self: placement.Node{ID: id.String(), Region: p.cluster.Region}, Members: n.cluster.PlacementNodes, Limit: limit})
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
 	"github.com/garret-cache/garret/chunkstore"
 )
 
@@ -17,6 +20,9 @@ type Copier struct {
 	Fetcher Fetcher
 	// OnFrames, if set, is told of every batch of frames stored.
 	OnFrames func(frames int, bytes int64)
+	// Limit caps the frame bytes this node's copies have asked for and not
+	// yet stored (NewLimit; nil: no cap).
+	Limit *semaphore.Weighted
 }
 
 // CopyManifest makes manifest id and every chunk it names local. copied
@@ -74,36 +80,67 @@ func (c *Copier) missing(m chunkstore.Manifest) ([]chunkstore.ChunkID, error) {
 	return missing, nil
 }
 
-// batchBytes is how many fetched frame bytes are stored at once.
-const batchBytes = 4 << 20
+// groupBytes is how many frame bytes one request asks a peer for; a
+// copy keeps up to groupsInFlight such requests open (the next is asked
+// while one is read), and every copy of the node together at most
+// Copier.Limit bytes.
+const (
+	groupBytes     = 4 << 20
+	groupsInFlight = 2
+)
+
+// DefaultBytesInFlight is the node-wide cap on frame bytes asked of peers
+// and not yet stored.
+const DefaultBytesInFlight = 64 << 20
+
+// NewLimit is a cap on bytes in flight for the Copiers of one node.
+func NewLimit(bytes int64) *semaphore.Weighted { return semaphore.NewWeighted(bytes) }
 
 // CopyChunks fetches the frames of ids from peers (nearest that has each),
-// verifies and stores them.
+// verifies and stores them, in requests of about groupBytes.
 func (c *Copier) CopyChunks(ctx context.Context, ids []chunkstore.ChunkID) error {
 	remote, err := c.Fetcher.Remote(ctx, ids)
 	if err != nil {
 		return err
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(groupsInFlight)
+	for len(ids) > 0 {
+		n, size := 0, int64(0)
+		for n < len(ids) && (n == 0 || size < groupBytes) {
+			fs, _ := remote.FrameSize(ids[n])
+			size += int64(fs)
+			n++
+		}
+		group := ids[:n]
+		ids = ids[n:]
+		if c.Limit != nil {
+			if err := c.Limit.Acquire(gctx, size); err != nil {
+				break // a group failed or ctx ended: reported below
+			}
+		}
+		g.Go(func() error {
+			if c.Limit != nil {
+				defer c.Limit.Release(size)
+			}
+			return c.copyGroup(gctx, remote, group)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// copyGroup reads the frames of ids from remote and stores them at once.
+func (c *Copier) copyGroup(ctx context.Context, remote chunkstore.Remote, ids []chunkstore.ChunkID) error {
 	it, err := remote.Frames(ctx, ids)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	var batch []chunkstore.VerifiedFrame
+	batch := make([]chunkstore.VerifiedFrame, 0, len(ids))
 	var size int64
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := c.Store.PutVerifiedFrames(batch); err != nil {
-			return err
-		}
-		if c.OnFrames != nil {
-			c.OnFrames(len(batch), size)
-		}
-		batch, size = batch[:0], 0
-		return nil
-	}
 	for _, id := range ids {
 		frame, err := it.Next()
 		if err != nil {
@@ -114,11 +151,13 @@ func (c *Copier) CopyChunks(ctx context.Context, ids []chunkstore.ChunkID) error
 			return fmt.Errorf("syncer: chunk %s: %w", id, err)
 		}
 		batch = append(batch, vf)
-		if size += int64(len(frame)); size >= batchBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
+		size += int64(len(frame))
 	}
-	return flush()
+	if err := c.Store.PutVerifiedFrames(batch); err != nil {
+		return err
+	}
+	if c.OnFrames != nil {
+		c.OnFrames(len(batch), size)
+	}
+	return nil
 }

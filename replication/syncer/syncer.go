@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/placement"
@@ -56,6 +58,9 @@ type Deps struct {
 	// (this node included).
 	Self    placement.Node
 	Members func() []placement.Node
+	// Limit caps the node's frame bytes in flight (NewLimit), shared with
+	// the node's other copiers; nil: no cap.
+	Limit *semaphore.Weighted
 }
 
 // Stats is what the syncer has done since it started.
@@ -98,7 +103,7 @@ func New(cfg Config, deps Deps) (*Syncer, error) {
 	}
 	s := &Syncer{cfg: cfg, deps: deps, log: cfg.Log, queue: make(chan chunkstore.ManifestID, 1024),
 		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}}
-	s.copier = &Copier{Store: deps.Store, Fetcher: deps.Fetcher, OnFrames: s.countFrames}
+	s.copier = &Copier{Store: deps.Store, Fetcher: deps.Fetcher, OnFrames: s.countFrames, Limit: deps.Limit}
 	return s, nil
 }
 

@@ -426,6 +426,21 @@ func TestCluster_SyncCopiesPushesToOtherNodes(t *testing.T) {
 	if !strings.Contains(string(body), "garret_syncer_manifests_fetched_total 1") {
 		t.Fatalf("/metrics does not show the copy:\n%s", body)
 	}
+	// The cluster status shows both nodes' replication, asked over libp2p.
+	st, b := apiDo(t, first, "GET", "_api/v1/cluster", nil, nil, token.MintOptions{Subject: "admin", Validity: time.Hour, ClusterAdmin: true})
+	var cs v1.ClusterStatus
+	if st != 200 || json.Unmarshal(b, &cs) != nil || len(cs.Nodes) != 2 {
+		t.Fatalf("cluster status: %d %s", st, b)
+	}
+	for _, n := range cs.Nodes {
+		r := n.Replication
+		if r == nil || r.Backlog != 0 || r.LagSeconds != 0 {
+			t.Fatalf("replication of %s: %+v", n.Name, r)
+		}
+		if n.Name == "us-1" && (r.Fetched != 1 || r.FrameBytes == 0) {
+			t.Fatalf("us-1 copied the object, its status says %+v", r)
+		}
+	}
 }
 
 // pushObject ingests data on store's node and commits it as an object of

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/garret-cache/garret/api"
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
@@ -62,6 +63,7 @@ type Node struct {
 	// ctl is cluster for the catalog's proposals, which may run on other
 	// goroutines (forwarded writes) while New is still building.
 	ctl      atomic.Pointer[cluster.Controller]
+	syncer   atomic.Pointer[syncer.Syncer] // set once the syncer runs (a cluster node with sync)
 	metrics  *prometheus.Registry // served at /metrics; components register their series here
 	api      *api.Server
 	http     *http.Server
@@ -178,7 +180,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	cl := p.cluster
 	cl.Log, cl.APIURL = n.log.With("component", "cluster"), orDefault(cl.APIURL, n.URL())
-	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog}); err != nil {
+	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog, Replication: n.replicationStatus}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.ctl.Store(n.cluster)
@@ -244,6 +246,8 @@ func New(cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		n.metrics.MustRegister(sy.Collector())
+		sy.ServeStatus(n.host)
+		n.syncer.Store(sy)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -272,6 +276,19 @@ func (n *Node) minVersion() int {
 		return c.MinVersion()
 	}
 	return 1
+}
+
+// replicationStatus is node id's syncer status: this node's own, or asked
+// over libp2p (an error from a node that does not sync).
+func (n *Node) replicationStatus(ctx context.Context, id string) (v1.ReplicationStatus, error) {
+	if id == n.host.ID().String() {
+		sy := n.syncer.Load()
+		if sy == nil {
+			return v1.ReplicationStatus{}, errors.New("node: this node does not sync")
+		}
+		return sy.Status(), nil
+	}
+	return syncer.QueryStatus(ctx, n.host, id)
 }
 
 // Addr is the address the HTTP API listens on.

@@ -217,6 +217,35 @@ type ClusterNode struct {
 	Term         uint64 `json:"term,omitempty"`
 	State        string `json:"state,omitempty"` // leader, follower, candidate, shutdown
 	Unreachable  bool   `json:"unreachable,omitempty"`
+	// Replication is the node's syncer, as it reported it; omitted for a
+	// node that does not sync (sync = false) or did not answer.
+	Replication *ReplicationStatus `json:"replication,omitempty"`
+}
+
+// ReplicationStatus is one node's background copying: what placement gives
+// it that it does not hold yet, how old that is, and how fast it copies.
+type ReplicationStatus struct {
+	// Backlog is how many objects and files this node should hold and does
+	// not yet (each one is a copy below its target); BacklogBytes their
+	// stored size where known.
+	Backlog      int   `json:"backlog"`
+	BacklogBytes int64 `json:"backlog_bytes"`
+	// LagSeconds is the age of the oldest of them, since its push (0:
+	// nothing to copy).
+	LagSeconds float64 `json:"lag_seconds"`
+	// FetchBytesPerSecond is the rate of copied frame bytes over the last
+	// minute.
+	FetchBytesPerSecond float64 `json:"fetch_bytes_per_second"`
+	// Scanning is set while the node reads the whole catalog (at start, or
+	// when it fell too far behind the change log); Scanned counts what it
+	// has read so far.
+	Scanning bool `json:"scanning,omitempty"`
+	Scanned  int  `json:"scanned,omitempty"`
+	// Since the node started: objects made complete here, frame bytes
+	// copied, failed attempts (retried).
+	Fetched    int64 `json:"fetched"`
+	FrameBytes int64 `json:"frame_bytes"`
+	Failed     int64 `json:"failed"`
 }
 
 // ClusterStatus is the answering node's view of the cluster.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -113,6 +114,30 @@ func printStatus(w io.Writer, st v1.ClusterStatus) {
 		}
 		fmt.Fprintf(w, row, short(n.Name), n.Region, n.Role, leader, rtt, state, applied, term, n.APIURL)
 	}
+	printReplication(w, st)
+}
+
+// printReplication is the table of what each node still has to copy.
+func printReplication(w io.Writer, st v1.ClusterStatus) {
+	fmt.Fprintf(w, "\nreplication:\n")
+	const row = "%-16s %8s %10s %9s %12s %8s %10s %6s\n"
+	fmt.Fprintf(w, row, "NODE", "BACKLOG", "BYTES", "LAG", "RATE", "COPIED", "COPIED B", "FAILED")
+	missing := 0
+	for _, n := range st.Nodes {
+		r := n.Replication
+		if r == nil {
+			fmt.Fprintf(w, row, short(n.Name), "-", "-", "-", "-", "-", "-", "-")
+			continue
+		}
+		missing += r.Backlog
+		backlog := fmt.Sprint(r.Backlog)
+		if r.Scanning {
+			backlog = fmt.Sprintf("scan %d", r.Scanned)
+		}
+		fmt.Fprintf(w, row, short(n.Name), backlog, mib(r.BacklogBytes), (time.Duration(r.LagSeconds*10) * time.Second / 10).String(),
+			mib(int64(r.FetchBytesPerSecond))+"/s", fmt.Sprint(r.Fetched), mib(r.FrameBytes), fmt.Sprint(r.Failed))
+	}
+	fmt.Fprintf(w, "copies below target: %d (objects the nodes above should hold and do not yet; - : a node that does not sync or did not answer)\n", missing)
 }
 
 func short(id string) string {

@@ -17,8 +17,11 @@ import (
 func TestPrintStatus(t *testing.T) {
 	var b bytes.Buffer
 	printStatus(&b, v1.ClusterStatus{Node: "eu-1", Term: 4, AppliedIndex: 7, CommitIndex: 7, Nodes: []v1.ClusterNode{
-		{Name: "eu-1", Region: "eu", Role: "voter", Leader: true, APIURL: "http://a/", State: "leader", AppliedIndex: 7, Term: 4},
-		{Name: "us-1", Region: "us", Role: "nonvoter", RTTMs: 151.2, State: "follower", AppliedIndex: 5, Term: 4},
+		{Name: "eu-1", Region: "eu", Role: "voter", Leader: true, APIURL: "http://a/", State: "leader", AppliedIndex: 7, Term: 4,
+			Replication: &v1.ReplicationStatus{}},
+		{Name: "us-1", Region: "us", Role: "nonvoter", RTTMs: 151.2, State: "follower", AppliedIndex: 5, Term: 4,
+			Replication: &v1.ReplicationStatus{Backlog: 3, BacklogBytes: 3 << 20, LagSeconds: 2.54, FetchBytesPerSecond: 12 << 20,
+				Fetched: 40, FrameBytes: 200 << 20, Failed: 1}},
 		{Name: "us-2", Region: "us", Role: "voter", Unreachable: true},
 	}})
 	out := b.String()
@@ -31,6 +34,10 @@ func TestPrintStatus(t *testing.T) {
 		`(?m)^eu-1 +eu +voter +\* +- +leader +7 +4 +http://a/$`,
 		`(?m)^us-1 +us +nonvoter +151\.2 ms +follower +5 +4 *$`,
 		`(?m)^us-2 +us +voter +- +unreachable +- +- *$`,
+		`(?m)^eu-1 +0 +0\.0 MiB +0s +0\.0 MiB/s +0 +0\.0 MiB +0$`,
+		`(?m)^us-1 +3 +3\.0 MiB +2\.5s +12\.0 MiB/s +40 +200\.0 MiB +1$`,
+		`(?m)^us-2( +-){7}$`,
+		`(?m)^copies below target: 3 `,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {
 			t.Fatalf("status output has no row matching %s:\n%s", row, out)

@@ -129,7 +129,7 @@ func (c *putObject) apply(b *applier) result {
 	if o.Upload != nil && o.Upload.URL != "" {
 		check(b.Set(narURLKey(o.Cache, o.Upload.URL), mustJSON(o.StorePathHash), nil))
 	}
-	ch := Change{Op: OpPutObject, Cache: o.Cache, Hash: o.StorePathHash, Manifest: o.Manifest}
+	ch := Change{Op: OpPutObject, Cache: o.Cache, Hash: o.StorePathHash, Manifest: o.Manifest, Size: o.FileSize, At: o.CreatedAt}
 	if o.Upload != nil {
 		ch.File = o.Upload.File
 	}
@@ -177,7 +177,7 @@ func (c *putFile) apply(b *applier) result {
 		return result{err: ErrNoSuchCache}
 	}
 	check(b.Set(fileKey(c.File.Cache, c.File.Name), mustJSON(c.File), nil))
-	b.record(Change{Op: OpPutFile, Cache: c.File.Cache, Name: c.File.Name, Manifest: c.File.Manifest})
+	b.record(Change{Op: OpPutFile, Cache: c.File.Cache, Name: c.File.Name, Manifest: c.File.Manifest, Size: c.File.Size, At: c.File.CreatedAt})
 	return result{}
 }
 

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"time"
+
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -41,6 +43,8 @@ type Change struct {
 	Name     string                `json:"name,omitempty"`    // files
 	Manifest chunkstore.ManifestID `json:"manifest,omitzero"` // puts: the NAR's (or file's) chunks
 	File     chunkstore.ManifestID `json:"file,omitzero"`     // puts: the upload as sent, when kept
+	Size     int64                 `json:"size,omitempty"`    // puts: bytes stored (objects) or the file's size
+	At       time.Time             `json:"at,omitzero"`       // puts: when the push was made (its CreatedAt)
 }
 
 // Cursor is a position in the change log: the log index of an entry and a

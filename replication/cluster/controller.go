@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/membership"
 )
@@ -49,6 +50,9 @@ type GossipConfig struct {
 type Deps struct {
 	Host    host.Host
 	Catalog *catalog.Catalog
+	// Replication asks a node (this one included) for its syncer's
+	// status, for ClusterStatus; nil, or an error: not shown.
+	Replication func(ctx context.Context, id string) (v1.ReplicationStatus, error)
 }
 
 // Controller keeps the Raft configuration in line with gossip and carries
@@ -56,10 +60,11 @@ type Deps struct {
 // membership, through the catalog's narrow methods (AddVoter, AddNonvoter,
 // DemoteVoter, RemoveServer); its placement loop acts only on the leader.
 type Controller struct {
-	cfg     Config
-	host    host.Host
-	catalog *catalog.Catalog
-	log     *slog.Logger
+	cfg         Config
+	host        host.Host
+	replication func(ctx context.Context, id string) (v1.ReplicationStatus, error)
+	catalog     *catalog.Catalog
+	log         *slog.Logger
 
 	members *membership.Membership // nil without gossip
 	book    *peerBook              // gossip addresses of members, for rejoining
@@ -92,7 +97,7 @@ func New(cfg Config, deps Deps) (*Controller, error) {
 	if cfg.DeadVoterTimeout <= 0 {
 		cfg.DeadVoterTimeout = 30 * time.Second
 	}
-	return &Controller{cfg: cfg, host: deps.Host, catalog: deps.Catalog, log: cfg.Log,
+	return &Controller{cfg: cfg, host: deps.Host, catalog: deps.Catalog, replication: deps.Replication, log: cfg.Log,
 		seen: map[string]seenNode{}, leaving: make(chan struct{}), changes: make(chan struct{}, 1)}, nil
 }
 

@@ -328,12 +328,15 @@ func (c *Controller) ClusterStatus(ctx context.Context) v1.ClusterStatus {
 	for i, cn := range st.Nodes {
 		ids[i] = cn.PeerID
 	}
-	progress := c.queryStatuses(ctx, ids)
+	progress, replication := c.queryStatuses(ctx, ids)
 	for i, cn := range st.Nodes {
 		if p, ok := progress[cn.PeerID]; ok {
 			cn.AppliedIndex, cn.CommitIndex, cn.Term, cn.State = p.AppliedIndex, p.CommitIndex, p.Term, p.State
 		} else {
 			cn.Unreachable = true
+		}
+		if r, ok := replication[cn.PeerID]; ok {
+			cn.Replication = &r
 		}
 		st.Nodes[i] = cn
 	}

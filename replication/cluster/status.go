@@ -5,20 +5,22 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // statusTimeout bounds how long the cluster status waits for every node.
 const statusTimeout = 2 * time.Second
 
-// queryStatuses asks every node for its Raft progress at once; a node that
-// does not answer within statusTimeout is missing from the result.
-func (c *Controller) queryStatuses(ctx context.Context, ids []string) map[string]catalog.Progress {
+// queryStatuses asks every node for its Raft progress and its replication
+// status at once; a node that does not answer within statusTimeout is
+// missing from the results.
+func (c *Controller) queryStatuses(ctx context.Context, ids []string) (map[string]catalog.Progress, map[string]v1.ReplicationStatus) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	out := map[string]catalog.Progress{}
+	progress, replication := map[string]catalog.Progress{}, map[string]v1.ReplicationStatus{}
 	for _, id := range ids {
 		wg.Add(1)
 		go func() {
@@ -29,12 +31,23 @@ func (c *Controller) queryStatuses(ctx context.Context, ids []string) map[string
 				return
 			}
 			mu.Lock()
-			out[id] = st
+			progress[id] = st
 			mu.Unlock()
 		}()
+		if c.replication != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if st, err := c.replication(ctx, id); err == nil {
+					mu.Lock()
+					replication[id] = st
+					mu.Unlock()
+				}
+			}()
+		}
 	}
 	wg.Wait()
-	return out
+	return progress, replication
 }
 
 func orDefault(v, def string) string {

@@ -80,11 +80,24 @@ type Syncer struct {
 
 	copier *Copier
 
-	queue chan chunkstore.ManifestID
-	mu    sync.Mutex
-	busy  map[chunkstore.ManifestID]bool // queued or being fetched
-	retry map[chunkstore.ManifestID]bool // failed, to try again
-	stats Stats
+	queue   chan chunkstore.ManifestID
+	mu      sync.Mutex
+	busy    map[chunkstore.ManifestID]bool // queued or being fetched
+	retry   map[chunkstore.ManifestID]bool // failed, to try again
+	waiting map[chunkstore.ManifestID]due  // busy or retry: since when, how big
+	stats   Stats
+	rate    rate
+	// scanning is set during a pass over the whole catalog; scanned counts
+	// the manifests it has read.
+	scanning bool
+	scanned  int
+}
+
+// due is a manifest this node should hold and does not yet: when it was
+// pushed (or first seen here) and its stored size (0: not known yet).
+type due struct {
+	since time.Time
+	size  int64
 }
 
 // New makes a syncer; Run runs it.
@@ -102,7 +115,7 @@ func New(cfg Config, deps Deps) (*Syncer, error) {
 		cfg.Log = slog.Default()
 	}
 	s := &Syncer{cfg: cfg, deps: deps, log: cfg.Log, queue: make(chan chunkstore.ManifestID, 1024),
-		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}}
+		busy: map[chunkstore.ManifestID]bool{}, retry: map[chunkstore.ManifestID]bool{}, waiting: map[chunkstore.ManifestID]due{}}
 	s.copier = &Copier{Store: deps.Store, Fetcher: deps.Fetcher, OnFrames: s.countFrames, Limit: deps.Limit}
 	return s, nil
 }
@@ -143,10 +156,16 @@ func (s *Syncer) Run(ctx context.Context) error {
 func (s *Syncer) follow(ctx context.Context) error {
 	for {
 		cur := s.deps.Catalog.ChangesHead()
-		if err := s.deps.Catalog.ForEachManifest(func(id chunkstore.ManifestID) error {
-			s.offer(ctx, id)
+		s.setScanning(true)
+		err := s.deps.Catalog.ForEachManifest(func(id chunkstore.ManifestID) error {
+			s.mu.Lock()
+			s.scanned++
+			s.mu.Unlock()
+			s.offer(ctx, id, due{})
 			return ctx.Err()
-		}); err != nil {
+		})
+		s.setScanning(false)
+		if err != nil {
 			return err
 		}
 		for {
@@ -159,7 +178,7 @@ func (s *Syncer) follow(ctx context.Context) error {
 			}
 			for _, ch := range chs {
 				if (ch.Op == catalog.OpPutObject || ch.Op == catalog.OpPutFile) && !ch.Manifest.IsZero() {
-					s.offer(ctx, ch.Manifest)
+					s.offer(ctx, ch.Manifest, due{since: ch.At, size: ch.Size})
 				}
 			}
 			cur = next
@@ -175,8 +194,14 @@ func (s *Syncer) follow(ctx context.Context) error {
 // offer queues id if placement gives it to this node and it is not queued
 // already; it waits for room in the queue (back-pressure on the reader of
 // the catalog, never on pushes).
-func (s *Syncer) offer(ctx context.Context, id chunkstore.ManifestID) {
+func (s *Syncer) offer(ctx context.Context, id chunkstore.ManifestID, d due) {
 	if !placement.Holds(id[:], s.deps.Members(), s.cfg.CopiesPerRegion, s.deps.Self.ID) {
+		s.mu.Lock()
+		if s.retry[id] { // placement moved it elsewhere
+			delete(s.retry, id)
+			delete(s.waiting, id)
+		}
+		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -186,6 +211,12 @@ func (s *Syncer) offer(ctx context.Context, id chunkstore.ManifestID) {
 	}
 	s.busy[id] = true
 	delete(s.retry, id)
+	if _, ok := s.waiting[id]; !ok {
+		if d.since.IsZero() {
+			d.since = time.Now()
+		}
+		s.waiting[id] = d
+	}
 	s.mu.Unlock()
 	select {
 	case s.queue <- id:
@@ -205,6 +236,8 @@ func (s *Syncer) worker(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				s.retry[id] = true
 				s.stats.Failed++
+			} else if err == nil {
+				delete(s.waiting, id)
 			}
 			s.mu.Unlock()
 			if err != nil && ctx.Err() == nil {
@@ -230,7 +263,7 @@ func (s *Syncer) retryLoop(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		for _, id := range ids {
-			s.offer(ctx, id)
+			s.offer(ctx, id, due{})
 		}
 	}
 }
@@ -251,5 +284,15 @@ func (s *Syncer) countFrames(n int, bytes int64) {
 	s.mu.Lock()
 	s.stats.FramesStored += int64(n)
 	s.stats.FrameBytes += bytes
+	s.rate.add(time.Now(), bytes)
+	s.mu.Unlock()
+}
+
+func (s *Syncer) setScanning(on bool) {
+	s.mu.Lock()
+	s.scanning = on
+	if on {
+		s.scanned = 0
+	}
 	s.mu.Unlock()
 }

@@ -34,6 +34,12 @@ func randomData(seed uint64, n int) []byte {
 // push stores data on n and commits it as an object of cache "c".
 func push(t *testing.T, n *clustertest.Node, hash string, data []byte) chunkstore.ManifestID {
 	t.Helper()
+	return pushAt(t, n, hash, data, time.Now())
+}
+
+// pushAt is push with the object's CreatedAt.
+func pushAt(t *testing.T, n *clustertest.Node, hash string, data []byte, at time.Time) chunkstore.ManifestID {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := n.Store.Ingest(ctx, bytes.NewReader(data))
@@ -46,7 +52,8 @@ func push(t *testing.T, n *clustertest.Node, hash string, data []byte) chunkstor
 	}
 	h := nixid.StorePathHash(hash)
 	if err := n.Catalog.PutObject(ctx, catalog.Object{Cache: "c", StorePathHash: h, StorePath: "/nix/store/" + hash + "-x",
-		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: id}); err != nil {
+		References: []string{}, NarHash: nixid.NarHash(sha256.Sum256(data)), NarSize: int64(len(data)), Manifest: id,
+		FileSize: res.StoredSize, CreatedAt: at}); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -149,7 +156,8 @@ func gathered(t *testing.T, c prometheus.Collector, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			m := mf.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	t.Fatalf("no series %s", name)
@@ -188,5 +196,41 @@ func TestSyncer_CopiesPerRegion(t *testing.T) {
 	}
 	if holders == 0 || holders > 2 {
 		t.Fatalf("%d other nodes hold the object; want the placed one per region", holders)
+	}
+}
+
+// TestSyncer_Status: an object a node cannot copy yet (its only holder is
+// down) shows in its status as backlog, with its size and its age since
+// the push; once the holder is back it is copied and the backlog empties.
+func TestSyncer_Status(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "us")
+	c.CreateCache("c")
+	a, b := c.Nodes[0], c.Nodes[1]
+	sb, stopB := start(t, c, b, placement.All)
+	eventually.True(t, "the first pass", func() bool { return !sb.Status().Scanning })
+	if st := sb.Status(); st.Backlog != 0 || st.LagSeconds != 0 {
+		t.Fatalf("an empty catalog: %+v", st)
+	}
+	stopB()
+	// b is stopped: the object waits for it. With b's syncer running
+	// again but a's chunk server gone, b cannot copy it.
+	pushed := time.Now().Add(-time.Minute)
+	data := randomData(30, 1<<20)
+	id := pushAt(t, a, "4123456789abcdfghijklmnpqrsvwxyz", data, pushed)
+	a.Host.RemoveStreamHandler(p2p.ChunkProtocol)
+	sb, _ = start(t, c, b, placement.All)
+	eventually.True(t, "a failed copy", func() bool { return sb.Stats().Failed > 0 })
+	st := sb.Status()
+	if st.Backlog != 1 || st.BacklogBytes == 0 || st.LagSeconds < 59 {
+		t.Fatalf("status with an object that cannot be copied yet: %+v", st)
+	}
+	if got := gathered(t, sb.Collector(), "garret_syncer_lag_seconds"); got < 59 {
+		t.Fatalf("garret_syncer_lag_seconds %v", got)
+	}
+	p2p.ServeChunks(a.Host, a.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	eventually.True(t, "the copy after a retry", func() bool { return complete(b, id) })
+	eventually.True(t, "an empty backlog", func() bool { return sb.Status().Backlog == 0 })
+	if st := sb.Status(); st.LagSeconds != 0 || st.FetchBytesPerSecond <= 0 || st.Fetched != 1 {
+		t.Fatalf("status after the copy: %+v", st)
 	}
 }

@@ -54,8 +54,7 @@ type Catalog interface {
 type ChunkStore interface {
 	Ingest(ctx context.Context, r io.Reader) (*chunkstore.IngestResult, error)
 	PutManifest(m chunkstore.Manifest) (chunkstore.ManifestID, error)
-	OpenNAR(id chunkstore.ManifestID) (*chunkstore.NAR, error)
-	OpenNARFrom(id chunkstore.ManifestID, remote chunkstore.Remote) (*chunkstore.NAR, error)
+	OpenNARWith(id chunkstore.ManifestID, src chunkstore.Sources) (*chunkstore.NAR, error)
 }
 
 // Fetcher gets what a NAR needs from peers: its manifest, and a Remote

@@ -43,7 +43,21 @@ type Cluster struct {
 	// NoSync (sync = false) makes a node hold only what it takes and what
 	// it reads through: it copies nothing in the background.
 	NoSync bool
+	// ScrubInterval is the time between scrubs of the node's chunks (every
+	// node, a lone one too); 0 disables them (on demand only).
+	ScrubInterval time.Duration
+	// ScrubRate is the frame bytes per second a scrub reads.
+	ScrubRate int64
 }
+
+// Defaults of the scrub ([cluster] scrub-interval, scrub-rate) and the
+// least values accepted.
+const (
+	DefaultScrubInterval = 7 * 24 * time.Hour
+	DefaultScrubRate     = 32 << 20
+	MinScrubInterval     = time.Hour
+	MinScrubRate         = 1 << 20
+)
 
 // Uploads is Garret's [uploads]: what a node sets aside while it takes
 // pushes.

@@ -81,6 +81,13 @@ type ClusterView interface {
 	RemoveNode(ctx context.Context, node string) (v1.ClusterRemoveResponse, error)
 }
 
+// Scrubber checks this node's chunks on demand and repairs the bad ones
+// from peers (*repair.Scrubber). chunkstore.ErrScrubRunning if a scrub is
+// already running.
+type Scrubber interface {
+	ScrubNow(ctx context.Context, rate int64) (v1.ClusterScrubResponse, error)
+}
+
 // PeerStaging finds a NAR that Nix PUT to another node of the cluster.
 type PeerStaging interface {
 	FindStaged(ctx context.Context, cache, url string) (p2p.StagedNAR, bool)
@@ -146,6 +153,7 @@ type Server struct {
 	// peerStaging is nil on a lone node.
 	peerStaging PeerStaging
 	cluster     ClusterView
+	scrubber    Scrubber // nil: no scrub endpoint
 	// decoders bounds the memory of upload decompressors; floor (nil: none)
 	// refuses pushes when the disk is low.
 	decoders *nixcompress.Budget
@@ -174,6 +182,8 @@ type Deps struct {
 	Readiness func() error
 	// DiskFloor refuses pushes while the data dir is low on space.
 	DiskFloor DiskFloor
+	// Scrubber enables POST /_api/v1/cluster/scrub.
+	Scrubber Scrubber
 }
 
 // New builds the API server.
@@ -216,6 +226,7 @@ func New(cfg Config, deps Deps) *Server {
 
 		fetcher: deps.Fetcher, readiness: deps.Readiness, peerStaging: deps.PeerStaging, cluster: deps.Cluster, floor: deps.DiskFloor,
 		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
+		scrubber: deps.Scrubber,
 	}
 	s.routes()
 	return s
@@ -266,6 +277,7 @@ func (s *Server) routes() {
 	m.Handle("POST /_api/v1/cluster/join", s.handle(s.clusterJoin))
 	m.Handle("POST /_api/v1/cluster/leave", s.handle(s.clusterLeave))
 	m.Handle("POST /_api/v1/cluster/remove", s.handle(s.clusterRemove))
+	m.Handle("POST /_api/v1/cluster/scrub", s.handle(s.clusterScrub))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/garret-cache/garret/replication/gc"
 	"github.com/garret-cache/garret/replication/p2p"
 	"github.com/garret-cache/garret/replication/placement"
+	"github.com/garret-cache/garret/replication/repair"
 	"github.com/garret-cache/garret/replication/syncer"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 // NodeSecretFile, in the data dir, holds a lone node's own secret (a node
 // without [cluster] secret): its libp2p private-network key comes from it.
 const NodeSecretFile = "node.secret"
+
+// ScrubStateFile, in the data dir, holds the time of the last complete
+// scrub, so the periodic one keeps its interval across restarts.
+const ScrubStateFile = "scrub.last"
 
 // Node is one running garretd: the components, wired.
 type Node struct {
@@ -182,11 +187,22 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.ctl.Store(n.cluster)
 
-	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
+	// 6. The HTTP API, with the peers it reads NARs and staged uploads from
+	// (and repairs bad chunks from: the scrubber's copies go through the
+	// same fetcher).
 	failures := p2p.NewPeerFailures()
 	n.metrics.MustRegister(failures)
 	fetcher := &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
 		Failures: failures}
+	scfg, sdeps := p.scrub, repair.Deps{Store: n.store}
+	scfg.Node, scfg.Log, scfg.Metrics = orDefault(p.cluster.NodeName, id.String()), n.log.With("component", "scrub"), n.metrics
+	if p.cluster.Gossip != nil { // a lone node has no peers to repair from
+		sdeps.Copier = &syncer.Copier{Store: n.store, Fetcher: fetcher}
+	}
+	scrubber, err := repair.New(scfg, sdeps)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,
@@ -194,6 +210,7 @@ func New(cfg Config) (_ *Node, err error) {
 		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
 		Readiness:   n.cluster.Ready,
 		DiskFloor:   &p.floor,
+		Scrubber:    scrubber,
 	})
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
@@ -212,8 +229,8 @@ func New(cfg Config) (_ *Node, err error) {
 	}()
 
 	// 7. Gossip and the controller's loops (when configured), the syncer
-	// (a cluster node copies what placement gives it), then the periodic
-	// GC sweep.
+	// (a cluster node copies what placement gives it), the periodic scrub,
+	// then the periodic GC sweep.
 	if err := n.cluster.Start(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -236,6 +253,11 @@ func New(cfg Config) (_ *Node, err error) {
 			}
 		}()
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		scrubber.Run(bg) // every [cluster] scrub-interval; returns at once when it is 0
+	}()
 	if sc.GC.Interval > 0 {
 		sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
 			Grace: cfg.SweepGrace, Log: n.log.With("component", "gc")}

@@ -17,6 +17,7 @@ import (
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/replication/repair"
 	"github.com/garret-cache/garret/replication/syncer"
 )
 
@@ -33,6 +34,7 @@ type plan struct {
 	cluster cluster.Config  // Log and the default APIURL are set by New
 	syncer  syncer.Config   // Log is set by New
 	sync    bool            // run the syncer: a cluster node without sync = false
+	scrub   repair.Config   // Node, Log and Metrics are set by New
 }
 
 // ErrNoClusterSecret refuses a node that would talk to other nodes without
@@ -115,6 +117,7 @@ func newPlan(cfg Config) (*plan, error) {
 	}
 	p.syncer = syncer.Config{CopiesPerRegion: cc.CopiesPerRegion}
 	p.sync = p.cluster.Gossip != nil && !cc.NoSync
+	p.scrub = repair.Config{Interval: cc.ScrubInterval, Rate: cc.ScrubRate, StateFile: filepath.Join(sc.DataDir, ScrubStateFile)}
 
 	// The channel's keys. Only holders of the secret can connect (libp2p
 	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the

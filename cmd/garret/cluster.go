@@ -31,13 +31,7 @@ func clusterCmd() *cobra.Command {
 			if err := c.doJSON("GET", "_api/v1/cluster", nil, &st); err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			printStatus(os.Stdout, st)
-			return nil
+			return printAs(asJSON, st, printStatus)
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -126,18 +120,23 @@ func scrubCmd(server *string) *cobra.Command {
 			if err := c.doJSON("POST", "_api/v1/cluster/scrub", v1.ClusterScrubRequest{Rate: rateMiB << 20}, &res); err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			printScrub(os.Stdout, res)
-			return nil
+			return printAs(asJSON, res, printScrub)
 		},
 	}
 	cmd.Flags().Int64Var(&rateMiB, "rate", 0, "MiB of stored frames read per second (default: the server's [cluster] scrub-rate)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printAs prints v to stdout as indented JSON, or as text.
+func printAs[T any](asJSON bool, v T, text func(io.Writer, T)) error {
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(os.Stdout, v)
+	return nil
 }
 
 func printScrub(w io.Writer, res v1.ClusterScrubResponse) {

@@ -201,9 +201,15 @@ func (s *Server) serveNAR(w http.ResponseWriter, r *http.Request, id chunkstore.
 
 // openNAR opens a NAR. Chunks this node lacks are served from peers as the
 // response streams (and kept): their frame sizes are asked first, so the
-// length is exact and a chunk no peer has is a 503 before any byte.
+// length is exact and a chunk no peer has is a 503 before any byte. A stored
+// frame found bad while streaming is fetched from a peer, stored and served
+// in its place (chunkstore.Sources.Refetch).
 func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunkstore.NAR, error) {
-	nar, err := s.store.OpenNAR(id)
+	var src chunkstore.Sources
+	if s.fetcher != nil {
+		src.Refetch = s.fetcher.Remote
+	}
+	nar, err := s.store.OpenNARWith(id, src)
 	if s.fetcher == nil || !(errors.Is(err, chunkstore.ErrNotFound) || errors.Is(err, chunkstore.ErrMissingChunks)) {
 		return nar, err
 	}
@@ -213,7 +219,7 @@ func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunks
 		if ferr := s.fetcher.FetchManifest(fctx, id); ferr != nil {
 			return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
 		}
-		if nar, err = s.store.OpenNAR(id); !errors.Is(err, chunkstore.ErrMissingChunks) {
+		if nar, err = s.store.OpenNARWith(id, src); !errors.Is(err, chunkstore.ErrMissingChunks) {
 			return nar, err
 		}
 	}
@@ -225,7 +231,8 @@ func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunks
 	if ferr != nil {
 		return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
 	}
-	return s.store.OpenNARFrom(id, remote)
+	src.Remote = remote
+	return s.store.OpenNARWith(id, src)
 }
 
 // parseRange handles a single "bytes=" range; anything it cannot satisfy as

@@ -54,8 +54,7 @@ type Catalog interface {
 type ChunkStore interface {
 	Ingest(ctx context.Context, r io.Reader) (*chunkstore.IngestResult, error)
 	PutManifest(m chunkstore.Manifest) (chunkstore.ManifestID, error)
-	OpenNAR(id chunkstore.ManifestID) (*chunkstore.NAR, error)
-	OpenNARFrom(id chunkstore.ManifestID, remote chunkstore.Remote) (*chunkstore.NAR, error)
+	OpenNARWith(id chunkstore.ManifestID, src chunkstore.Sources) (*chunkstore.NAR, error)
 }
 
 // Fetcher gets what a NAR needs from peers: its manifest, and a Remote
@@ -80,6 +79,13 @@ type ClusterView interface {
 	LeaveCluster() (v1.ClusterLeaveResponse, error)
 	// RemoveNode has the leader remove a node (name or peer ID) from Raft.
 	RemoveNode(ctx context.Context, node string) (v1.ClusterRemoveResponse, error)
+}
+
+// Scrubber checks this node's chunks on demand and repairs the bad ones
+// from peers (*repair.Scrubber). chunkstore.ErrScrubRunning if a scrub is
+// already running.
+type Scrubber interface {
+	ScrubNow(ctx context.Context, rate int64) (v1.ClusterScrubResponse, error)
 }
 
 // PeerStaging finds a NAR that Nix PUT to another node of the cluster.
@@ -147,6 +153,7 @@ type Server struct {
 	// peerStaging is nil on a lone node.
 	peerStaging PeerStaging
 	cluster     ClusterView
+	scrubber    Scrubber // nil: no scrub endpoint
 	// decoders bounds the memory of upload decompressors; floor (nil: none)
 	// refuses pushes when the disk is low.
 	decoders *nixcompress.Budget
@@ -176,6 +183,8 @@ type Deps struct {
 	Readiness func() error
 	// DiskFloor refuses pushes while the data dir is low on space.
 	DiskFloor DiskFloor
+	// Scrubber enables POST /_api/v1/cluster/scrub.
+	Scrubber Scrubber
 	// Copies holds a push back until enough nodes hold its chunks
 	// ([cluster] min-copies-before-ack); nil: acknowledged once stored here.
 	Copies Durability
@@ -228,6 +237,7 @@ func New(cfg Config, deps Deps) *Server {
 		fetcher: deps.Fetcher, readiness: deps.Readiness, peerStaging: deps.PeerStaging, cluster: deps.Cluster, floor: deps.DiskFloor,
 		copies:   deps.Copies,
 		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
+		scrubber: deps.Scrubber,
 	}
 	s.routes()
 	return s
@@ -278,6 +288,7 @@ func (s *Server) routes() {
 	m.Handle("POST /_api/v1/cluster/join", s.handle(s.clusterJoin))
 	m.Handle("POST /_api/v1/cluster/leave", s.handle(s.clusterLeave))
 	m.Handle("POST /_api/v1/cluster/remove", s.handle(s.clusterRemove))
+	m.Handle("POST /_api/v1/cluster/scrub", s.handle(s.clusterScrub))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

@@ -15,6 +15,11 @@
 // before writing it. Frame and PutFrame move single frames between nodes;
 // PutFrame verifies by decompressing and hashing.
 //
+// Scrub reads every stored frame back at a bounded rate and checks it in
+// full (decompressed and hashed), dropping the bad ones for the caller to
+// fetch again; a NAR opened with Sources.Refetch replaces a bad frame it
+// meets while streaming with one fetched elsewhere, and keeps it.
+//
 // There are no reference counts. Sweep deletes what the caller's liveness
 // function no longer wants once a grace period has passed, and compacts
 // segment files that are mostly dead.

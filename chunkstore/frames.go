@@ -164,19 +164,26 @@ func (s *Store) putVerifiedFrames(frames []VerifiedFrame) error {
 // its metadata. If compaction moved the frame since meta was read, it
 // follows the index to the new place.
 func (s *Store) readFrame(id ChunkID, meta chunkMeta, buf []byte) ([]byte, error) {
+	frame, _, err := s.readFrameAt(id, meta, buf)
+	return frame, err
+}
+
+// readFrameAt is readFrame that also returns the index entry the frame was
+// read by (newer than meta if compaction moved the frame).
+func (s *Store) readFrameAt(id ChunkID, meta chunkMeta, buf []byte) ([]byte, chunkMeta, error) {
 	sf, err := s.segs.acquire(meta.seg)
 	if errors.Is(err, errSegmentGone) {
 		var ok bool
 		if meta, ok, err = s.getMeta(id); err == nil && !ok {
-			return nil, &MissingChunksError{Chunks: []ChunkID{id}}
+			return nil, meta, &MissingChunksError{Chunks: []ChunkID{id}}
 		} else if err == nil {
 			sf, err = s.segs.acquire(meta.seg)
 		}
 	}
 	if errors.Is(err, errSegmentGone) {
-		return nil, s.dropCorrupt(id, meta, "segment file missing")
+		return nil, meta, s.dropCorrupt(id, meta, "segment file missing")
 	} else if err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	if cap(buf) < int(meta.frameSize) {
 		buf = make([]byte, meta.frameSize)
@@ -185,16 +192,16 @@ func (s *Store) readFrame(id ChunkID, meta chunkMeta, buf []byte) ([]byte, error
 	_, err = sf.f.ReadAt(frame, meta.off)
 	s.segs.release(sf)
 	if errors.Is(err, io.EOF) {
-		return nil, s.dropCorrupt(id, meta, "frame beyond the end of its segment")
+		return nil, meta, s.dropCorrupt(id, meta, "frame beyond the end of its segment")
 	} else if err != nil {
-		return nil, fmt.Errorf("chunkstore: read chunk %s: %w", id, err)
+		return nil, meta, fmt.Errorf("chunkstore: read chunk %s: %w", id, err)
 	}
 	if crc32.Checksum(frame, castagnoli) != meta.crc {
-		return nil, s.dropCorrupt(id, meta, "CRC-32C mismatch")
+		return nil, meta, s.dropCorrupt(id, meta, "CRC-32C mismatch")
 	}
 	s.metrics.framesRead.Inc()
 	s.metrics.frameBytesRead.Add(float64(len(frame)))
-	return frame, nil
+	return frame, meta, nil
 }
 
 // dropCorrupt deletes a chunk whose stored frame failed verification, unless

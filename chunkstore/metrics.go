@@ -1,6 +1,8 @@
 package chunkstore
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,6 +16,11 @@ type metrics struct {
 	chunksSwept, bytesSwept          prometheus.Counter
 	diskBytesFreed                   prometheus.Counter
 	garbage                          prometheus.Gauge // dead frame bytes in sealed segments after the last sweep
+	scrubs                           prometheus.Counter
+	scrubChunks, scrubBytes          prometheus.Counter
+	scrubBad                         prometheus.Counter
+	scrubLast                        prometheus.Gauge
+	readRepairs                      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
@@ -32,6 +39,13 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		diskBytesFreed:    c("compaction_disk_bytes_freed_total", "Disk space segment compaction gave back."),
 		garbage: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "garret", Subsystem: "chunkstore", Name: "segment_garbage_bytes",
 			Help: "Dead frame bytes left in sealed segment files after the last sweep's compaction (below half of each file)."}),
+		scrubs:      c("scrub_runs_total", "Scrubs that checked every stored frame."),
+		scrubChunks: c("scrub_chunks_checked_total", "Frames scrubs read back and checked in full."),
+		scrubBytes:  c("scrub_bytes_checked_total", "Bytes of the frames scrubs checked."),
+		scrubBad:    c("scrub_bad_chunks_total", "Frames scrubs found bad (and dropped, for a peer fetch to repair)."),
+		scrubLast: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "garret", Subsystem: "chunkstore", Name: "scrub_last_completed_timestamp_seconds",
+			Help: "When the last scrub that checked every stored frame finished (Unix time; 0: none since start)."}),
+		readRepairs: c("read_repaired_chunks_total", "Bad frames a NAR read replaced with a verified frame from a peer, serving correct bytes."),
 	}
 	if reg == nil {
 		return m, nil
@@ -45,7 +59,8 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		return float64(n)
 	})
 	for _, col := range []prometheus.Collector{m.framesWritten, m.frameBytesWritten, m.framesRead, m.frameBytesRead,
-		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, m.garbage, segBytes} {
+		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, m.garbage, segBytes,
+		m.scrubs, m.scrubChunks, m.scrubBytes, m.scrubBad, m.scrubLast, m.readRepairs} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
@@ -63,4 +78,15 @@ func (m *metrics) swept(st SweepStats) {
 	m.chunksSwept.Add(float64(st.ChunksDeleted))
 	m.bytesSwept.Add(float64(st.BytesFreed))
 	m.diskBytesFreed.Add(float64(st.DiskBytesFreed))
+}
+
+func (m *metrics) scrubChecked(frameBytes int) {
+	m.scrubChunks.Inc()
+	m.scrubBytes.Add(float64(frameBytes))
+}
+
+// scrubbed records a scrub that walked the whole store.
+func (m *metrics) scrubbed() {
+	m.scrubs.Inc()
+	m.scrubLast.Set(float64(time.Now().Unix()))
 }

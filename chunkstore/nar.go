@@ -25,6 +25,8 @@ type NAR struct {
 	// was opened); their metas hold only the remote frame size.
 	remote  Remote
 	pending []bool
+	// refetch, if set, replaces a stored frame that fails while streaming.
+	refetch func(ctx context.Context, ids []ChunkID) (Remote, error)
 }
 
 // Remote supplies frames this store lacks (from peers): the size of each
@@ -59,6 +61,25 @@ func (s *Store) OpenNAR(id ManifestID) (*NAR, error) { return s.OpenNARFrom(id, 
 // id before it is written, and kept). Chunks neither here nor known to
 // remote give a *MissingChunksError.
 func (s *Store) OpenNARFrom(id ManifestID, remote Remote) (*NAR, error) {
+	return s.OpenNARWith(id, Sources{Remote: remote})
+}
+
+// Sources are where a NAR's chunks may come from besides this store.
+type Sources struct {
+	// Remote serves the chunks not stored here (see OpenNARFrom).
+	Remote Remote
+	// Refetch finds chunks elsewhere (in a cluster, p2p.Fetcher.Remote on
+	// the node's peers). When a stored frame fails its check while the NAR
+	// streams (it is dropped), the chunk's frame is fetched through it,
+	// verified, stored in place of the bad one (a repair) and served, so the
+	// stream goes on with correct bytes. Nil: the stream fails with
+	// ErrCorrupt, as it does when no peer has the chunk.
+	Refetch func(ctx context.Context, ids []ChunkID) (Remote, error)
+}
+
+// OpenNARWith is OpenNAR with the sources in src.
+func (s *Store) OpenNARWith(id ManifestID, src Sources) (*NAR, error) {
+	remote := src.Remote
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -67,7 +88,8 @@ func (s *Store) OpenNARFrom(id ManifestID, remote Remote) (*NAR, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &NAR{s: s, chunks: m.Chunks, metas: make([]chunkMeta, len(m.Chunks)), offsets: make([]int64, len(m.Chunks))}
+	n := &NAR{s: s, chunks: m.Chunks, metas: make([]chunkMeta, len(m.Chunks)), offsets: make([]int64, len(m.Chunks)),
+		refetch: src.Refetch}
 	var missing []ChunkID
 	for i, c := range m.Chunks {
 		meta, ok, err := s.getMeta(c.ID)
@@ -103,10 +125,11 @@ func (s *Store) OpenNARFrom(id ManifestID, remote Remote) (*NAR, error) {
 
 // WriteRange writes served bytes [off, off+length) — a slice of the
 // concatenated frames — to w. Each frame's CRC-32C is checked before any of
-// it is written; a frame that fails is deleted from the store and ErrCorrupt
-// returned, so the caller can abort a response that promised more bytes.
-// A chunk deleted since OpenNAR gives a *MissingChunksError. A NAR may be
-// read by several goroutines at once.
+// it is written; a frame that fails is deleted from the store and, unless
+// Sources.Refetch repairs it, ErrCorrupt returned, so the caller can abort a
+// response that promised more bytes. A chunk deleted since OpenNAR (and not
+// repaired) gives a *MissingChunksError. A NAR may be read by several
+// goroutines at once.
 func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (int64, error) {
 	if off < 0 || length < 0 || off > n.Size || length > n.Size-off {
 		return 0, fmt.Errorf("chunkstore: range [%d, +%d) outside %d bytes", off, length, n.Size)
@@ -134,10 +157,11 @@ func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (i
 				return written, err
 			}
 		} else {
-			if frame, err = n.s.readFrame(n.chunks[i].ID, n.metas[i], buf); err != nil {
+			if frame, err = n.s.readFrame(n.chunks[i].ID, n.metas[i], buf); err == nil {
+				buf = frame[:0]
+			} else if frame, err = n.repair(ctx, i, err); err != nil {
 				return written, err
 			}
-			buf = frame[:0]
 		}
 		start := off + written - n.offsets[i]
 		end := min(int64(len(frame)), start+length-written)

@@ -40,8 +40,9 @@ type Store struct {
 	// while they re-check and delete; a dedup touch, PutManifest and PutFrame
 	// hold it shared.
 	gc sync.RWMutex
-	// sweeping serializes sweeps.
-	sweeping sync.Mutex
+	// sweeping serializes sweeps; scrubbing refuses a second scrub.
+	sweeping  sync.Mutex
+	scrubbing sync.Mutex
 	// touchAfter (nanoseconds) is a quarter of the last sweep's grace: a
 	// deduplicated chunk older than this gets its touched time refreshed.
 	// Zero until the first sweep, so every dedup refreshes until then.

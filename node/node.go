@@ -27,6 +27,7 @@ import (
 	"github.com/garret-cache/garret/replication/gc"
 	"github.com/garret-cache/garret/replication/p2p"
 	"github.com/garret-cache/garret/replication/placement"
+	"github.com/garret-cache/garret/replication/repair"
 	"github.com/garret-cache/garret/replication/syncer"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 // without [cluster] secret): its libp2p private-network key comes from it.
 const NodeSecretFile = "node.secret"
 
+// ScrubStateFile, in the data dir, holds the time of the last complete
+// scrub, so the periodic one keeps its interval across restarts.
+const ScrubStateFile = "scrub.last"
+
 // Node is one running garretd: the components, wired.
 type Node struct {
 	cfg     Config
@@ -64,7 +69,7 @@ type Node struct {
 	// goroutines (forwarded writes) while New is still building.
 	ctl      atomic.Pointer[cluster.Controller]
 	syncer   atomic.Pointer[syncer.Syncer] // set once the syncer runs (a cluster node with sync)
-	metrics  *prometheus.Registry // served at /metrics; components register their series here
+	metrics  *prometheus.Registry          // served at /metrics; components register their series here
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
@@ -185,7 +190,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.ctl.Store(n.cluster)
 
-	// 6. The HTTP API, with the peers it reads NARs and staged uploads from.
+	// 6. The HTTP API, with the peers it reads NARs and staged uploads from
+	// (and repairs bad chunks from: the scrubber's copies go through the
+	// same fetcher).
 	failures := p2p.NewPeerFailures()
 	n.metrics.MustRegister(failures)
 	fetcher := &p2p.Fetcher{Host: n.host, Store: n.store, Peers: n.cluster.PeersByDistance, Log: n.log.With("component", "fetch"),
@@ -204,6 +211,15 @@ func New(cfg Config) (_ *Node, err error) {
 			return &syncer.Copier{Store: n.store, Fetcher: fetcher.Prefer(from), Limit: limit}
 		}, n.log.With("component", "copies"))
 	}
+	scfg, sdeps := p.scrub, repair.Deps{Store: n.store}
+	scfg.Node, scfg.Log, scfg.Metrics = orDefault(p.cluster.NodeName, id.String()), n.log.With("component", "scrub"), n.metrics
+	if p.cluster.Gossip != nil { // a lone node has no peers to repair from
+		sdeps.Copier = &syncer.Copier{Store: n.store, Fetcher: fetcher, Limit: limit}
+	}
+	scrubber, err := repair.New(scfg, sdeps)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,
@@ -212,6 +228,7 @@ func New(cfg Config) (_ *Node, err error) {
 		PeerStaging: &p2p.StagedFinder{Host: n.host, Peers: n.cluster.PeersByDistance},
 		Readiness:   n.cluster.Ready,
 		DiskFloor:   &p.floor,
+		Scrubber:    scrubber,
 	})
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
@@ -230,8 +247,8 @@ func New(cfg Config) (_ *Node, err error) {
 	}()
 
 	// 7. Gossip and the controller's loops (when configured), the syncer
-	// (a cluster node copies what placement gives it), then the periodic
-	// GC sweep.
+	// (a cluster node copies what placement gives it), the periodic scrub,
+	// then the periodic GC sweep.
 	if err := n.cluster.Start(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -256,6 +273,11 @@ func New(cfg Config) (_ *Node, err error) {
 			}
 		}()
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		scrubber.Run(bg) // every [cluster] scrub-interval; returns at once when it is 0
+	}()
 	if sc.GC.Interval > 0 {
 		sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
 			Grace: cfg.SweepGrace, Log: n.log.With("component", "gc")}

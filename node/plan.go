@@ -18,6 +18,7 @@ import (
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/garret-cache/garret/replication/repair"
 	"github.com/garret-cache/garret/replication/syncer"
 )
 
@@ -35,6 +36,7 @@ type plan struct {
 	syncer  syncer.Config    // Log is set by New
 	sync    bool             // run the syncer: a cluster node without sync = false
 	ack     syncer.AckConfig // Copies 0: no wait (a lone node); Log is set by New
+	scrub   repair.Config    // Node, Log and Metrics are set by New
 }
 
 // DefaultMinCopies is [cluster] min-copies-before-ack when not set: a push
@@ -124,6 +126,7 @@ func newPlan(cfg Config) (*plan, error) {
 	if p.cluster.Gossip != nil { // a lone node acknowledges what it holds
 		p.ack = syncer.AckConfig{Copies: cmp.Or(cc.MinCopiesBeforeAck, DefaultMinCopies)}
 	}
+	p.scrub = repair.Config{Interval: cc.ScrubInterval, Rate: cc.ScrubRate, StateFile: filepath.Join(sc.DataDir, ScrubStateFile)}
 
 	// The channel's keys. Only holders of the secret can connect (libp2p
 	// pnet) and gossip (memberlist AES-GCM). A cluster member needs the

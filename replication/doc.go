@@ -16,6 +16,8 @@
 //	            rendezvous hashing)
 //	syncer      copies what placement gives this node from its peers, in
 //	            the background, following the catalog's change log
+//	repair      scrubs the local chunks (periodic and on demand) and fetches
+//	            the bad ones again from peers
 //
 // # Node-to-node protocols
 //

@@ -290,3 +290,30 @@ type ClusterRemoveResponse struct {
 	StillAlive bool   `json:"still_alive"`
 	Message    string `json:"message"`
 }
+
+// ClusterScrubRequest is the (optional) body of POST /_api/v1/cluster/scrub
+// (Garret; cluster-admin).
+type ClusterScrubRequest struct {
+	// Rate is the frame bytes per second the scrub reads; 0: the node's
+	// [cluster] scrub-rate.
+	Rate int64 `json:"rate,omitempty"`
+}
+
+// ClusterScrubResponse reports a scrub of the answering node's chunks and
+// the repair of the bad ones from peers.
+type ClusterScrubResponse struct {
+	Node string `json:"node"`
+	// Chunks and Bytes count the frames checked and their bytes; Bad those
+	// that failed (and were dropped).
+	Chunks int64 `json:"chunks"`
+	Bytes  int64 `json:"bytes"`
+	Bad    int64 `json:"bad"`
+	// Repaired bad chunks were fetched again from a peer; Unrepaired ones
+	// no peer had (they stay missing here: reads fetch them from a peer
+	// that gets them later, or a re-push stores them).
+	Repaired   int64 `json:"repaired"`
+	Unrepaired int64 `json:"unrepaired"`
+	// BadChunks lists the ids of the first bad chunks (at most 100).
+	BadChunks []string `json:"bad_chunks,omitempty"`
+	TookMs    int64    `json:"took_ms"`
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -31,13 +32,7 @@ func clusterCmd() *cobra.Command {
 			if err := c.doJSON("GET", "_api/v1/cluster", nil, &st); err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			printStatus(os.Stdout, st)
-			return nil
+			return printAs(asJSON, st, printStatus)
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -92,8 +87,72 @@ func clusterCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, join, leave, remove)
+	cmd.AddCommand(status, join, leave, remove, scrubCmd(&server))
 	return cmd
+}
+
+// scrubCmd is `garret cluster scrub`: the server checks every chunk it
+// stores and repairs the bad ones from its peers, then the counts are
+// printed. It waits as long as the scrub takes; interrupting it stops the
+// scrub.
+func scrubCmd(server *string) *cobra.Command {
+	var rateMiB int64
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "scrub",
+		Short: "Have the server check every chunk it stores now, drop bad ones and fetch them again from peers",
+		Long: "Have the server check every chunk it stores now (decompressed and hashed against its id), drop the bad\n" +
+			"ones and fetch them again from its peers; waits until the scrub ends (Ctrl-C stops it) and prints the counts.",
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if rateMiB < 0 {
+				return fmt.Errorf("--rate %d: give MiB per second, at least 1 (or 0 for the server's scrub-rate)", rateMiB)
+			}
+			c, err := connectServer(*server)
+			if err != nil {
+				return err
+			}
+			if t, ok := c.http.Transport.(*http.Transport); ok { // the answer comes when the scrub ends
+				t = t.Clone()
+				t.ResponseHeaderTimeout = 0
+				c.http = &http.Client{Transport: t}
+			}
+			var res v1.ClusterScrubResponse
+			if err := c.doJSON("POST", "_api/v1/cluster/scrub", v1.ClusterScrubRequest{Rate: rateMiB << 20}, &res); err != nil {
+				return err
+			}
+			return printAs(asJSON, res, printScrub)
+		},
+	}
+	cmd.Flags().Int64Var(&rateMiB, "rate", 0, "MiB of stored frames read per second (default: the server's [cluster] scrub-rate)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// printAs prints v to stdout as indented JSON, or as text.
+func printAs[T any](asJSON bool, v T, text func(io.Writer, T)) error {
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(os.Stdout, v)
+	return nil
+}
+
+func printScrub(w io.Writer, res v1.ClusterScrubResponse) {
+	fmt.Fprintf(w, "🔍 Scrubbed %s: %d chunks, %s checked in %.1f s\n", short(res.Node), res.Chunks, mib(res.Bytes), float64(res.TookMs)/1000)
+	if res.Bad == 0 {
+		fmt.Fprintln(w, "✅ No bad chunks")
+		return
+	}
+	fmt.Fprintf(w, "⚠️ %d bad chunk(s) dropped: %d repaired from peers, %d not repaired\n", res.Bad, res.Repaired, res.Unrepaired)
+	for _, id := range res.BadChunks {
+		fmt.Fprintf(w, "   %s\n", id)
+	}
+	if res.Unrepaired > 0 {
+		fmt.Fprintln(w, "   Chunks no peer had stay missing on this node: reads fetch them from a peer that gets them later, or a re-push stores them.")
+	}
 }
 
 func printStatus(w io.Writer, st v1.ClusterStatus) {

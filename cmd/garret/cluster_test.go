@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -64,13 +62,7 @@ func TestClusterCommands(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", dir)
-	_ = os.MkdirAll(filepath.Join(dir, "garret"), 0o700)
-	cfg := "default-server = \"c\"\n[servers.c]\nendpoint = \"" + srv.URL + "\"\ntoken = \"T\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "garret", "config.toml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	useTestServer(t, srv.URL)
 	run := func(args ...string) error {
 		cmd := rootCmd()
 		cmd.SetArgs(args)

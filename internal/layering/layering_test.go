@@ -27,8 +27,8 @@ var layers = [][]string{
 	{"replication/p2p", "replication/membership"},
 	// 3: the Raft catalog.
 	{"replication/catalog"},
-	// 4: the cluster controller; garbage collection; the syncer.
-	{"replication/cluster", "replication/gc", "replication/syncer"},
+	// 4: the cluster controller; garbage collection; the syncer; scrub and repair.
+	{"replication/cluster", "replication/gc", "replication/syncer", "replication/repair"},
 	// 5: the HTTP API.
 	{"api"},
 	// 6: wiring.

@@ -47,7 +47,21 @@ type Cluster struct {
 	// before it is acknowledged (0: the default, 2; never more than the
 	// live nodes).
 	MinCopiesBeforeAck int
+	// ScrubInterval is the time between scrubs of the node's chunks (every
+	// node, a lone one too); 0 disables them (on demand only).
+	ScrubInterval time.Duration
+	// ScrubRate is the frame bytes per second a scrub reads.
+	ScrubRate int64
 }
+
+// Defaults of the scrub ([cluster] scrub-interval, scrub-rate) and the
+// least values accepted.
+const (
+	DefaultScrubInterval = 7 * 24 * time.Hour
+	DefaultScrubRate     = 32 << 20
+	MinScrubInterval     = time.Hour
+	MinScrubRate         = 1 << 20
+)
 
 // Uploads is Garret's [uploads]: what a node sets aside while it takes
 // pushes.

@@ -261,3 +261,34 @@ func TestLoad_Uploads(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_ClusterScrub(t *testing.T) {
+	c, err := Load(write(t, hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.ScrubInterval != DefaultScrubInterval || c.Cluster.ScrubRate != DefaultScrubRate {
+		t.Fatalf("defaults: %+v %v", c.Cluster, err)
+	}
+	for text, want := range map[string]Cluster{
+		"scrub-interval = \"0\"":                            {ScrubInterval: 0, ScrubRate: DefaultScrubRate},
+		"scrub-interval = \"3 days\"\nscrub-rate = 2097152": {ScrubInterval: 72 * time.Hour, ScrubRate: 2 << 20},
+		"scrub-rate = \"64 MiB/s\"":                         {ScrubInterval: DefaultScrubInterval, ScrubRate: 64 << 20},
+		"scrub-rate = \"100MB\"":                            {ScrubInterval: DefaultScrubInterval, ScrubRate: 100e6},
+	} {
+		c, err := Load(write(t, "[cluster]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"}))
+		if err != nil || c.Cluster.ScrubInterval != want.ScrubInterval || c.Cluster.ScrubRate != want.ScrubRate {
+			t.Errorf("%s: %v %d, %v", text, c.Cluster.ScrubInterval, c.Cluster.ScrubRate, err)
+		}
+	}
+	for text, msg := range map[string]string{
+		"scrub-interval = \"soon\"":       "[cluster] scrub-interval",
+		"scrub-interval = \"10 minutes\"": "at least 1 hour",
+		"scrub-interval = 7":              "scrub-interval",
+		"scrub-rate = \"fast\"":           "[cluster] scrub-rate",
+		"scrub-rate = 1000":               "at least 1 MiB/s",
+		"scrub-rate = -5":                 "[cluster] scrub-rate",
+	} {
+		_, err := Load(write(t, "[cluster]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"}))
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: %v, want an error saying %q", text, err, msg)
+		}
+	}
+}

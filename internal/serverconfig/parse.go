@@ -65,6 +65,8 @@ type file struct {
 		CopiesPerRegion *int     `toml:"copies-per-region"`
 		Sync            *bool    `toml:"sync"`
 		MinCopies       *int     `toml:"min-copies-before-ack"`
+		ScrubInterval   string   `toml:"scrub-interval"`
+		ScrubRate       any      `toml:"scrub-rate"`
 	} `toml:"cluster"`
 	Uploads struct {
 		DecoderMemory any `toml:"decoder-memory"`
@@ -286,6 +288,38 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 			return fmt.Errorf("[cluster] min-copies-before-ack = %d: must be from 1 to 64 (1: acknowledge once this node holds a push)", v)
 		}
 		c.Cluster.MinCopiesBeforeAck = *fc.MinCopies
+	}
+	return c.setScrub(f)
+}
+
+// setScrub reads [cluster] scrub-interval (a duration; "0" disables the
+// periodic scrub) and scrub-rate (a size per second, "32 MiB" or
+// "32 MiB/s").
+func (c *Config) setScrub(f *file) error {
+	fc := f.Cluster
+	c.Cluster.ScrubInterval, c.Cluster.ScrubRate = DefaultScrubInterval, DefaultScrubRate
+	if v := strings.TrimSpace(fc.ScrubInterval); v != "" {
+		d, err := humantime.Parse(v)
+		if err != nil {
+			return fmt.Errorf("[cluster] scrub-interval: %w (want a duration such as \"7 days\", or \"0\" to scrub only on demand)", err)
+		}
+		if d != 0 && d < MinScrubInterval {
+			return fmt.Errorf("[cluster] scrub-interval = %q: at least 1 hour (a scrub reads every stored chunk), or \"0\" to scrub only on demand", v)
+		}
+		c.Cluster.ScrubInterval = d
+	}
+	if v := fc.ScrubRate; v != nil {
+		if s, ok := v.(string); ok {
+			v = strings.TrimSuffix(strings.TrimSpace(s), "/s")
+		}
+		r, err := parseSize(v)
+		if err != nil {
+			return fmt.Errorf("[cluster] scrub-rate: %w", err)
+		}
+		if r < MinScrubRate {
+			return fmt.Errorf("[cluster] scrub-rate = %d bytes/s: at least 1 MiB/s (at less a scrub of a large store would outlast its interval)", r)
+		}
+		c.Cluster.ScrubRate = r
 	}
 	return nil
 }

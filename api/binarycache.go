@@ -232,6 +232,8 @@ func (s *Server) openNAR(ctx context.Context, id chunkstore.ManifestID) (*chunks
 		return nil, fmt.Errorf("%w (from peers: %v)", err, ferr)
 	}
 	src.Remote = remote
+	s.metrics.readThrough.Inc()
+	s.metrics.readThroughChunks.Add(float64(len(missing.Chunks)))
 	return s.store.OpenNARWith(id, src)
 }
 

@@ -19,6 +19,9 @@ type metrics struct {
 	narBytes  prometheus.Counter
 	newChunks prometheus.Counter
 	dedupRaw  prometheus.Counter
+	// NARs served with chunks read from peers, and those chunks.
+	readThrough       prometheus.Counter
+	readThroughChunks prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -39,7 +42,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		newChunks: prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_ingest_new_chunks_total", Help: "Chunks stored by ingests."}),
 		dedupRaw:  prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_ingest_dedup_bytes_total", Help: "Uncompressed bytes that were already stored."}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.narBytes, m.newChunks, m.dedupRaw)
+	m.readThrough = prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_nar_read_through_total",
+		Help: "NARs served with chunks this node did not hold, read from peers (0 growth: every byte came from this node's store)."})
+	m.readThroughChunks = prometheus.NewCounter(prometheus.CounterOpts{Name: "garret_nar_read_through_chunks_total",
+		Help: "Chunks of served NARs read from peers."})
+	m.reg.MustRegister(m.requests, m.latency, m.narBytes, m.newChunks, m.dedupRaw, m.readThrough, m.readThroughChunks)
 	return m
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,6 +210,9 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 		raw, err := dec.DecodeAll(served, nil)
 		if resp.StatusCode != 200 || err != nil || !bytes.Equal(raw, data) {
 			t.Fatalf("NAR from the last node: %d, %v, %d bytes", resp.StatusCode, err, len(raw))
+		}
+		if got := scrape(t, last, "garret_nar_read_through_total"); got != 1 {
+			t.Fatalf("garret_nar_read_through_total %v after one read-through", got)
 		}
 	})
 
@@ -534,4 +538,26 @@ func fileNAR(content []byte) []byte {
 	str(content)
 	str([]byte(")"))
 	return b.Bytes()
+}
+
+// scrape is the value of an unlabelled series on n's /metrics.
+func scrape(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(n.URL() + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics of %s has no %s", n.URL(), name)
+	return 0
 }

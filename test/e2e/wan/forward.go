@@ -82,6 +82,7 @@ func (n *Net) route(from *Host, p []byte) {
 	select {
 	case l.queue <- packet{data: append([]byte(nil), p...), due: depart.Add(n.latency[rp])}:
 		n.stats.Forwarded++
+		n.pairBytes[rp] += uint64(len(p))
 	default:
 		n.stats.Dropped++
 	}

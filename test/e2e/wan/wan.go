@@ -39,6 +39,7 @@ type Net struct {
 	cut       map[pair]bool          // region pairs or host pairs ("h:" prefix)
 	links     map[[2]*Host]*link
 	stats     Stats
+	pairBytes map[pair]uint64 // IP bytes forwarded between two regions, both ways
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -101,6 +102,7 @@ func New() (*Net, error) {
 		regions:   map[string]byte{},
 		latency:   map[pair]time.Duration{},
 		bandwidth: map[pair]float64{},
+		pairBytes: map[pair]uint64{},
 		cut:       map[pair]bool{},
 		links:     map[[2]*Host]*link{},
 	}, nil
@@ -313,6 +315,14 @@ func (n *Net) setCut(p pair, cut bool) {
 		delete(n.cut, p)
 	}
 	n.mu.Unlock()
+}
+
+// Bytes is how many IP bytes the forwarder carried between two regions
+// (both directions; a region with itself: inside it).
+func (n *Net) Bytes(regionA, regionB string) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pairBytes[key(regionA, regionB)]
 }
 
 // Stats returns the forwarder's counters.

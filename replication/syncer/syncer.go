@@ -46,7 +46,10 @@ type Config struct {
 	Workers int
 	// RetryEvery is how often failed fetches are tried again (default 30 s).
 	RetryEvery time.Duration
-	Log        *slog.Logger
+	// MembersEvery is how often an idle syncer looks for a change of the
+	// cluster's members, which moves its share (default 5 s).
+	MembersEvery time.Duration
+	Log          *slog.Logger
 }
 
 // Deps are what the syncer works through.
@@ -111,6 +114,9 @@ func New(cfg Config, deps Deps) (*Syncer, error) {
 	if cfg.RetryEvery <= 0 {
 		cfg.RetryEvery = 30 * time.Second
 	}
+	if cfg.MembersEvery <= 0 {
+		cfg.MembersEvery = 5 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -156,46 +162,85 @@ func (s *Syncer) Run(ctx context.Context) error {
 func (s *Syncer) follow(ctx context.Context) error {
 	for {
 		cur := s.deps.Catalog.ChangesHead()
+		members := s.deps.Members()
 		s.setScanning(true)
 		err := s.deps.Catalog.ForEachManifest(func(id chunkstore.ManifestID) error {
 			s.mu.Lock()
 			s.scanned++
 			s.mu.Unlock()
-			s.offer(ctx, id, due{})
+			s.offer(ctx, members, id, due{})
 			return ctx.Err()
 		})
 		s.setScanning(false)
 		if err != nil {
 			return err
 		}
-		for {
-			chs, next, err := s.deps.Catalog.Changes(cur, 256)
-			if errors.Is(err, catalog.ErrCursorTooOld) {
-				s.log.Warn("syncer: the change log moved past this node; reading the whole catalog again", "err", err)
-				break
-			} else if err != nil {
+		if err := s.followChanges(ctx, cur, members); err != nil {
+			return err
+		}
+	}
+}
+
+// followChanges offers what the change log adds after cur. It returns nil
+// when a full pass is needed: the log moved past cur, or placement's
+// members changed (a node joined or left, so this node's share moved).
+func (s *Syncer) followChanges(ctx context.Context, cur catalog.Cursor, members []placement.Node) error {
+	for {
+		chs, next, err := s.deps.Catalog.Changes(cur, 256)
+		if errors.Is(err, catalog.ErrCursorTooOld) {
+			s.log.Warn("syncer: the change log moved past this node; reading the whole catalog again", "err", err)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		now := s.deps.Members()
+		if s.cfg.CopiesPerRegion != placement.All && !sameMembers(members, now) {
+			s.log.Info("syncer: the cluster's members changed; reading the whole catalog for this node's new share")
+			return nil
+		}
+		for _, ch := range chs {
+			if (ch.Op == catalog.OpPutObject || ch.Op == catalog.OpPutFile) && !ch.Manifest.IsZero() {
+				s.offer(ctx, now, ch.Manifest, due{since: ch.At, size: ch.Size})
+			}
+		}
+		cur = next
+		if len(chs) == 0 {
+			// Wake for new changes, and now and then to look at the members.
+			wctx, cancel := context.WithTimeout(ctx, s.cfg.MembersEvery)
+			err := s.deps.Catalog.WaitChanges(wctx, cur)
+			cancel()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil && !errors.Is(err, catalog.ErrCursorTooOld) && !errors.Is(err, context.DeadlineExceeded) {
 				return err
-			}
-			for _, ch := range chs {
-				if (ch.Op == catalog.OpPutObject || ch.Op == catalog.OpPutFile) && !ch.Manifest.IsZero() {
-					s.offer(ctx, ch.Manifest, due{since: ch.At, size: ch.Size})
-				}
-			}
-			cur = next
-			if len(chs) == 0 {
-				if err := s.deps.Catalog.WaitChanges(ctx, cur); err != nil && !errors.Is(err, catalog.ErrCursorTooOld) {
-					return err
-				}
 			}
 		}
 	}
 }
 
+// sameMembers reports whether a and b are the same nodes in the same regions.
+func sameMembers(a, b []placement.Node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[placement.Node]bool, len(a))
+	for _, n := range a {
+		set[n] = true
+	}
+	for _, n := range b {
+		if !set[n] {
+			return false
+		}
+	}
+	return true
+}
+
 // offer queues id if placement gives it to this node and it is not queued
 // already; it waits for room in the queue (back-pressure on the reader of
 // the catalog, never on pushes).
-func (s *Syncer) offer(ctx context.Context, id chunkstore.ManifestID, d due) {
-	if !placement.Holds(id[:], s.deps.Members(), s.cfg.CopiesPerRegion, s.deps.Self.ID) {
+func (s *Syncer) offer(ctx context.Context, members []placement.Node, id chunkstore.ManifestID, d due) {
+	if !placement.Holds(id[:], members, s.cfg.CopiesPerRegion, s.deps.Self.ID) {
 		s.mu.Lock()
 		if s.retry[id] { // placement moved it elsewhere
 			delete(s.retry, id)
@@ -262,8 +307,9 @@ func (s *Syncer) retryLoop(ctx context.Context) {
 			ids = append(ids, id)
 		}
 		s.mu.Unlock()
+		members := s.deps.Members()
 		for _, id := range ids {
-			s.offer(ctx, id, due{})
+			s.offer(ctx, members, id, due{})
 		}
 	}
 }

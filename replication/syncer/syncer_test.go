@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -73,7 +74,7 @@ func start(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, perRegion 
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &p2p.Fetcher{Host: n.Host, Store: n.Store, Peers: n.Cluster.PeersByDistance, Log: log}
-	s, err := syncer.New(syncer.Config{CopiesPerRegion: perRegion, RetryEvery: 200 * time.Millisecond, Log: log},
+	s, err := syncer.New(syncer.Config{CopiesPerRegion: perRegion, RetryEvery: 200 * time.Millisecond, MembersEvery: 100 * time.Millisecond, Log: log},
 		syncer.Deps{Catalog: n.Catalog, Store: n.Store, Fetcher: f, Self: placement.Node{ID: n.ID(), Region: n.Region}, Members: members(c)})
 	if err != nil {
 		t.Fatal(err)
@@ -232,5 +233,79 @@ func TestSyncer_Status(t *testing.T) {
 	eventually.True(t, "an empty backlog", func() bool { return sb.Status().Backlog == 0 })
 	if st := sb.Status(); st.LagSeconds != 0 || st.FetchBytesPerSecond <= 0 || st.Fetched != 1 {
 		t.Fatalf("status after the copy: %+v", st)
+	}
+}
+
+// TestSyncer_ShareMovesWithMembers: with one copy per region, the us nodes
+// split the objects between them; a third us node takes about a third and
+// nothing placement does not give it; when a node leaves, the others take
+// over its share without an operator.
+func TestSyncer_ShareMovesWithMembers(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "us", "us")
+	c.CreateCache("c")
+	stops := map[*clustertest.Node]context.CancelFunc{}
+	for _, n := range c.Nodes {
+		_, stops[n] = start(t, c, n, 1)
+	}
+	const objects = 48
+	var ids []chunkstore.ManifestID
+	for i := range objects {
+		ids = append(ids, push(t, c.Nodes[0], fmt.Sprintf("%02d23456789abcdfghijklmnpqrsvwxyz", i), randomData(uint64(100+i), 64<<10)))
+	}
+	// placed waits until every node placement names for an object holds it.
+	placed := func(what string) {
+		t.Helper()
+		eventually.True(t, what, func() bool {
+			m := members(c)()
+			for _, id := range ids {
+				for _, h := range placement.Holders(id[:], m, 1) {
+					for _, n := range c.Running() {
+						if n.ID() == h.ID && !complete(n, id) {
+							return false
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	held := func(n *clustertest.Node) (count int) {
+		for _, id := range ids {
+			if complete(n, id) {
+				count++
+			}
+		}
+		return count
+	}
+	placed("each object on one us node")
+	us1, us2 := c.Nodes[1], c.Nodes[2]
+	if a, b := held(us1), held(us2); a+b != objects || a < objects/4 || b < objects/4 {
+		t.Fatalf("us-1 holds %d, us-2 %d of %d objects; want each about half, together all once", a, b, objects)
+	}
+
+	us3 := c.Add(clustertest.Options{}, "us")
+	c.WaitServers(4)
+	_, stops[us3] = start(t, c, us3, 1)
+	placed("the new node's share")
+	time.Sleep(300 * time.Millisecond) // anything more would have arrived by now
+	got := held(us3)
+	for _, id := range ids {
+		if complete(us3, id) && !placement.Holds(id[:], members(c)(), 1, us3.ID()) {
+			t.Fatalf("the new node holds %s, which placement does not give it", id)
+		}
+	}
+	if got < objects/6 || got > objects/2 {
+		t.Fatalf("the new node holds %d of %d objects; want about a third", got, objects)
+	}
+	t.Logf("us-3 joined and took %d of %d objects", got, objects)
+
+	stops[us1]()
+	us1.Stop()
+	placed("us-1's share taken over by the other us nodes")
+	m := members(c)()
+	for _, id := range ids {
+		if hs := placement.Holders(id[:], m, 1); len(hs) != 2 {
+			t.Fatalf("placement of %s over %d members: %v", id, len(m), hs)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,10 +73,16 @@ func members(c *clustertest.Cluster) func() []placement.Node {
 
 func start(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, perRegion int) (*syncer.Syncer, context.CancelFunc) {
 	t.Helper()
+	return startWith(t, n, perRegion, members(c))
+}
+
+// startWith is start with the members placement sees.
+func startWith(t *testing.T, n *clustertest.Node, perRegion int, members func() []placement.Node) (*syncer.Syncer, context.CancelFunc) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &p2p.Fetcher{Host: n.Host, Store: n.Store, Peers: n.Cluster.PeersByDistance, Log: log}
 	s, err := syncer.New(syncer.Config{CopiesPerRegion: perRegion, RetryEvery: 200 * time.Millisecond, MembersEvery: 100 * time.Millisecond, Log: log},
-		syncer.Deps{Catalog: n.Catalog, Store: n.Store, Fetcher: f, Self: placement.Node{ID: n.ID(), Region: n.Region}, Members: members(c)})
+		syncer.Deps{Catalog: n.Catalog, Store: n.Store, Fetcher: f, Self: placement.Node{ID: n.ID(), Region: n.Region}, Members: members})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,9 +250,23 @@ func TestSyncer_Status(t *testing.T) {
 func TestSyncer_ShareMovesWithMembers(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{}, "eu", "us", "us")
 	c.CreateCache("c")
+	// The members the syncers see, changed by the test (c.Nodes is not
+	// safe to read while the test adds to it).
+	var mu sync.Mutex
+	live := members(c)()
+	current := func() []placement.Node {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]placement.Node(nil), live...)
+	}
+	setLive := func() {
+		mu.Lock()
+		live = members(c)()
+		mu.Unlock()
+	}
 	stops := map[*clustertest.Node]context.CancelFunc{}
 	for _, n := range c.Nodes {
-		_, stops[n] = start(t, c, n, 1)
+		_, stops[n] = startWith(t, n, 1, current)
 	}
 	const objects = 48
 	var ids []chunkstore.ManifestID
@@ -285,7 +306,8 @@ func TestSyncer_ShareMovesWithMembers(t *testing.T) {
 
 	us3 := c.Add(clustertest.Options{}, "us")
 	c.WaitServers(4)
-	_, stops[us3] = start(t, c, us3, 1)
+	setLive()
+	_, stops[us3] = startWith(t, us3, 1, current)
 	placed("the new node's share")
 	time.Sleep(300 * time.Millisecond) // anything more would have arrived by now
 	got := held(us3)
@@ -301,6 +323,7 @@ func TestSyncer_ShareMovesWithMembers(t *testing.T) {
 
 	stops[us1]()
 	us1.Stop()
+	setLive()
 	placed("us-1's share taken over by the other us nodes")
 	m := members(c)()
 	for _, id := range ids {

@@ -20,6 +20,8 @@ type fakeCopies struct {
 	refuse bool
 }
 
+func (f *fakeCopies) Start(chunkstore.ManifestID) {}
+
 func (f *fakeCopies) Ensure(_ context.Context, id chunkstore.ManifestID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -121,6 +121,11 @@ func (s *Server) putNar(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.staging.put(name, "nar/"+file, st)
+	if s.copies != nil {
+		// Copies start now, while Nix sends its other NARs; the narinfo
+		// PUT then waits for them (Ensure joins this attempt).
+		s.copies.Start(st.manifest)
+	}
 	s.metrics.ingested(in)
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -191,9 +191,12 @@ type Deps struct {
 }
 
 // Durability makes a pushed manifest durable before its push is
-// acknowledged (*syncer.Acker): Ensure returns once enough nodes hold it.
+// acknowledged (*syncer.Acker): Ensure returns once enough nodes hold it;
+// Start begins that in the background, for an Ensure to come (Nix's NAR PUT
+// before its narinfo PUT).
 type Durability interface {
 	Ensure(ctx context.Context, id chunkstore.ManifestID) error
+	Start(id chunkstore.ManifestID)
 }
 
 // New builds the API server.

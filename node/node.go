@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -207,9 +206,7 @@ func New(cfg Config) (_ *Node, err error) {
 			Peers: n.cluster.PlacementPeers, Local: &syncer.Copier{Store: n.store, Fetcher: fetcher, Limit: limit}})
 		n.metrics.MustRegister(a.Collectors()...)
 		acker = a
-		syncer.ServeCopies(n.host, func(from peer.ID) *syncer.Copier {
-			return &syncer.Copier{Store: n.store, Fetcher: fetcher.Prefer(from), Limit: limit}
-		}, n.log.With("component", "copies"))
+		syncer.ServeCopies(n.host, n.store, fetcher, limit, n.log.With("component", "copies"))
 	}
 	scfg, sdeps := p.scrub, repair.Deps{Store: n.store}
 	scfg.Node, scfg.Log, scfg.Metrics = orDefault(p.cluster.NodeName, id.String()), n.log.With("component", "scrub"), n.metrics

@@ -348,6 +348,17 @@ func hexIDs(ids []chunkstore.ChunkID) []string {
 	return out
 }
 
+// RemoteAt serves the chunks of sizes (their frame sizes) from peer p,
+// which is known to hold them all (it asked this node to copy them), with
+// no round trip to ask.
+func (f *Fetcher) RemoteAt(p peer.ID, sizes map[chunkstore.ChunkID]uint32) chunkstore.Remote {
+	r := &remote{f: f, size: sizes, owner: make(map[chunkstore.ChunkID]peer.ID, len(sizes))}
+	for id := range sizes {
+		r.owner[id] = p
+	}
+	return r
+}
+
 // remote serves frames from the peers Fetcher.Remote chose.
 type remote struct {
 	f     *Fetcher

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/replication/p2p"
@@ -38,23 +40,38 @@ const maxCopiesServed = 16
 // [cluster] min-copies-before-ack asks, so it is not acknowledged.
 var ErrTooFewCopies = errors.New("too few nodes hold the push")
 
+// copyRequest names the manifest to copy. When the asker holds it all, the
+// manifest itself and the frame size of each of its chunks come along
+// (Data, Sizes), so the asked node fetches the frames from the asker at
+// once, without asking for the manifest and the sizes first: two round
+// trips fewer for every push.
 type copyRequest struct {
-	Manifest string `json:"manifest"`
+	Manifest string   `json:"manifest"`
+	Data     []byte   `json:"data,omitempty"`  // the manifest's binary form
+	Sizes    []uint32 `json:"sizes,omitempty"` // frame size of each chunk of Data, in order
 }
+
+// maxInlineManifest is the largest manifest sent in a copy request (about
+// 50,000 chunks, a NAR of some GiB); a larger one is fetched by the asked
+// node. maxCopyRequest bounds what a node reads of a request.
+const (
+	maxInlineManifest = 2 << 20
+	maxCopyRequest    = 8 << 20
+)
 
 type copyReply struct {
 	Error string `json:"error,omitempty"`
 }
 
-// ServeCopies answers other nodes' copy requests. copier(from) is the
-// Copier for a request from peer from, one that asks from first.
-func ServeCopies(h host.Host, copier func(from peer.ID) *Copier, log *slog.Logger) {
+// ServeCopies answers other nodes' copy requests, copying onto store
+// through fetcher (the asker first) within limit.
+func ServeCopies(h host.Host, store *chunkstore.Store, fetcher *p2p.Fetcher, limit *semaphore.Weighted, log *slog.Logger) {
 	slots := make(chan struct{}, maxCopiesServed)
 	h.SetStreamHandler(CopyProtocol, func(s network.Stream) {
 		defer s.Close()
 		_ = s.SetDeadline(time.Now().Add(MaxCopyTime))
 		var req copyRequest
-		if err := json.NewDecoder(io.LimitReader(s, 512)).Decode(&req); err != nil {
+		if err := json.NewDecoder(io.LimitReader(s, maxCopyRequest)).Decode(&req); err != nil {
 			_ = s.Reset()
 			return
 		}
@@ -86,13 +103,58 @@ func ServeCopies(h host.Host, copier func(from peer.ID) *Copier, log *slog.Logge
 			return
 		}
 		from := s.Conn().RemotePeer()
-		if _, err := copier(from).CopyManifest(ctx, id); err != nil {
-			log.Warn("copy asked by a peer failed", "peer", from, "manifest", id, "err", err)
-			answer(err)
-			return
+		c := &Copier{Store: store, Fetcher: fetcher.Prefer(from), Limit: limit}
+		if m, sizes, ok := req.inline(id); ok {
+			err = c.CopyManifestFrom(ctx, m, fetcher.RemoteAt(from, sizes))
+		} else {
+			_, err = c.CopyManifest(ctx, id)
 		}
-		answer(nil)
+		if err != nil {
+			log.Warn("copy asked by a peer failed", "peer", from, "manifest", id, "err", err)
+		}
+		answer(err)
 	})
+}
+
+// inline is the request's manifest and frame sizes, when it carries them
+// and they are consistent with id.
+func (r copyRequest) inline(id chunkstore.ManifestID) (chunkstore.Manifest, map[chunkstore.ChunkID]uint32, bool) {
+	var m chunkstore.Manifest
+	if len(r.Data) == 0 || m.UnmarshalBinary(r.Data) != nil || m.ID() != id || len(r.Sizes) != len(m.Chunks) {
+		return m, nil, false
+	}
+	sizes := make(map[chunkstore.ChunkID]uint32, len(m.Chunks))
+	for i, c := range m.Chunks {
+		sizes[c.ID] = r.Sizes[i]
+	}
+	return m, sizes, true
+}
+
+// inlineRequest is the copy request for manifest id, with the manifest and
+// its frame sizes when this node holds them all.
+func (a *Acker) inlineRequest(id chunkstore.ManifestID, holds bool) copyRequest {
+	req := copyRequest{Manifest: id.String()}
+	if !holds {
+		return req
+	}
+	m, err := a.deps.Local.Store.Manifest(id)
+	if err != nil {
+		return req
+	}
+	data, err := m.MarshalBinary()
+	if err != nil || len(data) > maxInlineManifest {
+		return req
+	}
+	sizes := make([]uint32, len(m.Chunks))
+	for i, c := range m.Chunks {
+		n, ok, err := a.deps.Local.Store.FrameSize(c.ID)
+		if err != nil || !ok {
+			return req
+		}
+		sizes[i] = n
+	}
+	req.Data, req.Sizes = data, sizes
+	return req
 }
 
 // AckConfig is [cluster] min-copies-before-ack.
@@ -121,6 +183,9 @@ type Acker struct {
 	cfg  AckConfig
 	deps AckDeps
 
+	mu       sync.Mutex
+	attempts map[chunkstore.ManifestID]*attempt // started in the background
+
 	waits    prometheus.Histogram
 	failures prometheus.Counter
 	short    prometheus.Counter
@@ -134,7 +199,7 @@ func NewAcker(cfg AckConfig, deps AckDeps) *Acker {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Acker{cfg: cfg, deps: deps,
+	return &Acker{cfg: cfg, deps: deps, attempts: map[chunkstore.ManifestID]*attempt{},
 		waits: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "garret_ack_wait_seconds",
 			Help:    "How long pushes waited for min-copies-before-ack nodes to hold them.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
@@ -150,13 +215,79 @@ func (a *Acker) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{a.waits, a.failures, a.short}
 }
 
+// attempt is a background Ensure: err is set when done is closed.
+type attempt struct {
+	done    chan struct{}
+	err     error
+	started time.Time
+}
+
+// maxAttempts bounds the background attempts kept; attemptTTL is how long
+// one nobody asked for is kept (as long as Nix's NAR stays staged).
+const (
+	maxAttempts = 4096
+	attemptTTL  = time.Hour
+)
+
+// Start begins making manifest id durable in the background; a later
+// Ensure for it joins the attempt instead of starting over.
+func (a *Acker) Start(id chunkstore.ManifestID) {
+	if a.cfg.Copies <= 1 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.attempts[id]; ok {
+		return
+	}
+	if len(a.attempts) >= maxAttempts {
+		for k, at := range a.attempts {
+			if time.Since(at.started) > attemptTTL {
+				delete(a.attempts, k)
+			}
+		}
+		if len(a.attempts) >= maxAttempts {
+			return // Ensure does the work when asked
+		}
+	}
+	at := &attempt{done: make(chan struct{}), started: time.Now()}
+	a.attempts[id] = at
+	go func() {
+		at.err = a.ensure(context.Background(), id)
+		close(at.done)
+	}()
+}
+
 // Ensure returns once min(Copies, live nodes) nodes hold manifest id and
 // every chunk it names, or ErrTooFewCopies when the nodes asked could not
-// take it within MaxCopyTime.
+// take it within MaxCopyTime. It joins an attempt Start began; one that
+// failed is tried again.
 func (a *Acker) Ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	if a.cfg.Copies <= 1 {
 		return nil
 	}
+	a.mu.Lock()
+	at := a.attempts[id]
+	a.mu.Unlock()
+	if at != nil {
+		select {
+		case <-at.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		a.mu.Lock()
+		if a.attempts[id] == at {
+			delete(a.attempts, id)
+		}
+		a.mu.Unlock()
+		if at.err == nil {
+			return nil
+		}
+	}
+	return a.ensure(ctx, id)
+}
+
+func (a *Acker) ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	start := time.Now()
 	peers := a.deps.Peers()
 	need := min(a.cfg.Copies, 1+len(peers))
@@ -175,6 +306,7 @@ func (a *Acker) Ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	if held >= need {
 		return nil
 	}
+	req := a.inlineRequest(id, local)
 	ctx, cancel := context.WithTimeout(ctx, MaxCopyTime)
 	defer cancel()
 	type result struct {
@@ -195,7 +327,7 @@ func (a *Acker) Ensure(ctx context.Context, id chunkstore.ManifestID) error {
 			next++
 			actx, acancel := context.WithCancel(ctx)
 			asking[n.ID] = acancel
-			go func() { results <- result{n.ID, a.copyTo(actx, n, id)} }()
+			go func() { results <- result{n.ID, a.copyTo(actx, n, req)} }()
 		}
 		if len(asking) == 0 {
 			a.failures.Inc()
@@ -256,11 +388,14 @@ func (a *Acker) order(peers []placement.Node, self bool) []placement.Node {
 	return out
 }
 
-// copyTo makes node n hold manifest id: through the local Copier for this
-// node, a copy request for a peer.
-func (a *Acker) copyTo(ctx context.Context, n placement.Node, id chunkstore.ManifestID) error {
+// copyTo makes node n hold the manifest of req: through the local Copier
+// for this node, a copy request for a peer.
+func (a *Acker) copyTo(ctx context.Context, n placement.Node, req copyRequest) error {
 	if n.ID == a.deps.Self.ID {
-		_, err := a.deps.Local.CopyManifest(ctx, id)
+		id, err := chunkstore.ParseManifestID(req.Manifest)
+		if err == nil {
+			_, err = a.deps.Local.CopyManifest(ctx, id)
+		}
 		return err
 	}
 	pid, err := peer.Decode(n.ID)
@@ -268,7 +403,7 @@ func (a *Acker) copyTo(ctx context.Context, n placement.Node, id chunkstore.Mani
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	var r copyReply
-	if err := p2p.Call(ctx, a.deps.Host, pid, CopyProtocol, copyRequest{Manifest: id.String()}, &r); err != nil {
+	if err := p2p.Call(ctx, a.deps.Host, pid, CopyProtocol, req, &r); err != nil {
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	if r.Error != "" {

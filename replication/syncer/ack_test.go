@@ -7,10 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-
-	"github.com/libp2p/go-libp2p/core/peer"
+	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/replication/cluster/clustertest"
 	"github.com/garret-cache/garret/replication/p2p"
 	"github.com/garret-cache/garret/replication/placement"
@@ -39,10 +39,7 @@ func fetcher(n *clustertest.Node) *p2p.Fetcher {
 // serveCopies makes every node of c answer copy requests.
 func serveCopies(c *clustertest.Cluster) {
 	for _, n := range c.Nodes {
-		f := fetcher(n)
-		syncer.ServeCopies(n.Host, func(from peer.ID) *syncer.Copier {
-			return &syncer.Copier{Store: n.Store, Fetcher: f.Prefer(from)}
-		}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		syncer.ServeCopies(n.Host, n.Store, fetcher(n), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 }
 
@@ -132,5 +129,30 @@ func TestAcker_PushStagedOnAPeer(t *testing.T) {
 	}
 	if !complete(a, id) || !complete(b, id) {
 		t.Fatal("two copies asked; the committing node should have copied the push")
+	}
+}
+
+// TestAcker_StartInBackground: Start copies without a caller waiting (Nix's
+// NAR PUT); the Ensure that follows (its narinfo PUT) joins it.
+func TestAcker_StartInBackground(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "us")
+	serveCopies(c)
+	a, far := c.Nodes[0], c.Nodes[1]
+	ack := acker(a, 2, far)
+	id := stage(t, a, randomData(15, 2<<20))
+	ack.Start(id)
+	eventually.True(t, "the copy started in the background", func() bool { return complete(far, id) })
+	if err := ack.Ensure(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+
+	// A failed attempt is tried again by Ensure.
+	id = stage(t, a, randomData(16, 1<<20))
+	far.Host.RemoveStreamHandler(syncer.CopyProtocol)
+	ack.Start(id)
+	time.Sleep(200 * time.Millisecond)
+	syncer.ServeCopies(far.Host, far.Store, fetcher(far), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := ack.Ensure(context.Background(), id); err != nil || !complete(far, id) {
+		t.Fatalf("Ensure after a failed background attempt: %v", err)
 	}
 }

@@ -80,13 +80,16 @@ func (c *Copier) missing(m chunkstore.Manifest) ([]chunkstore.ChunkID, error) {
 	return missing, nil
 }
 
-// groupBytes is how many frame bytes one request asks a peer for; a
-// copy keeps up to groupsInFlight such requests open (the next is asked
-// while one is read), and every copy of the node together at most
-// Copier.Limit bytes.
+// groupBytes is how many frame bytes one request asks a peer for; a copy
+// keeps up to groupsInFlight such requests open at once, and every copy of
+// the node together at most Copier.Limit bytes. Many small requests in
+// parallel, not one large one: each runs on its own libp2p stream, whose
+// receive window starts at 256 KiB and grows only by doubling each round
+// trip, so at 150 ms RTT one stream needs five round trips for 4 MiB,
+// eight streams of 512 KiB about two.
 const (
-	groupBytes     = 4 << 20
-	groupsInFlight = 2
+	groupBytes     = 512 << 10
+	groupsInFlight = 8
 )
 
 // DefaultBytesInFlight is the node-wide cap on frame bytes asked of peers
@@ -103,6 +106,25 @@ func (c *Copier) CopyChunks(ctx context.Context, ids []chunkstore.ChunkID) error
 	if err != nil {
 		return err
 	}
+	return c.copyFrom(ctx, remote, ids)
+}
+
+// CopyManifestFrom stores manifest m (its id already checked) and copies
+// the chunks of it this node lacks from remote.
+func (c *Copier) CopyManifestFrom(ctx context.Context, m chunkstore.Manifest, remote chunkstore.Remote) error {
+	if _, err := c.Store.PutManifest(m); err != nil {
+		return err
+	}
+	missing, err := c.missing(m)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return c.copyFrom(ctx, remote, missing)
+}
+
+// copyFrom copies the frames of ids from remote, in groups of about
+// groupBytes, groupsInFlight at once, within c.Limit.
+func (c *Copier) copyFrom(ctx context.Context, remote chunkstore.Remote, ids []chunkstore.ChunkID) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(groupsInFlight)
 	for len(ids) > 0 {

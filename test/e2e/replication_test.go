@@ -272,3 +272,32 @@ func TestReplication_WANClosure(t *testing.T) {
 		t.Errorf("%d bytes crossed the WAN for %d bytes of new NARs that differ in one chunk", crossed, newNAR)
 	}
 }
+
+// TestReplication_AckCost measures what min-copies-before-ack costs a push
+// at 150 ms RTT and 100 Mbit/s: the same kind of closure pushed with the
+// current Nix to a node that acknowledges once it holds a path (eu-1,
+// min-copies-before-ack = 1) and to one that waits for a copy in the other
+// region (eu-2, the default 2). The README quotes the numbers it logs.
+func TestReplication_AckCost(t *testing.T) {
+	clients := nixClients(t)
+	requireWAN(t)
+	current := clients[len(clients)-1]
+	c := newCluster(t, 150*time.Millisecond, nodeSpec{name: "eu-1", region: "eu", minCopies: 1},
+		nodeSpec{name: "eu-2", region: "eu"}, nodeSpec{name: "us-1", region: "us"})
+	c.net.SetBandwidth("eu", "us", 100e6/8)
+	c.node("eu-1").createCache("wan")
+	took := map[string]time.Duration{}
+	for _, name := range []string{"eu-1", "eu-2"} {
+		nd := c.node(name)
+		env := nixEnv(t, nd.url(), c.admin)
+		w := wideClosure{blobDir: t.TempDir(), n: 20, size: 4 << 20, nonce: name + strconv.FormatInt(time.Now().UnixNano(), 36)}
+		paths, _ := w.build(t, current, env, -1)
+		start := time.Now()
+		if out, err := nd.nixOn(current, env, "nix", "copy", "--to", nd.url()+"upload/wan?compression=zstd", paths[len(paths)-1]); err != nil {
+			t.Fatalf("%s copy to %s: %v\n%s", current.name, name, err, out)
+		}
+		took[name] = time.Since(start)
+	}
+	t.Logf("%s copy of 20 paths, 80 MiB: %v acknowledged by eu-1 alone, %v with a copy in us first (%+.0f%%)", current.name,
+		took["eu-1"].Round(time.Millisecond), took["eu-2"].Round(time.Millisecond), 100*(float64(took["eu-2"])/float64(took["eu-1"])-1))
+}

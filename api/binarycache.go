@@ -42,7 +42,7 @@ func (s *Server) getNixCacheInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	setVisibility(w, cache)
 	w.Header().Set("Content-Type", mimeNixCacheInfo)
-	_, err = fmt.Fprintf(w, "WantMassQuery: 1\nStoreDir: %s\nPriority: %d\n", cache.StoreDir, cache.Priority)
+	_, err = fmt.Fprintf(w, "WantMassQuery: 1\nStoreDir: %s\nPriority: %d\n", cache.StoreDir, int64(cache.Priority)+int64(s.cfg.PriorityOffset))
 	return err
 }
 

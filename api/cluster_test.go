@@ -30,6 +30,10 @@ func (f *fakeCluster) ClusterStatus(context.Context) v1.ClusterStatus {
 	return v1.ClusterStatus{Node: "eu-1", Term: 3}
 }
 
+func (f *fakeCluster) LiveNodes() []v1.NodeEndpoint {
+	return []v1.NodeEndpoint{{Name: "eu-1", Region: "eu", APIURL: "http://eu.example/"}, {Name: "us-1", Region: "us", APIURL: "http://us.example"}}
+}
+
 func (f *fakeCluster) JoinCluster(addrs []string) (int, error) {
 	if f.joinErr != nil {
 		return 0, f.joinErr
@@ -156,3 +160,36 @@ func TestClusterAdmin_Success(t *testing.T) {
 }
 
 func refusedErr(msg string) error { return &cluster.Error{Kind: cluster.ErrRefused, Message: msg} }
+
+// TestCacheConfig_NodesAndPriorityOffset: in a cluster, the cache config
+// lists every live node's substituter URL for the cache (for garret use);
+// nix-cache-info answers the cache's priority plus the node's offset.
+func TestCacheConfig_NodesAndPriorityOffset(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PriorityOffset = 2
+	e := newTestEnvDeps(t, cfg, Deps{Cluster: &fakeCluster{}})
+	e.createCache("hello", false)
+	st, b := e.do("GET", "/_api/v1/cache-config/hello", e.root, nil, nil)
+	var cc v1.CacheConfig
+	if st != 200 || json.Unmarshal(b, &cc) != nil {
+		t.Fatalf("cache-config: %d %s", st, b)
+	}
+	want := []v1.CacheNode{{Name: "eu-1", Region: "eu", SubstituterEndpoint: "http://eu.example/hello"},
+		{Name: "us-1", Region: "us", SubstituterEndpoint: "http://us.example/hello"}}
+	if !slices.Equal(cc.Nodes, want) {
+		t.Fatalf("garret_nodes %+v, want %+v", cc.Nodes, want)
+	}
+	if st, b := e.do("GET", "/hello/nix-cache-info", e.root, nil, nil); st != 200 || !strings.Contains(string(b), "Priority: 43\n") {
+		t.Fatalf("nix-cache-info with priority-offset 2 on a cache of priority 41: %d %s", st, b)
+	}
+
+	lone := newTestEnv(t) // no cluster: no node list, the cache's own priority
+	lone.createCache("hello", false)
+	_, b = lone.do("GET", "/_api/v1/cache-config/hello", lone.root, nil, nil)
+	if strings.Contains(string(b), "garret_nodes") {
+		t.Fatalf("a lone node lists nodes: %s", b)
+	}
+	if _, b := lone.do("GET", "/hello/nix-cache-info", lone.root, nil, nil); !strings.Contains(string(b), "Priority: 41\n") {
+		t.Fatalf("nix-cache-info: %s", b)
+	}
+}

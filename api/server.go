@@ -79,6 +79,9 @@ type ClusterView interface {
 	LeaveCluster() (v1.ClusterLeaveResponse, error)
 	// RemoveNode has the leader remove a node (name or peer ID) from Raft.
 	RemoveNode(ctx context.Context, node string) (v1.ClusterRemoveResponse, error)
+	// LiveNodes are the nodes gossip shows alive, this one included, with
+	// their public API URLs (for clients choosing the nearest).
+	LiveNodes() []v1.NodeEndpoint
 }
 
 // Scrubber checks this node's chunks on demand and repairs the bad ones
@@ -125,6 +128,9 @@ type Config struct {
 	// MaxUnauthorizedBytes bounds the body bytes held node-wide by requests
 	// not yet authorized on their cache (see preauth.go).
 	MaxUnauthorizedBytes int64
+	// PriorityOffset is added to every cache's priority in nix-cache-info
+	// ([cluster] priority-offset).
+	PriorityOffset int32
 }
 
 // DefaultDecoderMemory is [uploads] decoder-memory's default.

@@ -109,6 +109,7 @@ func newPlan(cfg Config) (*plan, error) {
 	p.api.APIEndpoint, p.api.SubstituterEndpoint, p.api.AllowedHosts = sc.APIEndpoint, sc.SubstituterEndpoint, sc.AllowedHosts
 	p.api.MaxNarInfoSize, p.api.SoftDeleteCaches = int64(sc.MaxNarInfoSize), sc.SoftDeleteCaches
 	p.api.DecoderMemory = sc.Uploads.DecoderMemory
+	p.api.PriorityOffset = int32(sc.Cluster.PriorityOffset)
 	p.floor = diskspace.Floor{Dir: sc.DataDir, Min: uint64(sc.Uploads.MinFreeSpace)}
 
 	// The cluster controller; gossip, when configured.

@@ -76,6 +76,22 @@ type CacheConfig struct {
 	Priority              *int32                 `json:"priority,omitempty"`
 	UpstreamCacheKeyNames *[]string              `json:"upstream_cache_key_names,omitempty"`
 	RetentionPeriod       *RetentionPeriodConfig `json:"retention_period,omitempty"`
+	// Nodes (Garret's addition) are the cluster's live nodes, each with its
+	// substituter URL for this cache, so `garret use` can measure them and
+	// write the nearest first; absent on a lone node.
+	Nodes []CacheNode `json:"garret_nodes,omitempty"`
+}
+
+// CacheNode is one node serving a cache.
+type CacheNode struct {
+	Name                string `json:"name"`
+	Region              string `json:"region,omitempty"`
+	SubstituterEndpoint string `json:"substituter_endpoint"`
+}
+
+// NodeEndpoint is a live node and its public API URL.
+type NodeEndpoint struct {
+	Name, Region, APIURL string
 }
 
 // CreateCacheRequest is the body of POST /_api/v1/cache-config/{cache}.

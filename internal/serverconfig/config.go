@@ -47,12 +47,18 @@ type Cluster struct {
 	// before it is acknowledged (0: the default, 2; never more than the
 	// live nodes).
 	MinCopiesBeforeAck int
+	// PriorityOffset is added to every cache's priority in this node's
+	// nix-cache-info (a node far from its users answers a higher one).
+	PriorityOffset int
 	// ScrubInterval is the time between scrubs of the node's chunks (every
 	// node, a lone one too); 0 disables them (on demand only).
 	ScrubInterval time.Duration
 	// ScrubRate is the frame bytes per second a scrub reads.
 	ScrubRate int64
 }
+
+// MaxPriorityOffset is the largest [cluster] priority-offset.
+const MaxPriorityOffset = 1000
 
 // Defaults of the scrub ([cluster] scrub-interval, scrub-rate) and the
 // least values accepted.

@@ -77,6 +77,8 @@ func TestLoad_Errors(t *testing.T) {
 		"zero copies":          "[cluster]\ncopies-per-region = 0\n" + hs,
 		"sync not a bool":      "[cluster]\nsync = \"no\"\n" + hs,
 		"zero min copies":      "[cluster]\nmin-copies-before-ack = 0\n" + hs,
+		"negative priority":    "[cluster]\npriority-offset = -1\n" + hs,
+		"huge priority":        "[cluster]\npriority-offset = 1001\n" + hs,
 		"not toml":             "= = =",
 	} {
 		if _, err := Load(write(t, text), env(map[string]string{"HOME": "/h"})); err == nil {
@@ -137,8 +139,8 @@ func TestLoad_ClusterCopiesAndSync(t *testing.T) {
 	if err != nil || c.Cluster.CopiesPerRegion != 0 || c.Cluster.NoSync || c.Cluster.MinCopiesBeforeAck != 0 {
 		t.Fatalf("defaults: %+v %v", c.Cluster, err)
 	}
-	c, err = Load(write(t, "[cluster]\ncopies-per-region = 2\nsync = false\nmin-copies-before-ack = 1\n"+hs), env(map[string]string{"HOME": "/h"}))
-	if err != nil || c.Cluster.CopiesPerRegion != 2 || !c.Cluster.NoSync || c.Cluster.MinCopiesBeforeAck != 1 {
+	c, err = Load(write(t, "[cluster]\ncopies-per-region = 2\nsync = false\nmin-copies-before-ack = 1\npriority-offset = 2\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.CopiesPerRegion != 2 || !c.Cluster.NoSync || c.Cluster.MinCopiesBeforeAck != 1 || c.Cluster.PriorityOffset != 2 {
 		t.Fatalf("copies-per-region = 2, sync = false: %+v %v", c.Cluster, err)
 	}
 }

@@ -65,6 +65,7 @@ type file struct {
 		CopiesPerRegion *int     `toml:"copies-per-region"`
 		Sync            *bool    `toml:"sync"`
 		MinCopies       *int     `toml:"min-copies-before-ack"`
+		PriorityOffset  *int     `toml:"priority-offset"`
 		ScrubInterval   string   `toml:"scrub-interval"`
 		ScrubRate       any      `toml:"scrub-rate"`
 	} `toml:"cluster"`
@@ -288,6 +289,12 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 			return fmt.Errorf("[cluster] min-copies-before-ack = %d: must be from 1 to 64 (1: acknowledge once this node holds a push)", v)
 		}
 		c.Cluster.MinCopiesBeforeAck = *fc.MinCopies
+	}
+	if fc.PriorityOffset != nil {
+		if v := *fc.PriorityOffset; v < 0 || v > MaxPriorityOffset {
+			return fmt.Errorf("[cluster] priority-offset = %d: must be from 0 to %d (added to each cache's priority in this node's nix-cache-info)", v, MaxPriorityOffset)
+		}
+		c.Cluster.PriorityOffset = *fc.PriorityOffset
 	}
 	return c.setScrub(f)
 }

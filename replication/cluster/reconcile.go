@@ -275,6 +275,16 @@ func (c *Controller) PeersByDistance() []peer.ID {
 	return c.withRaftPeers(out)
 }
 
+// LiveNodes are the nodes gossip shows alive, this one included, with their
+// public API URLs.
+func (c *Controller) LiveNodes() []v1.NodeEndpoint {
+	var out []v1.NodeEndpoint
+	for _, m := range c.Members() {
+		out = append(out, v1.NodeEndpoint{Name: m.Name, Region: m.Meta.Region, APIURL: m.Meta.APIURL})
+	}
+	return out
+}
+
 // Members is the gossip view (empty without gossip).
 func (c *Controller) Members() []membership.Member {
 	if c.members == nil {

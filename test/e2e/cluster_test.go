@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -82,6 +83,24 @@ func TestCluster_NixCopyToFollowerAcrossRegions(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("cluster status lacks %q:\n%s", want, out)
 		}
+	}
+
+	// garret use on a machine in the us region (us-2's host), logged in to
+	// the eu node: it writes the us nodes first.
+	conf := filepath.Join(home, "nix.conf")
+	us2.run(cli, garret, "login", "eu", fmt.Sprintf("http://%s:%d", eu.host.IP, httpPort), c.admin)
+	out = us2.run(append(cli, "NIX_USER_CONF_FILES="+conf), garret, "use", "eu:wan")
+	t.Logf("garret use on us-2's host:\n%s", out)
+	written, _ := os.ReadFile(conf)
+	var subs []string
+	for _, line := range strings.Split(string(written), "\n") {
+		if v, ok := strings.CutPrefix(line, "substituters = "); ok {
+			subs = strings.Fields(v)
+		}
+	}
+	host := func(nd *cnode) string { return fmt.Sprintf("http://%s:%d/wan?priority=", nd.host.IP, httpPort) }
+	if len(subs) < 3 || !strings.HasPrefix(subs[2], host(eu)) || strings.HasPrefix(subs[0], host(eu)) || strings.HasPrefix(subs[1], host(eu)) {
+		t.Errorf("garret use near the us nodes wrote substituters %v; want both us nodes before %s", subs, host(eu))
 	}
 
 	// Keep the healthy cluster busy for a while: pushes to us-2 every 250 ms.

@@ -12,8 +12,13 @@ import (
 	"github.com/garret-cache/garret/replication/cluster/clustertest"
 )
 
+// voters is n's Raft configuration: voter or not, by server ID; empty for
+// no node (c.Leader() during an election, as voters are added).
 func voters(t *testing.T, n *clustertest.Node) map[string]bool {
 	t.Helper()
+	if n == nil {
+		return map[string]bool{}
+	}
 	servers, err := n.Catalog.Servers()
 	if err != nil {
 		t.Fatal(err)

@@ -207,7 +207,9 @@ func TestReplication_WANClosure(t *testing.T) {
 		done.Sub(pushed).Round(time.Millisecond), took.Round(time.Millisecond), float64(took)/float64(bound), stored>>20, bound.Round(time.Millisecond), wanBytes>>20)
 
 	// 3. Real Nix substitutes the whole closure from us-2; us-2 reads
-	// nothing from peers.
+	// nothing from peers but the one chunk flipped on its disk, which the
+	// read repairs from us-1 while still serving the right bytes.
+	seg := corruptSegment(t, us2)
 	readThrough := us2.metric("garret_nar_read_through_total")
 	store := t.TempDir()
 	key := cachePublicKey(t, us1)
@@ -224,6 +226,9 @@ func TestReplication_WANClosure(t *testing.T) {
 	}
 	if got := us2.metric("garret_nar_read_through_total"); got != readThrough {
 		t.Errorf("us-2 read %v NARs through from peers; every byte should have come from its own store", got-readThrough)
+	}
+	if got := us2.metric("garret_chunkstore_read_repaired_chunks_total"); got != 1 {
+		t.Errorf("us-2 repaired %v chunks while serving; a byte of %s was flipped", got, seg)
 	}
 
 	// 4. A node that was down catches up: what us-1 took meanwhile
@@ -300,4 +305,38 @@ func TestReplication_AckCost(t *testing.T) {
 	}
 	t.Logf("%s copy of 20 paths, 80 MiB: %v acknowledged by eu-1 alone, %v with a copy in us first (%+.0f%%)", current.name,
 		took["eu-1"].Round(time.Millisecond), took["eu-2"].Round(time.Millisecond), 100*(float64(took["eu-2"])/float64(took["eu-1"])-1))
+}
+
+// corruptSegment flips one byte in the middle of the largest segment file
+// of nd's chunk store (segments are frames end to end, so it lands in one)
+// and returns the file's path.
+func corruptSegment(t *testing.T, nd *cnode) string {
+	t.Helper()
+	var largest string
+	var size int64
+	_ = filepath.WalkDir(nd.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".seg") {
+			if fi, err := d.Info(); err == nil && fi.Size() > size {
+				largest, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	if largest == "" {
+		t.Fatalf("no segment file under %s", nd.dir)
+	}
+	f, err := os.OpenFile(largest, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, size/2); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, size/2); err != nil {
+		t.Fatal(err)
+	}
+	return largest
 }

@@ -125,7 +125,7 @@ func newPlan(cfg Config) (*plan, error) {
 	p.syncer = syncer.Config{CopiesPerRegion: cc.CopiesPerRegion}
 	p.sync = p.cluster.Gossip != nil && !cc.NoSync
 	if p.cluster.Gossip != nil { // a lone node acknowledges what it holds
-		p.ack = syncer.AckConfig{Copies: cmp.Or(cc.MinCopiesBeforeAck, DefaultMinCopies)}
+		p.ack = syncer.AckConfig{Copies: cmp.Or(cc.MinCopiesBeforeAck, DefaultMinCopies), CopiesPerRegion: cc.CopiesPerRegion}
 	}
 	p.scrub = repair.Config{Interval: cc.ScrubInterval, Rate: cc.ScrubRate, StateFile: filepath.Join(sc.DataDir, ScrubStateFile)}
 

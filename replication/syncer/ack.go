@@ -163,7 +163,10 @@ type AckConfig struct {
 	// a push before it is acknowledged; at most the live nodes count (a
 	// cluster with one node up still takes pushes). 1: no wait.
 	Copies int
-	Log    *slog.Logger
+	// CopiesPerRegion is placement's ([cluster] copies-per-region): the
+	// nodes it names are asked first.
+	CopiesPerRegion int
+	Log             *slog.Logger
 }
 
 // AckDeps are what the Acker works through.
@@ -302,7 +305,7 @@ func (a *Acker) ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	if local {
 		held++
 	}
-	ask := a.order(peers, !local)
+	ask := a.order(id, peers, !local)
 	if held >= need {
 		return nil
 	}
@@ -364,24 +367,36 @@ func (a *Acker) ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	return nil
 }
 
-// order is who to ask: the nearest node of another region, then the other
-// peers nearest first, then this node when it lacks the push (its NAR was
-// staged on another node).
-func (a *Acker) order(peers []placement.Node, self bool) []placement.Node {
+// order is who to ask: the nodes placement gives the manifest to first (a
+// copy there is one the syncer would make anyway, not an extra), the
+// nearest of another region before the rest; then the other peers nearest
+// first; then this node when it lacks the push (its NAR was staged on
+// another node).
+func (a *Acker) order(id chunkstore.ManifestID, peers []placement.Node, self bool) []placement.Node {
+	holds := map[string]bool{}
+	if a.cfg.CopiesPerRegion != placement.All {
+		for _, h := range placement.Holders(id[:], append([]placement.Node{a.deps.Self}, peers...), a.cfg.CopiesPerRegion) {
+			holds[h.ID] = true
+		}
+	}
+	placed := func(p placement.Node) bool { return a.cfg.CopiesPerRegion == placement.All || holds[p.ID] }
 	out := make([]placement.Node, 0, len(peers)+1)
-	far := -1
-	for i, p := range peers {
-		if p.Region != a.deps.Self.Region {
-			far = i
-			out = append(out, p)
-			break
+	taken := map[string]bool{}
+	take := func(ok func(placement.Node) bool, first bool) {
+		for _, p := range peers {
+			if !taken[p.ID] && ok(p) {
+				taken[p.ID] = true
+				out = append(out, p)
+				if first {
+					return
+				}
+			}
 		}
 	}
-	for i, p := range peers {
-		if i != far {
-			out = append(out, p)
-		}
-	}
+	take(func(p placement.Node) bool { return placed(p) && p.Region != a.deps.Self.Region }, true)
+	take(placed, false)
+	take(func(p placement.Node) bool { return p.Region != a.deps.Self.Region }, true)
+	take(func(placement.Node) bool { return true }, false)
 	if self {
 		out = append(out, a.deps.Self)
 	}

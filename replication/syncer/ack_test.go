@@ -156,3 +156,28 @@ func TestAcker_StartInBackground(t *testing.T) {
 		t.Fatalf("Ensure after a failed background attempt: %v", err)
 	}
 }
+
+// TestAcker_AsksThePlacedNode: with one copy per region, the copy goes to
+// the node of the other region that placement names (not simply the
+// nearest), so acknowledging a push makes no copy the syncer would not.
+func TestAcker_AsksThePlacedNode(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "us", "us")
+	serveCopies(c)
+	a, us1, us2 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	all := members(c)()
+	for i := range 6 {
+		id := stage(t, a, randomData(uint64(40+i), 256<<10))
+		ack := syncer.NewAcker(syncer.AckConfig{Copies: 2, CopiesPerRegion: 1}, syncer.AckDeps{Host: a.Host,
+			Self:  placement.Node{ID: a.ID(), Region: a.Region},
+			Peers: func() []placement.Node { return []placement.Node{{ID: us1.ID(), Region: "us"}, {ID: us2.ID(), Region: "us"}} },
+			Local: &syncer.Copier{Store: a.Store, Fetcher: fetcher(a)}})
+		if err := ack.Ensure(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*clustertest.Node{us1, us2} {
+			if placed := placement.Holds(id[:], all, 1, n.ID()); complete(n, id) != placed {
+				t.Fatalf("object %d: %s holds it %v, placement gives it %v", i, n.Name, complete(n, id), placed)
+			}
+		}
+	}
+}

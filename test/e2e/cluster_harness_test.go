@@ -61,6 +61,7 @@ type nodeSpec struct {
 	name, region string
 	noSync       bool // [cluster] sync = false: the node copies nothing in the background
 	minCopies    int  // [cluster] min-copies-before-ack, when not 0
+	perRegion    int  // [cluster] copies-per-region, when not 0
 }
 
 // requireWAN fails under CI when the emulator cannot run, and skips loudly otherwise.
@@ -165,6 +166,9 @@ sync = %[11]t
 `, httpPort, filepath.Join(dir, "data"), c.jwt, s.name, s.region, secret, ip, gossipPort, p2pPort, joinTOML, !s.noSync)
 	if s.minCopies != 0 {
 		cfg += fmt.Sprintf("min-copies-before-ack = %d\n", s.minCopies)
+	}
+	if s.perRegion != 0 {
+		cfg += fmt.Sprintf("copies-per-region = %d\n", s.perRegion)
 	}
 	if err := os.WriteFile(nd.config, []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)

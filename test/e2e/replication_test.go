@@ -340,3 +340,55 @@ func corruptSegment(t *testing.T, nd *cnode) string {
 	}
 	return largest
 }
+
+// TestReplication_ShareOnJoinAndWipe: with copies-per-region = 1, a fourth
+// node joining the us region takes about a third of what the region holds,
+// and nothing more; wiped and started again (a new node to the cluster), it
+// converges to a share again without an operator.
+func TestReplication_ShareOnJoinAndWipe(t *testing.T) {
+	requireWAN(t)
+	t.Parallel()
+	spec := func(name, region string) nodeSpec { return nodeSpec{name: name, region: region, perRegion: 1} }
+	c := newCluster(t, 150*time.Millisecond, spec("eu-1", "eu"), spec("us-1", "us"), spec("us-2", "us"))
+	eu := c.node("eu-1")
+	eu.createCache("share")
+	const objects = 30
+	for i := range objects {
+		if _, err := pushUntilAcked(eu, "share", newSynthPath(fmt.Sprintf("share-%d", i), 128<<10), time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually.Within(t, time.Minute, "the pushes placed", func() bool { return replicated(eu, "eu-1", "us-1", "us-2") })
+
+	// share is the part of what eu-1 holds (everything: the only eu node)
+	// that nd holds.
+	share := func(nd *cnode) float64 {
+		return nd.metric("garret_chunkstore_segment_bytes") / eu.metric("garret_chunkstore_segment_bytes")
+	}
+	us3 := c.add(spec("us-3", "us"), c.secret, true)
+	us3.start()
+	c.waitMembers(4)
+	eventually.Within(t, time.Minute, "us-3 to take its share", func() bool { return replicated(eu, "us-3") && share(us3) > 0 })
+	time.Sleep(2 * time.Second) // more would have come by now
+	got := share(us3)
+	t.Logf("us-3 joined and holds %.0f%% of the region's data (us-1 %.0f%%, us-2 %.0f%%)", 100*got, 100*share(c.node("us-1")), 100*share(c.node("us-2")))
+	if got < 0.1 || got > 0.6 {
+		t.Errorf("us-3 holds %.0f%% of the data; with three us nodes and one copy per region, about a third", 100*got)
+	}
+
+	// Wiped: a new identity, the same name and address; it joins again.
+	us3.kill()
+	if err := os.RemoveAll(filepath.Join(us3.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	us3.start()
+	eventually.Within(t, 2*time.Minute, "the wiped us-3 to converge", func() bool {
+		return replicated(eu, "us-3") && share(us3) > 0
+	})
+	time.Sleep(2 * time.Second)
+	got = share(us3)
+	t.Logf("us-3 wiped and started again holds %.0f%% of the region's data", 100*got)
+	if got < 0.1 || got > 0.6 {
+		t.Errorf("the wiped us-3 holds %.0f%% of the data; want about a third again", 100*got)
+	}
+}

@@ -37,6 +37,9 @@
 //	/garret/chunks/2            p2p      any peer (manifests, frame sizes,  1 MiB, ≤ 4096 chunk ids; frames received ≤ 64 MiB
 //	                                     frames by content id)
 //	/garret/staged/1            p2p      any peer (a NAR Nix PUT here)      4 KiB
+//	/garret/copy/1              syncer   any peer (hold this manifest now:  8 MiB (manifest ≤ 2 MiB inline); 16 served at once,
+//	                                     a push's durable acknowledgement)  4 min each; frames verified as fetched
+//	/garret/sync-status/1       syncer   any peer (backlog, lag, rate)      nothing read
 //
 // Gossip (memberlist, UDP and TCP) is outside libp2p, encrypted with a key
 // derived from the same secret; unencrypted gossip is refused.

@@ -292,6 +292,7 @@ func TestReplication_AckCost(t *testing.T) {
 	c.net.SetBandwidth("eu", "us", 100e6/8)
 	c.node("eu-1").createCache("wan")
 	took := map[string]time.Duration{}
+	us := c.node("us-1")
 	for _, name := range []string{"eu-1", "eu-2"} {
 		nd := c.node(name)
 		env := nixEnv(t, nd.url(), c.admin)
@@ -302,6 +303,19 @@ func TestReplication_AckCost(t *testing.T) {
 			t.Fatalf("%s copy to %s: %v\n%s", current.name, name, err, out)
 		}
 		took[name] = time.Since(start)
+		// How long the background copy to us-1 took, against the link.
+		eventually.Within(t, 2*time.Minute, "us-1 to hold the closure", func() bool {
+			for _, p := range paths {
+				if us.narinfoStatus("wan", strings.TrimPrefix(p, "/nix/store/")[:32]) != 200 {
+					return false
+				}
+			}
+			return replicated(us, "us-1")
+		})
+		lag := time.Since(start)
+		bound := time.Duration(float64(w.n*w.size)/(100e6/8)*float64(time.Second)) + 150*time.Millisecond
+		t.Logf("pushed to %s: on us-1 %v after the push started, %.2f× what the link allows (%v)", name,
+			lag.Round(time.Millisecond), float64(lag)/float64(bound), bound.Round(time.Millisecond))
 	}
 	t.Logf("%s copy of 20 paths, 80 MiB: %v acknowledged by eu-1 alone, %v with a copy in us first (%+.0f%%)", current.name,
 		took["eu-1"].Round(time.Millisecond), took["eu-2"].Round(time.Millisecond), 100*(float64(took["eu-2"])/float64(took["eu-1"])-1))

@@ -168,8 +168,10 @@ func TestAcker_AsksThePlacedNode(t *testing.T) {
 	for i := range 6 {
 		id := stage(t, a, randomData(uint64(40+i), 256<<10))
 		ack := syncer.NewAcker(syncer.AckConfig{Copies: 2, CopiesPerRegion: 1}, syncer.AckDeps{Host: a.Host,
-			Self:  placement.Node{ID: a.ID(), Region: a.Region},
-			Peers: func() []placement.Node { return []placement.Node{{ID: us1.ID(), Region: "us"}, {ID: us2.ID(), Region: "us"}} },
+			Self: placement.Node{ID: a.ID(), Region: a.Region},
+			Peers: func() []placement.Node {
+				return []placement.Node{{ID: us1.ID(), Region: "us"}, {ID: us2.ID(), Region: "us"}}
+			},
 			Local: &syncer.Copier{Store: a.Store, Fetcher: fetcher(a)}})
 		if err := ack.Ensure(context.Background(), id); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ test-deps:
 	@test/e2e/deps.sh
 
 test: test-deps
+	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt -w these files: $$unformatted"; exit 1; }
 	$(GO) vet -tags $(TEST_TAGS) ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -tags $(TEST_TAGS) -timeout 25m ./...
 

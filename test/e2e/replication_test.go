@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -26,8 +27,8 @@ type wideClosure struct {
 	nonce   string
 }
 
-// blob writes blob i (deterministic from i, with a few bytes changed when
-// edited) and returns its SHA-256.
+// blob writes blob i (deterministic from i and the nonce, with a few bytes
+// changed when edited) and returns its SHA-256.
 func (w wideClosure) blob(t *testing.T, i int, edited bool) string {
 	t.Helper()
 	f, err := os.Create(filepath.Join(w.blobDir, fmt.Sprintf("blob-%d", i)))
@@ -36,7 +37,9 @@ func (w wideClosure) blob(t *testing.T, i int, edited bool) string {
 	}
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	r := rand.New(rand.NewPCG(uint64(i), 7))
+	seed := fnv.New64a()
+	_, _ = seed.Write([]byte(w.nonce))
+	r := rand.New(rand.NewPCG(uint64(i), seed.Sum64())) // another closure's blobs share no chunk
 	var b [8]byte
 	for off := 0; off < w.size; off += 8 {
 		v := r.Uint64()

@@ -31,7 +31,7 @@ const (
 
 // chunkRequest asks for one manifest, or for the sizes or frames of chunks.
 type chunkRequest struct {
-	Kind string   `json:"kind"` // "manifest", "sizes" or "frames"
+	Kind string   `json:"kind"` // "manifest", "manifest-sizes", "sizes" or "frames"
 	ID   string   `json:"id,omitempty"`
 	IDs  []string `json:"ids,omitempty"`
 }
@@ -44,6 +44,8 @@ const (
 
 // ServeChunks answers other nodes' requests from the local store:
 //   - manifest: status, u32 length, the manifest encoding;
+//   - manifest-sizes: the same, then (when found) what sizes answers for
+//     the manifest's chunks, in its order;
 //   - sizes: status, then a u32 frame size per id (0: not here);
 //   - frames: per id, in order: status, u32 length, the frame (CRC-checked).
 func ServeChunks(h host.Host, store *chunkstore.Store, log *slog.Logger) {
@@ -59,7 +61,12 @@ func ServeChunks(h host.Host, store *chunkstore.Store, log *slog.Logger) {
 		var err error
 		switch req.Kind {
 		case "manifest":
-			err = serveManifest(w, store, req.ID)
+			_, err = serveManifest(w, store, req.ID)
+		case "manifest-sizes":
+			var m chunkstore.Manifest
+			if m, err = serveManifest(w, store, req.ID); err == nil && len(m.Chunks) > 0 {
+				err = serveSizes(w, store, manifestChunkIDs(m))
+			}
 		case "sizes":
 			err = serveSizes(w, store, req.IDs)
 		case "frames":
@@ -95,23 +102,34 @@ func writeBlob(w io.Writer, data []byte) error {
 	return err
 }
 
-func serveManifest(w io.Writer, store *chunkstore.Store, hexID string) error {
+// serveManifest writes the manifest's reply and returns it (empty when not
+// found here).
+func serveManifest(w io.Writer, store *chunkstore.Store, hexID string) (chunkstore.Manifest, error) {
 	id, err := chunkstore.ParseManifestID(hexID)
 	if err != nil {
-		return err
+		return chunkstore.Manifest{}, err
 	}
 	m, err := store.Manifest(id)
 	if errors.Is(err, chunkstore.ErrNotFound) {
 		_, err = w.Write([]byte{replyNotFound})
-		return err
+		return chunkstore.Manifest{}, err
 	} else if err != nil {
-		return err
+		return chunkstore.Manifest{}, err
 	}
 	data, err := m.MarshalBinary()
 	if err != nil {
-		return err
+		return chunkstore.Manifest{}, err
 	}
-	return writeBlob(w, data)
+	return m, writeBlob(w, data)
+}
+
+// manifestChunkIDs are m's chunk ids in order, as hex.
+func manifestChunkIDs(m chunkstore.Manifest) []string {
+	out := make([]string, len(m.Chunks))
+	for i, c := range m.Chunks {
+		out[i] = c.ID.String()
+	}
+	return out
 }
 
 func serveSizes(w io.Writer, store *chunkstore.Store, ids []string) error {
@@ -281,6 +299,70 @@ func (f *Fetcher) FetchManifest(ctx context.Context, id chunkstore.ManifestID) e
 		return err
 	}
 	return fmt.Errorf("%w: manifest %s (last: %v)", ErrUnavailable, id, last)
+}
+
+// FetchManifestRemote makes manifest id local (verified against its id),
+// asking peers nearest first, and returns a Remote over the chunks of it the
+// peer that sent it holds, with their frame sizes from the same answer: the
+// chunks can then be fetched from that peer with no round trip to ask
+// (Remote asks for the others). ErrUnavailable if no peer has the manifest.
+func (f *Fetcher) FetchManifestRemote(ctx context.Context, id chunkstore.ManifestID) (chunkstore.Remote, error) {
+	var last error
+	for _, p := range f.Peers() {
+		s, r, err := f.request(ctx, p, chunkRequest{Kind: "manifest-sizes", ID: id.String()})
+		if err != nil {
+			last = fmt.Errorf("%s: %w", p, err)
+			continue
+		}
+		m, sizes, err := readManifestSizes(s, r, id)
+		_ = s.Close()
+		if errors.Is(err, errBadManifest) {
+			f.Log.Warn("peer sent a bad manifest", "peer", p, "manifest", id)
+			f.Failures.add(p)
+		}
+		if err != nil {
+			last = fmt.Errorf("%s: %w", p, err)
+			continue
+		}
+		if _, err := f.Store.PutManifest(m); err != nil {
+			return nil, err
+		}
+		return f.RemoteAt(p, sizes), nil
+	}
+	return nil, fmt.Errorf("%w: manifest %s (last: %v)", ErrUnavailable, id, last)
+}
+
+var errBadManifest = errors.New("p2p: manifest does not match its id")
+
+// readManifestSizes reads a manifest-sizes reply: the manifest, then the
+// frame size of each of its chunks (only those the peer holds are kept).
+func readManifestSizes(s network.Stream, r *bufio.Reader, id chunkstore.ManifestID) (chunkstore.Manifest, map[chunkstore.ChunkID]uint32, error) {
+	var m chunkstore.Manifest
+	data, err := readBlob(s, r)
+	if err != nil {
+		return m, nil, err
+	}
+	if m.UnmarshalBinary(data) != nil || m.ID() != id {
+		return m, nil, errBadManifest
+	}
+	sizes := make(map[chunkstore.ChunkID]uint32, len(m.Chunks))
+	if len(m.Chunks) == 0 {
+		return m, sizes, nil
+	}
+	_ = s.SetReadDeadline(time.Now().Add(ioStallTimeout))
+	if status, err := r.ReadByte(); err != nil || status != replyOK {
+		return m, nil, fmt.Errorf("p2p: manifest sizes: status %d %v", status, err)
+	}
+	var b [4]byte
+	for _, c := range m.Chunks {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return m, nil, err
+		}
+		if n := binary.LittleEndian.Uint32(b[:]); n > 0 {
+			sizes[c.ID] = n
+		}
+	}
+	return m, sizes, nil
 }
 
 // Remote finds, for every chunk in ids, a peer that has it (nearest first)

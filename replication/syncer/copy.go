@@ -25,13 +25,29 @@ type Copier struct {
 	Limit *semaphore.Weighted
 }
 
+// manifestRemote is what p2p.Fetcher offers besides Fetcher: the manifest
+// and, from the same answer, the frame sizes of the chunks its sender holds.
+type manifestRemote interface {
+	FetchManifestRemote(ctx context.Context, id chunkstore.ManifestID) (chunkstore.Remote, error)
+}
+
 // CopyManifest makes manifest id and every chunk it names local. copied
 // reports whether anything was missing (and is now here, when err is nil).
+// The chunks the peer that sent the manifest holds are fetched from it at
+// once (its answer carried their sizes); the rest are looked for.
 func (c *Copier) CopyManifest(ctx context.Context, id chunkstore.ManifestID) (copied bool, err error) {
 	_, err = c.Store.Manifest(id)
 	had := err == nil
-	if err := c.Fetcher.FetchManifest(ctx, id); err != nil {
-		return false, err
+	var near chunkstore.Remote
+	if !had {
+		if mr, ok := c.Fetcher.(manifestRemote); ok {
+			near, _ = mr.FetchManifestRemote(ctx, id) // a peer too old to answer: the plain way below
+		}
+		if near == nil {
+			if err := c.Fetcher.FetchManifest(ctx, id); err != nil {
+				return false, err
+			}
+		}
 	}
 	m, err := c.Store.Manifest(id)
 	if err != nil {
@@ -41,12 +57,29 @@ func (c *Copier) CopyManifest(ctx context.Context, id chunkstore.ManifestID) (co
 	if err != nil {
 		return !had, err
 	}
+	copied = !had || len(missing) > 0
+	if near != nil && len(missing) > 0 {
+		var there, rest []chunkstore.ChunkID
+		for _, ch := range missing {
+			if _, ok := near.FrameSize(ch); ok {
+				there = append(there, ch)
+			} else {
+				rest = append(rest, ch)
+			}
+		}
+		if len(there) > 0 {
+			if err := c.copyFrom(ctx, near, there); err != nil {
+				return true, err
+			}
+		}
+		missing = rest
+	}
 	if len(missing) > 0 {
 		if err := c.CopyChunks(ctx, missing); err != nil {
 			return true, err
 		}
 	}
-	return !had || len(missing) > 0, nil
+	return copied, nil
 }
 
 // Holds reports whether manifest id and all its chunks are local.

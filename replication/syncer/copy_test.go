@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/replication/cluster/clustertest"
+	"github.com/garret-cache/garret/replication/p2p"
 	"github.com/garret-cache/garret/replication/syncer"
 )
 
@@ -122,4 +127,55 @@ func TestCopier_BytesInFlight(t *testing.T) {
 	if remote.most <= 1<<20+300<<10 {
 		t.Fatalf("at most %d bytes in flight without a limit; want several groups at once", remote.most)
 	}
+}
+
+// TestFetchManifestRemote: one answer brings the manifest and the frame
+// sizes of the chunks its sender holds; a copy takes those from it at once
+// and looks for the rest elsewhere; a peer without the manifest is passed
+// over.
+func TestFetchManifestRemote(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "eu", "us")
+	a, half, b := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	data := randomData(50, 2<<20)
+	id := stage(t, a, data)
+	m, err := a.Store.Manifest(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fetcher(half)
+	f.Peers = func() []peer.ID { return []peer.ID{b.Host.ID(), a.Host.ID()} } // b lacks it
+	remote, err := f.FetchManifestRemote(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range m.Chunks {
+		want, _, _ := a.Store.FrameSize(ch.ID)
+		if got, ok := remote.FrameSize(ch.ID); !ok || got != want {
+			t.Fatalf("chunk %s: size %d %v from the answer, %d on the sender", ch.ID, got, ok, want)
+		}
+	}
+	if _, err := half.Store.Manifest(id); err != nil {
+		t.Fatalf("the manifest was not stored: %v", err)
+	}
+	// half gets the first half of the chunks; b then copies the manifest
+	// from half (nearest) and the chunks half lacks from a.
+	if err := (&syncer.Copier{Store: half.Store, Fetcher: f}).CopyChunks(context.Background(), chunkIDs(m)[:len(m.Chunks)/2]); err != nil {
+		t.Fatal(err)
+	}
+	fb := fetcher(b)
+	fb.Peers = func() []peer.ID { return []peer.ID{half.Host.ID(), a.Host.ID()} }
+	if copied, err := (&syncer.Copier{Store: b.Store, Fetcher: fb}).CopyManifest(context.Background(), id); err != nil || !copied || !complete(b, id) {
+		t.Fatalf("copy: copied %v, %v", copied, err)
+	}
+	if _, err := fetcher(a).FetchManifestRemote(context.Background(), stage(t, a, randomData(51, 1<<10))); !errors.Is(err, p2p.ErrUnavailable) {
+		t.Fatalf("a manifest no peer holds: %v, want ErrUnavailable", err)
+	}
+}
+
+func chunkIDs(m chunkstore.Manifest) []chunkstore.ChunkID {
+	out := make([]chunkstore.ChunkID, len(m.Chunks))
+	for i, c := range m.Chunks {
+		out[i] = c.ID
+	}
+	return out
 }

@@ -35,7 +35,8 @@
 //	/garret/catalog-leave/1     catalog  a server, about itself only        4 KiB
 //	/garret/status/1            catalog  any peer (indexes and Raft state)  nothing read
 //	/garret/chunks/2            p2p      any peer (manifests, frame sizes,  1 MiB, ≤ 4096 chunk ids; frames received ≤ 64 MiB
-//	                                     frames by content id)
+//	                                     frames by content id; a manifest
+//	                                     with its chunks' sizes)
 //	/garret/staged/1            p2p      any peer (a NAR Nix PUT here)      4 KiB
 //	/garret/copy/1              syncer   any peer (hold this manifest now:  8 MiB (manifest ≤ 2 MiB inline); 16 served at once,
 //	                                     a push's durable acknowledgement)  4 min each; frames verified as fetched

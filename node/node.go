@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -206,7 +207,8 @@ func New(cfg Config) (_ *Node, err error) {
 			Peers: n.cluster.PlacementPeers, Local: &syncer.Copier{Store: n.store, Fetcher: fetcher, Limit: limit}})
 		n.metrics.MustRegister(a.Collectors()...)
 		acker = a
-		syncer.ServeCopies(n.host, n.store, fetcher, limit, n.log.With("component", "copies"))
+		syncer.ServeCopies(n.host, n.store, fetcher, limit, func(p peer.ID) bool { return n.catalog.IsServer(p.String()) },
+			n.log.With("component", "copies"))
 	}
 	scfg, sdeps := p.scrub, repair.Deps{Store: n.store}
 	scfg.Node, scfg.Log, scfg.Metrics = orDefault(p.cluster.NodeName, id.String()), n.log.With("component", "scrub"), n.metrics

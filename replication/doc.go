@@ -38,8 +38,9 @@
 //	                                     frames by content id; a manifest
 //	                                     with its chunks' sizes)
 //	/garret/staged/1            p2p      any peer (a NAR Nix PUT here)      4 KiB
-//	/garret/copy/1              syncer   any peer (hold this manifest now:  8 MiB (manifest ≤ 2 MiB inline); 16 served at once,
-//	                                     a push's durable acknowledgement)  4 min each; frames verified as fetched
+//	/garret/copy/1              syncer   servers in the Raft configuration  8 MiB (manifest ≤ 2 MiB inline); 16 served at once,
+//	                                     (hold this manifest now: a push's  4 min each; frames verified as fetched
+//	                                     durable acknowledgement)
 //	/garret/sync-status/1       syncer   any peer (backlog, lag, rate)      nothing read
 //
 // Gossip (memberlist, UDP and TCP) is outside libp2p, encrypted with a key

@@ -11,14 +11,23 @@ import (
 // forward to). A refused stream is logged and reset.
 func (c *Catalog) fromServer(s network.Stream) bool {
 	remote := s.Conn().RemotePeer().String()
+	if c.IsServer(remote) {
+		return true
+	}
+	c.log.Warn("refused a stream from a peer outside the Raft configuration", "protocol", s.Protocol(), "peer", remote)
+	_ = s.Reset()
+	return false
+}
+
+// IsServer reports whether id is a server (voter or not) in the Raft
+// configuration as this node knows it.
+func (c *Catalog) IsServer(id string) bool {
 	if f := c.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
-			if string(srv.ID) == remote {
+			if string(srv.ID) == id {
 				return true
 			}
 		}
 	}
-	c.log.Warn("refused a stream from a peer outside the Raft configuration", "protocol", s.Protocol(), "peer", remote)
-	_ = s.Reset()
 	return false
 }

@@ -64,11 +64,18 @@ type copyReply struct {
 }
 
 // ServeCopies answers other nodes' copy requests, copying onto store
-// through fetcher (the asker first) within limit.
-func ServeCopies(h host.Host, store *chunkstore.Store, fetcher *p2p.Fetcher, limit *semaphore.Weighted, log *slog.Logger) {
+// through fetcher (the asker first) within limit. Only peers allow accepts
+// (the servers of the Raft configuration; nil: any) may ask: holding the
+// cluster secret lets a process connect, not make nodes fetch.
+func ServeCopies(h host.Host, store *chunkstore.Store, fetcher *p2p.Fetcher, limit *semaphore.Weighted, allow func(peer.ID) bool, log *slog.Logger) {
 	slots := make(chan struct{}, maxCopiesServed)
 	h.SetStreamHandler(CopyProtocol, func(s network.Stream) {
 		defer s.Close()
+		if allow != nil && !allow(s.Conn().RemotePeer()) {
+			log.Warn("refused a copy request from a peer outside the Raft configuration", "peer", s.Conn().RemotePeer())
+			_ = s.Reset()
+			return
+		}
 		_ = s.SetDeadline(time.Now().Add(MaxCopyTime))
 		var req copyRequest
 		if err := json.NewDecoder(io.LimitReader(s, maxCopyRequest)).Decode(&req); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/eventually"
 	"github.com/garret-cache/garret/replication/cluster/clustertest"
@@ -39,7 +41,7 @@ func fetcher(n *clustertest.Node) *p2p.Fetcher {
 // serveCopies makes every node of c answer copy requests.
 func serveCopies(c *clustertest.Cluster) {
 	for _, n := range c.Nodes {
-		syncer.ServeCopies(n.Host, n.Store, fetcher(n), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		syncer.ServeCopies(n.Host, n.Store, fetcher(n), nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 }
 
@@ -151,7 +153,7 @@ func TestAcker_StartInBackground(t *testing.T) {
 	far.Host.RemoveStreamHandler(syncer.CopyProtocol)
 	ack.Start(id)
 	time.Sleep(200 * time.Millisecond)
-	syncer.ServeCopies(far.Host, far.Store, fetcher(far), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	syncer.ServeCopies(far.Host, far.Store, fetcher(far), nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := ack.Ensure(context.Background(), id); err != nil || !complete(far, id) {
 		t.Fatalf("Ensure after a failed background attempt: %v", err)
 	}
@@ -181,5 +183,19 @@ func TestAcker_AsksThePlacedNode(t *testing.T) {
 				t.Fatalf("object %d: %s holds it %v, placement gives it %v", i, n.Name, complete(n, id), placed)
 			}
 		}
+	}
+}
+
+// TestServeCopies_OnlyFromServers: a node refuses a copy request from a
+// peer its allow check rejects (in a node: one outside the Raft
+// configuration), so the push is not acknowledged through it.
+func TestServeCopies_OnlyFromServers(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{}, "eu", "us")
+	a, far := c.Nodes[0], c.Nodes[1]
+	syncer.ServeCopies(far.Host, far.Store, fetcher(far), nil, func(p peer.ID) bool { return p != a.Host.ID() },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id := stage(t, a, randomData(17, 256<<10))
+	if err := acker(a, 2, far).Ensure(context.Background(), id); !errors.Is(err, syncer.ErrTooFewCopies) || complete(far, id) {
+		t.Fatalf("a copy asked by a refused peer: %v (held: %v)", err, complete(far, id))
 	}
 }

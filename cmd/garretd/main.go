@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -58,6 +59,7 @@ type serveFlags struct {
 	// [cluster] overrides
 	join             []string
 	region, nodeName string
+	logLevel, logFormat string
 }
 
 func rootCmd() *cobra.Command {
@@ -79,6 +81,8 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&f.join, "join", nil, "gossip address (host:port) of an existing node to join; repeatable; replaces [cluster] join")
 	cmd.Flags().StringVar(&f.region, "region", "", "this node's region, overriding [cluster] region")
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log line format on stderr: text (key=value) or json (one object per line)")
 	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd())
 	return cmd
 }
@@ -101,8 +105,27 @@ func loadConfig(path string, generate bool) (cfg *serverconfig.Config, created b
 // keeps a node under the 128 MiB RSS budget during concurrent pushes.
 const defaultMemoryLimit = 96 << 20
 
+// newLogger is the node's logger on w, as --log-level and --log-format ask.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
 func serve(ctx context.Context, f serveFlags) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(os.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

@@ -57,8 +57,8 @@ type serveFlags struct {
 	listen string
 	mode   string
 	// [cluster] overrides
-	join             []string
-	region, nodeName string
+	join                []string
+	region, nodeName    string
 	logLevel, logFormat string
 }
 

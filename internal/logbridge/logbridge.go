@@ -1,13 +1,17 @@
 // Package logbridge sends the logs of the libraries Garret embeds to slog
 // with their real levels: hashicorp's hclog (raft and its network
-// transport) and pebble's logger. Nothing here guesses a level from text.
+// transport), pebble's logger, and memberlist's standard logger, whose
+// lines carry their level as a fixed tag ("[WARN] memberlist: …"). Nothing
+// here guesses a level from a message's words.
 package logbridge
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/go-hclog"
@@ -73,4 +77,33 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.log.Error(msg)
 	panic(msg)
+}
+
+// Memberlist is a standard logger for memberlist.Config.Logger: each line's
+// level tag ([DEBUG], [INFO], [WARN], [ERR]) becomes the slog level, the tag
+// and the "memberlist: " prefix are cut, and lib=memberlist is added. A line
+// without a tag is logged at Info.
+func Memberlist(l *slog.Logger) *log.Logger {
+	return log.New(memberlistWriter{l}, "", 0)
+}
+
+type memberlistWriter struct{ log *slog.Logger }
+
+var memberlistLevels = []struct {
+	tag   string
+	level slog.Level
+}{{"[DEBUG] ", slog.LevelDebug}, {"[INFO] ", slog.LevelInfo}, {"[WARN] ", slog.LevelWarn}, {"[ERR] ", slog.LevelError}, {"[ERROR] ", slog.LevelError}}
+
+func (w memberlistWriter) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	lvl := slog.LevelInfo
+	for _, l := range memberlistLevels {
+		if rest, ok := strings.CutPrefix(line, l.tag); ok {
+			line, lvl = rest, l.level
+			break
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	w.log.LogAttrs(context.Background(), lvl, line, slog.String("lib", "memberlist"))
+	return len(p), nil
 }

@@ -67,3 +67,36 @@ func TestPebble(t *testing.T) {
 	}()
 	l.Fatalf("corrupt")
 }
+
+// TestMemberlist_Levels: memberlist's level tags become slog levels, the tag
+// and its "memberlist: " prefix are cut, and a healthy node's debug chatter
+// stays out of an info-level log.
+func TestMemberlist_Levels(t *testing.T) {
+	var buf bytes.Buffer
+	l := Memberlist(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	l.Printf("[DEBUG] memberlist: Stream connection from=10.0.0.2:7946")
+	l.Printf("[INFO] memberlist: Marking us-1 as failed, suspect timeout reached (0 peer confirmations)")
+	l.Printf("[WARN] memberlist: Was able to connect to us-1 over TCP but UDP probes failed, network may be misconfigured")
+	l.Printf("[ERR] memberlist: Failed to send ping: write udp: no route to host")
+	l.Printf("untagged")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["lib"] != "memberlist" {
+			t.Fatalf("no lib attribute: %s", line)
+		}
+		got = append(got, m["level"].(string)+" "+m["msg"].(string))
+	}
+	want := []string{
+		"INFO Marking us-1 as failed, suspect timeout reached (0 peer confirmations)",
+		"WARN Was able to connect to us-1 over TCP but UDP probes failed, network may be misconfigured",
+		"ERROR Failed to send ping: write udp: no route to host",
+		"INFO untagged",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

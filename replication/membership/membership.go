@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/garret-cache/garret/internal/logbridge"
 )
 
 // Meta is what every node gossips about itself.
@@ -101,7 +103,7 @@ func New(cfg Config) (*Membership, error) {
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if cfg.Log != nil {
-		mc.Logger = slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug)
+		mc.Logger = logbridge.Memberlist(cfg.Log)
 	}
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)

@@ -2,13 +2,12 @@ package api
 
 import (
 	"cmp"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/dialurl"
 	"github.com/garret-cache/garret/internal/nixid"
 )
 
@@ -68,14 +67,9 @@ func (s *Server) cacheNodes(r *http.Request, name nixid.CacheName) []v1.CacheNod
 	return spreadOverRegions(out, MaxCacheNodes)
 }
 
-// dialableURL is u without its trailing slash if it is an http(s) URL
-// whose host a client elsewhere could dial.
+// dialableURL is u without its trailing slash if a client could dial it.
 func dialableURL(u string) (string, bool) {
-	p, err := url.Parse(u)
-	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Hostname() == "" || p.RawQuery != "" || p.Fragment != "" {
-		return "", false
-	}
-	if ip := net.ParseIP(p.Hostname()); ip != nil && ip.IsUnspecified() {
+	if dialurl.Check(u) != nil {
 		return "", false
 	}
 	return strings.TrimSuffix(u, "/"), true

@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"unicode"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/dialurl"
 )
 
 // maxNodes bounds how many nodes garret use measures (the server lists at
@@ -109,17 +109,14 @@ func usableNodes(nodes []v1.CacheNode) []v1.CacheNode {
 }
 
 // checkSubstituterURL refuses what the server says the substituter is if
-// it is not an http(s) URL or would not stay one item of nix.conf's
-// substituters (space, '#' starting a comment, a query before ?priority=).
+// no client could dial it or it would not stay one item of nix.conf's
+// substituters (a space; '#', which starts a comment, is a fragment).
 func checkSubstituterURL(u string) error {
-	p, err := url.Parse(u)
-	switch {
-	case err != nil:
-		return err
-	case (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
-		return fmt.Errorf("%q is not an http(s) URL", u)
-	case strings.ContainsAny(u, "#?") || strings.IndexFunc(u, unicode.IsSpace) >= 0:
-		return fmt.Errorf("%q has a space, '#' or '?', which nix.conf cannot take", u)
+	if err := dialurl.Check(u); err != nil {
+		return fmt.Errorf("%q: %w", u, err)
+	}
+	if strings.IndexFunc(u, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("%q has a space, which nix.conf cannot take", u)
 	}
 	return nil
 }

@@ -139,7 +139,7 @@ func TestUse_LoneNode(t *testing.T) {
 	sub = api.URL + "/hello#x"
 	cmd := rootCmd()
 	cmd.SetArgs([]string{"use", "hello"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "nix.conf cannot take") {
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "query or fragment") {
 		t.Fatalf("endpoint with '#': %v", err)
 	}
 }

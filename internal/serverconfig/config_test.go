@@ -303,16 +303,11 @@ func TestLoad_PriorityOffsetAndAPIURL(t *testing.T) {
 		t.Fatalf("valid: %+v %v", c.Cluster, err)
 	}
 	for text, want := range map[string]string{
-		"priority-offset = -1":                  "[cluster] priority-offset = -1: must be from 0 to 1000",
-		"priority-offset = 1001":                "[cluster] priority-offset = 1001: must be from 0 to 1000",
-		`priority-offset = "2"`:                 `"cluster.priority-offset"`,
-		`api-url = "us-1.example"`:              `[cluster] api-url = "us-1.example": not an http(s) URL with a host`,
-		`api-url = "ftp://us-1.example"`:        "not an http(s) URL",
-		`api-url = "http://"`:                   "not an http(s) URL",
-		`api-url = "http://0.0.0.0:8080"`:       "0.0.0.0 is no address a client can dial",
-		`api-url = "http://[::]:8080/"`:         ":: is no address a client can dial",
-		`api-url = "https://us-1.example/?x=1"`: "a cache name cannot follow a query",
-		`api-url = "http://us 1.example/"`:      "invalid character",
+		"priority-offset = -1":            "[cluster] priority-offset = -1: must be from 0 to 1000",
+		"priority-offset = 1001":          "[cluster] priority-offset = 1001: must be from 0 to 1000",
+		`priority-offset = "2"`:           `"cluster.priority-offset"`,
+		`api-url = "us-1.example"`:        `[cluster] api-url = "us-1.example": not an http(s) URL with a host`,
+		`api-url = "http://0.0.0.0:8080"`: "0.0.0.0 is no address a client can dial",
 	} {
 		_, err := Load(write(t, "[cluster]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"}))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,8 +43,15 @@ func (s *Server) getNixCacheInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	setVisibility(w, cache)
 	w.Header().Set("Content-Type", mimeNixCacheInfo)
-	_, err = fmt.Fprintf(w, "WantMassQuery: 1\nStoreDir: %s\nPriority: %d\n", cache.StoreDir, int64(cache.Priority)+int64(s.cfg.PriorityOffset))
+	_, err = fmt.Fprintf(w, "WantMassQuery: 1\nStoreDir: %s\nPriority: %d\n", cache.StoreDir, nodePriority(cache.Priority, s.cfg.PriorityOffset))
 	return err
+}
+
+// nodePriority is the cache's priority plus this node's [cluster]
+// priority-offset, kept within Nix's int (a wider number would make Nix
+// fail to read nix-cache-info).
+func nodePriority(cache, offset int32) int32 {
+	return int32(min(max(int64(cache)+int64(offset), math.MinInt32), math.MaxInt32))
 }
 
 // getCacheFile serves /{cache}/<hash>.narinfo and /{cache}/<hash>.ls.

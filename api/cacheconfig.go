@@ -74,34 +74,8 @@ func (s *Server) getCacheConfig(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, v1.CacheConfig{
 		SubstituterEndpoint: &sub, APIEndpoint: &api, UploadEndpoint: &upload, PublicKey: &pub,
 		IsPublic: &cache.IsPublic, StoreDir: &cache.StoreDir, Priority: &cache.Priority,
-		UpstreamCacheKeyNames: &upstream, RetentionPeriod: &ret, Nodes: s.cacheNodes(name),
+		UpstreamCacheKeyNames: &upstream, RetentionPeriod: &ret, Nodes: s.cacheNodes(r, name),
 	})
-}
-
-// maxCacheNodes bounds the node list of a cache-config answer.
-const maxCacheNodes = 64
-
-// cacheNodes lists the cluster's live nodes with their substituter URL for
-// the cache: nothing on a lone node (its endpoint is the one above).
-func (s *Server) cacheNodes(name nixid.CacheName) []v1.CacheNode {
-	if s.cluster == nil {
-		return nil
-	}
-	live := s.cluster.LiveNodes()
-	if len(live) < 2 {
-		return nil
-	}
-	var out []v1.CacheNode
-	for _, n := range live {
-		if n.APIURL == "" {
-			continue
-		}
-		out = append(out, v1.CacheNode{Name: n.Name, Region: n.Region, SubstituterEndpoint: strings.TrimSuffix(n.APIURL, "/") + "/" + string(name)})
-		if len(out) == maxCacheNodes {
-			break
-		}
-	}
-	return out
 }
 
 // keypairText turns Attic's keypair config into a Nix secret key.

@@ -24,6 +24,7 @@ type fakeCluster struct {
 	leaveErr           error
 	joinContacted      int
 	removeStillAlive   bool
+	nodes              []v1.NodeEndpoint // LiveNodes; nil: eu-1 and us-1
 }
 
 func (f *fakeCluster) ClusterStatus(context.Context) v1.ClusterStatus {
@@ -31,6 +32,9 @@ func (f *fakeCluster) ClusterStatus(context.Context) v1.ClusterStatus {
 }
 
 func (f *fakeCluster) LiveNodes() []v1.NodeEndpoint {
+	if f.nodes != nil {
+		return slices.Clone(f.nodes)
+	}
 	return []v1.NodeEndpoint{{Name: "eu-1", Region: "eu", APIURL: "http://eu.example/"}, {Name: "us-1", Region: "us", APIURL: "http://us.example"}}
 }
 

@@ -112,9 +112,11 @@ func newPlan(cfg Config) (*plan, error) {
 	p.api.PriorityOffset = int32(sc.Cluster.PriorityOffset)
 	p.floor = diskspace.Floor{Dir: sc.DataDir, Min: uint64(sc.Uploads.MinFreeSpace)}
 
-	// The cluster controller; gossip, when configured.
+	// The cluster controller; gossip, when configured. The API URL it tells
+	// the others (garret use lists it) is api-url, else Attic's
+	// api-endpoint, else (set by New) the listen address.
 	cc := sc.Cluster
-	p.cluster = cluster.Config{NodeName: cc.NodeName, Region: cc.Region, APIURL: cc.APIURL, Voter: cc.Voter == nil || *cc.Voter,
+	p.cluster = cluster.Config{NodeName: cc.NodeName, Region: cc.Region, APIURL: orDefault(cc.APIURL, sc.APIEndpoint), Voter: cc.Voter == nil || *cc.Voter,
 		Voters: cc.Voters, Join: cc.Join, DataDir: sc.DataDir, LAN: cfg.FastTimings, DeadVoterTimeout: cfg.DeadVoterTimeout}
 	if cfg.FastTimings {
 		p.cluster.RejoinEvery = time.Second

@@ -63,6 +63,29 @@ func TestPlan_PassesSoftDeleteToTheAPI(t *testing.T) {
 	}
 }
 
+// TestPlan_APIURLAndPriorityOffset: the API URL told to the other nodes is
+// [cluster] api-url, else api-endpoint (else New's listen address); the
+// priority offset reaches the API.
+func TestPlan_APIURLAndPriorityOffset(t *testing.T) {
+	for _, tc := range []struct {
+		extra, wantURL string
+		wantOffset     int32
+	}{
+		{"", "", 0},
+		{"api-endpoint = \"https://eu-1.example/\"", "https://eu-1.example/", 0},
+		{"api-endpoint = \"https://eu-1.example/\"\n[cluster]\napi-url = \"https://eu-1.direct.example\"\npriority-offset = 3",
+			"https://eu-1.direct.example", 3},
+	} {
+		p, err := newPlan(Config{Server: configWith(t, t.TempDir(), tc.extra)})
+		if err != nil || p.cluster.APIURL != tc.wantURL {
+			t.Fatalf("%q: cluster API URL %q, want %q (%v)", tc.extra, p.cluster.APIURL, tc.wantURL, err)
+		}
+		if p.api.PriorityOffset != tc.wantOffset {
+			t.Fatalf("%q: API priority offset %d, want %d", tc.extra, p.api.PriorityOffset, tc.wantOffset)
+		}
+	}
+}
+
 // TestTokenAuthority: the PEM serverconfig keeps as read is parsed here; a
 // key that is not one is a one-line error naming the setting.
 func TestTokenAuthority(t *testing.T) {

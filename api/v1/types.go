@@ -78,7 +78,8 @@ type CacheConfig struct {
 	RetentionPeriod       *RetentionPeriodConfig `json:"retention_period,omitempty"`
 	// Nodes (Garret's addition) are the cluster's live nodes, each with its
 	// substituter URL for this cache, so `garret use` can measure them and
-	// write the nearest first; absent on a lone node.
+	// write the nearest first; absent on a lone node (and when no other node
+	// has a URL a client can reach). At most 64, every region represented.
 	Nodes []CacheNode `json:"garret_nodes,omitempty"`
 }
 
@@ -92,6 +93,7 @@ type CacheNode struct {
 // NodeEndpoint is a live node and its public API URL.
 type NodeEndpoint struct {
 	Name, Region, APIURL string
+	Self                 bool // the node that answers
 }
 
 // CreateCacheRequest is the body of POST /_api/v1/cache-config/{cache}.

@@ -2,19 +2,12 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
-
-	v1 "github.com/garret-cache/garret/api/v1"
 )
 
 const nixosKey = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
@@ -47,19 +40,19 @@ func useCmd() *cobra.Command {
 			}
 			// Earlier entries of this cache (any node, any priority) give way
 			// to the new ones, nearest first.
-			var urls []string
-			for _, e := range subs {
-				urls = append(urls, e.url)
-			}
+			earlier := []string{*cc.SubstituterEndpoint}
 			for _, n := range cc.Nodes {
-				urls = append(urls, n.SubstituterEndpoint)
+				earlier = append(earlier, n.SubstituterEndpoint)
 			}
-			lines = dropSubstituters(lines, append(urls, *cc.SubstituterEndpoint))
+			var endpoints []string // what the token goes to
+			for _, e := range subs {
+				endpoints = append(endpoints, e.url)
+			}
+			lines = dropSubstituters(lines, append(earlier, endpoints...))
 			for i := len(subs) - 1; i >= 0; i-- {
 				lines = prependSetting(lines, "substituters", subs[i].setting(), "https://cache.nixos.org")
 			}
 			lines = prependSetting(lines, "trusted-public-keys", *cc.PublicKey, nixosKey)
-			endpoints := urls
 			if cc.UploadEndpoint != nil { // Garret's: the URL for nix copy --to
 				endpoints = append(endpoints, *cc.UploadEndpoint)
 			}
@@ -175,99 +168,6 @@ func writeNetrc(p, host, token string) error {
 	}
 	out = append(out, "machine "+host, "password "+token)
 	return writeLines(p, out, 0o600)
-}
-
-// substituter is one URL `garret use` writes, with what it measured.
-type substituter struct {
-	url      string
-	priority int32 // 0: none written (a lone node answers its own)
-	note     string
-}
-
-func (s substituter) setting() string {
-	if s.priority == 0 {
-		return s.url
-	}
-	return fmt.Sprintf("%s?priority=%d", s.url, s.priority)
-}
-
-// substituters are the cache's substituter URLs, nearest first: a lone
-// node's endpoint as it is; in a cluster every node that answers, ordered by
-// the round trip measured to it, with ?priority= the cache's priority, +1,
-// +2, … (the order Nix then tries them in). Nodes that do not answer are
-// left out (Nix would wait on each of them), and said so.
-func substituters(c *apiClient, cc v1.CacheConfig) ([]substituter, error) {
-	if len(cc.Nodes) < 2 {
-		return []substituter{{url: *cc.SubstituterEndpoint}}, nil
-	}
-	base := int32(41)
-	if cc.Priority != nil {
-		base = *cc.Priority
-	}
-	type measured struct {
-		node v1.CacheNode
-		rtt  time.Duration
-		err  error
-	}
-	results := make([]measured, len(cc.Nodes))
-	var wg sync.WaitGroup
-	for i, n := range cc.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rtt, err := c.roundTrip(strings.TrimSuffix(n.SubstituterEndpoint, "/") + "/nix-cache-info")
-			results[i] = measured{n, rtt, err}
-		}()
-	}
-	wg.Wait()
-	var ok []measured
-	for _, r := range results {
-		if r.err != nil {
-			fmt.Fprintf(os.Stderr, "%s (%s) did not answer, left out: %v\n", r.node.Name, r.node.SubstituterEndpoint, r.err)
-			continue
-		}
-		ok = append(ok, r)
-	}
-	if len(ok) == 0 {
-		return nil, fmt.Errorf("no node of the cluster answered")
-	}
-	sort.SliceStable(ok, func(i, j int) bool { return ok[i].rtt < ok[j].rtt })
-	out := make([]substituter, len(ok))
-	for i, r := range ok {
-		out[i] = substituter{url: r.node.SubstituterEndpoint, priority: base + int32(i),
-			note: fmt.Sprintf("  (%s, %s, %.1f ms)", r.node.Name, r.node.Region, float64(r.rtt.Microseconds())/1000)}
-	}
-	return out, nil
-}
-
-// roundTrip is the shortest of three GETs of u (after one that opens the
-// connection), each within 3 s.
-func (c *apiClient) roundTrip(u string) (time.Duration, error) {
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
-	best := time.Duration(-1)
-	for i := range 4 {
-		req, err := http.NewRequest("GET", u, nil)
-		if err != nil {
-			return 0, err
-		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		start := time.Now()
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("%s: %s", u, resp.Status)
-		}
-		if d := time.Since(start); i > 0 && (best < 0 || d < best) {
-			best = d
-		}
-	}
-	return best, nil
 }
 
 // dropSubstituters removes from the substituters setting every entry whose

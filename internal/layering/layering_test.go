@@ -19,7 +19,7 @@ const module = "github.com/garret-cache/garret"
 var layers = [][]string{
 	// 0: wire types, the package map and small libraries without project imports.
 	{"api/v1", "replication", "internal/nixid", "internal/durable", "internal/humantime", "internal/diskspace",
-		"internal/nixcompress", "internal/nar", "internal/logbridge", "internal/eventually",
+		"internal/nixcompress", "internal/nar", "internal/logbridge", "internal/eventually", "internal/dialurl",
 		"replication/placement"},
 	// 1: Nix formats, the daemon client, configuration, tokens, the local chunk store.
 	{"internal/narinfo", "internal/nixdaemon", "internal/serverconfig", "api/token", "chunkstore"},

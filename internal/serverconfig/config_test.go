@@ -294,3 +294,24 @@ func TestLoad_ClusterScrub(t *testing.T) {
 		}
 	}
 }
+
+// TestLoad_PriorityOffsetAndAPIURL: the two [cluster] keys garret use
+// depends on are checked with an error naming the key and what it wants.
+func TestLoad_PriorityOffsetAndAPIURL(t *testing.T) {
+	c, err := Load(write(t, "[cluster]\npriority-offset = 1000\napi-url = \"https://us-1.example:8443/cache/\"\n"+hs), env(map[string]string{"HOME": "/h"}))
+	if err != nil || c.Cluster.PriorityOffset != 1000 || c.Cluster.APIURL != "https://us-1.example:8443/cache/" {
+		t.Fatalf("valid: %+v %v", c.Cluster, err)
+	}
+	for text, want := range map[string]string{
+		"priority-offset = -1":            "[cluster] priority-offset = -1: must be from 0 to 1000",
+		"priority-offset = 1001":          "[cluster] priority-offset = 1001: must be from 0 to 1000",
+		`priority-offset = "2"`:           `"cluster.priority-offset"`,
+		`api-url = "us-1.example"`:        `[cluster] api-url = "us-1.example": not an http(s) URL with a host`,
+		`api-url = "http://0.0.0.0:8080"`: "0.0.0.0 is no address a client can dial",
+	} {
+		_, err := Load(write(t, "[cluster]\n"+text+"\n"+hs), env(map[string]string{"HOME": "/h"}))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error containing %q", text, err, want)
+		}
+	}
+}

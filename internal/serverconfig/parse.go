@@ -264,6 +264,11 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 	c.Cluster = Cluster{NodeName: fc.NodeName, Region: fc.Region, Secret: fc.Secret, GossipListen: fc.GossipListen,
 		GossipAdvertise: fc.GossipAdvertise, P2PListen: fc.P2PListen, P2PAdvertise: fc.P2PAdvertise, APIURL: fc.APIURL,
 		Join: fc.Join, Bootstrap: fc.Bootstrap, Voter: fc.Voter}
+	if fc.APIURL != "" {
+		if err := checkAPIURL(fc.APIURL); err != nil {
+			return err
+		}
+	}
 	if v := getenv("GARRET_CLUSTER_SECRET"); v != "" {
 		c.Cluster.Secret = v
 	}

@@ -275,12 +275,13 @@ func (c *Controller) PeersByDistance() []peer.ID {
 	return c.withRaftPeers(out)
 }
 
-// LiveNodes are the nodes gossip shows alive, this one included, with their
-// public API URLs.
+// LiveNodes are the nodes gossip shows alive, this one included (Self),
+// with their public API URLs.
 func (c *Controller) LiveNodes() []v1.NodeEndpoint {
 	var out []v1.NodeEndpoint
 	for _, m := range c.Members() {
-		out = append(out, v1.NodeEndpoint{Name: m.Name, Region: m.Meta.Region, APIURL: m.Meta.APIURL})
+		out = append(out, v1.NodeEndpoint{Name: m.Name, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
+			Self: m.Meta.PeerID == c.host.ID().String()})
 	}
 	return out
 }

@@ -137,31 +137,33 @@ func (r copyRequest) inline(id chunkstore.ManifestID) (chunkstore.Manifest, map[
 	return m, sizes, true
 }
 
-// inlineRequest is the copy request for manifest id, with the manifest and
-// its frame sizes when this node holds them all.
-func (a *Acker) inlineRequest(id chunkstore.ManifestID, holds bool) copyRequest {
-	req := copyRequest{Manifest: id.String()}
-	if !holds {
-		return req
-	}
-	m, err := a.deps.Local.Store.Manifest(id)
-	if err != nil {
-		return req
-	}
-	data, err := m.MarshalBinary()
-	if err != nil || len(data) > maxInlineManifest {
-		return req
+// localRequest is the copy request for manifest id, and whether this node
+// holds the manifest and every chunk of it; when it does, the request
+// carries the manifest and its frame sizes (one read of each serves both).
+func (a *Acker) localRequest(id chunkstore.ManifestID) (req copyRequest, holds bool, err error) {
+	req = copyRequest{Manifest: id.String()}
+	store := a.deps.Local.Store
+	m, err := store.Manifest(id)
+	if errors.Is(err, chunkstore.ErrNotFound) {
+		return req, false, nil
+	} else if err != nil {
+		return req, false, err
 	}
 	sizes := make([]uint32, len(m.Chunks))
 	for i, c := range m.Chunks {
-		n, ok, err := a.deps.Local.Store.FrameSize(c.ID)
-		if err != nil || !ok {
-			return req
+		n, ok, err := store.FrameSize(c.ID)
+		if err != nil {
+			return req, false, err
+		}
+		if !ok {
+			return req, false, nil
 		}
 		sizes[i] = n
 	}
-	req.Data, req.Sizes = data, sizes
-	return req
+	if data, err := m.MarshalBinary(); err == nil && len(data) <= maxInlineManifest {
+		req.Data, req.Sizes = data, sizes
+	}
+	return req, true, nil
 }
 
 // AckConfig is [cluster] min-copies-before-ack.
@@ -305,7 +307,7 @@ func (a *Acker) ensure(ctx context.Context, id chunkstore.ManifestID) error {
 		a.short.Inc()
 	}
 	held := 0
-	local, err := a.deps.Local.Holds(id)
+	req, local, err := a.localRequest(id)
 	if err != nil {
 		return err
 	}
@@ -316,7 +318,6 @@ func (a *Acker) ensure(ctx context.Context, id chunkstore.ManifestID) error {
 	if held >= need {
 		return nil
 	}
-	req := a.inlineRequest(id, local)
 	ctx, cancel := context.WithTimeout(ctx, MaxCopyTime)
 	defer cancel()
 	type result struct {

@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -80,19 +79,6 @@ func (c *Copier) CopyManifest(ctx context.Context, id chunkstore.ManifestID) (co
 		}
 	}
 	return copied, nil
-}
-
-// Holds reports whether manifest id and all its chunks are local.
-func (c *Copier) Holds(id chunkstore.ManifestID) (bool, error) {
-	m, err := c.Store.Manifest(id)
-	if err != nil {
-		if errors.Is(err, chunkstore.ErrNotFound) {
-			return false, nil
-		}
-		return false, err
-	}
-	missing, err := c.missing(m)
-	return len(missing) == 0, err
 }
 
 // missing lists the distinct chunks of m this node lacks.

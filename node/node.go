@@ -75,6 +75,8 @@ type Node struct {
 	listener net.Listener
 	stopBG   context.CancelFunc // stops the syncer and the GC loop
 	wg       sync.WaitGroup
+	// gcRuns records this node's recent garbage collection passes.
+	gcRuns gc.History
 }
 
 // withDefaults checks that cfg has a server config and fills in the rest.

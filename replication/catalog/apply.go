@@ -172,6 +172,41 @@ func (c *deleteObjects) apply(b *applier) result {
 	return result{count: n}
 }
 
+func (c *touchObjects) apply(b *applier) result {
+	n := 0
+	for _, h := range c.Hashes {
+		k := objectKey(c.Name, h)
+		var o Object
+		if ok, err := getJSON(b, k, &o); err != nil {
+			panic(stateError{err})
+		} else if !ok || !o.AccessedAt.Before(c.At) {
+			continue
+		}
+		o.AccessedAt = c.At
+		check(b.Set(k, mustJSON(o), nil))
+		n++
+	}
+	return result{count: n}
+}
+
+func (c *expireObjects) apply(b *applier) result {
+	n := 0
+	for _, h := range c.Hashes {
+		k := objectKey(c.Name, h)
+		var o Object
+		if ok, err := getJSON(b, k, &o); err != nil {
+			panic(stateError{err})
+		} else if !ok || !o.LastUsed().Before(c.Before) {
+			continue
+		}
+		unindexNarURL(b, o)
+		check(b.Delete(k, nil))
+		b.record(Change{Op: OpDeleteObject, Cache: c.Name, Hash: h})
+		n++
+	}
+	return result{count: n}
+}
+
 func (c *putFile) apply(b *applier) result {
 	if !cacheExists(b, c.File.Cache) {
 		return result{err: ErrNoSuchCache}

@@ -22,6 +22,10 @@ const (
 	// pattern, issued before a time); since version 2, so the leader
 	// proposes it only once every node knows it (see CommandVersion).
 	cmdRevokeTokens cmdType = 9
+	// cmdTouchObjects records downloads (retention's access times) and
+	// cmdExpireObjects removes what retention found unused; since version 3.
+	cmdTouchObjects  cmdType = 10
+	cmdExpireObjects cmdType = 11
 )
 
 // CommandVersion is the newest command set this build applies. Every node
@@ -30,7 +34,7 @@ const (
 // introduced its type (spec.since), so no replica ever skips a command
 // during a rolling upgrade because it does not know it yet. Raise it, and
 // give the new type's spec its since, with every new command type.
-const CommandVersion = 2
+const CommandVersion = 3
 
 // payload is one command type's content (payloads.go): its fields, its
 // checks and its apply (apply.go).
@@ -61,6 +65,8 @@ var specs = map[cmdType]spec{
 	cmdRevokeToken:    {"revoke-token", 1, func() payload { return new(revokeToken) }},
 	cmdSetClusterID:   {"set-cluster-id", 1, func() payload { return new(setClusterID) }},
 	cmdRevokeTokens:   {"revoke-tokens", 2, func() payload { return new(revokeTokens) }},
+	cmdTouchObjects:   {"touch-objects", 3, func() payload { return new(touchObjects) }},
+	cmdExpireObjects:  {"expire-objects", 3, func() payload { return new(expireObjects) }},
 }
 
 // since is the CommandVersion that introduced t (one past this build's for

@@ -41,4 +41,7 @@ const (
 	// and/or cache pattern); a rule with the same subject and pattern as a
 	// stored one replaces it.
 	MaxRevocationRules = 1024
+	// MaxObjectsPerCommand bounds the objects one touch-objects or
+	// expire-objects command lists (callers split larger sets).
+	MaxObjectsPerCommand = 4096
 )

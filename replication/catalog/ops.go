@@ -47,6 +47,35 @@ func (c *Catalog) DeleteObjects(ctx context.Context, cache nixid.CacheName, hash
 	return r.count, err
 }
 
+// TouchObjects records that objects of a cache were downloaded at (or
+// before) at, and reports how many it moved forward; missing objects, or a
+// missing cache, are skipped. Callers batch downloads: at most
+// MaxObjectsPerCommand hashes per call.
+func (c *Catalog) TouchObjects(ctx context.Context, cache nixid.CacheName, at time.Time, hashes []nixid.StorePathHash) (int, error) {
+	r, err := c.propose(ctx, cmdOf(&touchObjects{Name: cache, At: at.UTC(), Hashes: hashes}))
+	return r.count, err
+}
+
+// ExpireObjects removes the listed objects of a cache whose LastUsed is
+// before before (checked again when the command applies) and reports how
+// many went. At most MaxObjectsPerCommand hashes per call.
+func (c *Catalog) ExpireObjects(ctx context.Context, cache nixid.CacheName, before time.Time, hashes []nixid.StorePathHash) (int, error) {
+	r, err := c.propose(ctx, cmdOf(&expireObjects{Name: cache, Before: before.UTC(), Hashes: hashes}))
+	return r.count, err
+}
+
+// ForEachObject visits the objects of a cache in local state whose hash
+// sorts after after ("" for all), in hash order; fn's error stops the walk
+// and is returned. fn must not write to the catalog: the walk holds the
+// state's read lock, which applying a write needs.
+func (c *Catalog) ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(Object) error) error {
+	from := objectPrefix(cache)
+	if after != "" {
+		from = append(objectKey(cache, after), 0)
+	}
+	return scanFrom(c.fsm.st, objectPrefix(cache), from, fn)
+}
+
 // PutFile adds or replaces an auxiliary file.
 func (c *Catalog) PutFile(ctx context.Context, f File) error {
 	_, err := c.propose(ctx, cmdOf(&putFile{File: &f}))

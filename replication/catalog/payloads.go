@@ -42,6 +42,25 @@ type deleteObjects struct {
 	Hashes []nixid.StorePathHash `json:"hashes,omitempty"`
 }
 
+// touchObjects records that objects of a cache were downloaded at or
+// before At (cmdTouchObjects): each one's AccessedAt becomes At unless it is
+// later already. Objects that no longer exist are skipped.
+type touchObjects struct {
+	Name   nixid.CacheName       `json:"name,omitempty"`
+	At     time.Time             `json:"at,omitzero"`
+	Hashes []nixid.StorePathHash `json:"hashes,omitempty"`
+}
+
+// expireObjects removes the listed objects of a cache that were neither
+// pushed nor downloaded since Before (cmdExpireObjects): retention. The
+// check is made again at apply, so an object downloaded or re-pushed after
+// the leader listed it stays.
+type expireObjects struct {
+	Name   nixid.CacheName       `json:"name,omitempty"`
+	Before time.Time             `json:"before,omitzero"`
+	Hashes []nixid.StorePathHash `json:"hashes,omitempty"`
+}
+
 // putFile stores an auxiliary file of a cache (cmdPutFile).
 type putFile struct {
 	File *File `json:"file,omitempty"`
@@ -69,6 +88,8 @@ func (*destroyCache) kind() cmdType   { return cmdDestroyCache }
 func (*putObject) kind() cmdType      { return cmdPutObject }
 func (*deleteObjects) kind() cmdType  { return cmdDeleteObjects }
 func (*putFile) kind() cmdType        { return cmdPutFile }
+func (*touchObjects) kind() cmdType   { return cmdTouchObjects }
+func (*expireObjects) kind() cmdType  { return cmdExpireObjects }
 func (*revokeToken) kind() cmdType    { return cmdRevokeToken }
 func (*setClusterID) kind() cmdType   { return cmdSetClusterID }
 func (*revokeTokens) kind() cmdType   { return cmdRevokeTokens }
@@ -116,13 +137,29 @@ func (c *putObject) wellFormed() error {
 	return validName(c.kind(), c.Object.Cache)
 }
 
-func (c *deleteObjects) wellFormed() error {
-	for _, h := range c.Hashes {
-		if err := validHash(c.kind(), h); err != nil {
+func (c *deleteObjects) wellFormed() error { return validHashes(c.kind(), c.Name, c.Hashes) }
+
+func validHashes(t cmdType, n nixid.CacheName, hs []nixid.StorePathHash) error {
+	for _, h := range hs {
+		if err := validHash(t, h); err != nil {
 			return err
 		}
 	}
-	return validName(c.kind(), c.Name)
+	return validName(t, n)
+}
+
+func (c *touchObjects) wellFormed() error {
+	if c.At.IsZero() {
+		return invalid(c.kind(), "no access time")
+	}
+	return validHashes(c.kind(), c.Name, c.Hashes)
+}
+
+func (c *expireObjects) wellFormed() error {
+	if c.Before.IsZero() {
+		return invalid(c.kind(), "no expiry time")
+	}
+	return validHashes(c.kind(), c.Name, c.Hashes)
 }
 
 func (c *putFile) wellFormed() error {
@@ -201,6 +238,10 @@ func (c *putObject) bounded(b *bounds) {
 }
 
 func (*deleteObjects) bounded(*bounds) {}
+
+func (c *touchObjects) bounded(b *bounds) { b.count("objects", len(c.Hashes), MaxObjectsPerCommand) }
+
+func (c *expireObjects) bounded(b *bounds) { b.count("objects", len(c.Hashes), MaxObjectsPerCommand) }
 
 func (c *putFile) bounded(b *bounds) {
 	f := c.File

@@ -143,12 +143,18 @@ func appliedIndex(r pebble.Reader) (uint64, error) {
 
 // scan visits keys with a prefix, decoding each value into a fresh T.
 func scan[T any](s *state, prefix []byte, fn func(T) error) error {
+	return scanFrom(s, prefix, prefix, fn)
+}
+
+// scanFrom is scan from the key from (within prefix) on. It holds the
+// state's read lock throughout: fn must not wait for a write to apply.
+func scanFrom[T any](s *state, prefix, from []byte, fn func(T) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return ErrClosed
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return err
 	}

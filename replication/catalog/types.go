@@ -93,9 +93,23 @@ type Object struct {
 	FileSize      int64                 `json:"file_size"`
 	CreatedAt     time.Time             `json:"created_at"`
 	CreatedBy     string                `json:"created_by,omitempty"`
+	// AccessedAt is the last download of its NAR anywhere in the cluster
+	// that has reached the catalog (nodes fold downloads in batches; see
+	// TouchObjects); zero if never downloaded. A re-push resets it, as
+	// Attic's does. Retention keeps an object while CreatedAt or AccessedAt
+	// is within the period.
+	AccessedAt time.Time `json:"accessed_at,omitzero"`
 	// Upload is the NAR file as the uploader's own narinfo named it, for a
 	// path pushed with Nix's PUT protocol; nil for Attic uploads.
 	Upload *UploadedNAR `json:"upload,omitempty"`
+}
+
+// LastUsed is when the object was last pushed or downloaded.
+func (o Object) LastUsed() time.Time {
+	if o.AccessedAt.After(o.CreatedAt) {
+		return o.AccessedAt
+	}
+	return o.CreatedAt
 }
 
 // UploadedNAR is the NAR file a Nix client PUT ("nar/<filehash>.nar.xz"):

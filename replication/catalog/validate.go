@@ -70,6 +70,12 @@ func (b *bounds) str(what, s string, max int) {
 	}
 }
 
+func (b *bounds) count(what string, n, max int) {
+	if n > max {
+		b.fail("%d %s, more than %d", n, what, max)
+	}
+}
+
 func (b *bounds) list(what string, l []string, maxItems, maxEach int) {
 	if len(l) > maxItems {
 		b.fail("%d %s, more than %d", len(l), what, maxItems)

@@ -167,6 +167,7 @@ func (s *Server) getNar(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setVisibility(w, cache)
+	s.recordDownload(r, obj)
 	return s.serveNAR(w, r, obj.Manifest, mimeNar)
 }
 

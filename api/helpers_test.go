@@ -92,8 +92,8 @@ func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ac, Deps{Catalog: cat, Store: store, Tokens: auth, Log: log, Cluster: deps.Cluster, DiskFloor: deps.DiskFloor,
-		Copies: deps.Copies, Scrubber: deps.Scrubber})
+	deps.Catalog, deps.Store, deps.Tokens, deps.Log = cat, store, auth, log
+	s := New(ac, deps)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	e := &testEnv{t: t, srv: srv, cat: cat, store: store, auth: auth, api: s}

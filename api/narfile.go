@@ -96,6 +96,7 @@ func (s *Server) getNarFile(w http.ResponseWriter, r *http.Request, name nixid.C
 		return err
 	}
 	setVisibility(w, cache)
+	s.recordDownload(r, obj)
 	up := obj.Upload
 	switch {
 	case !up.File.IsZero():

@@ -165,6 +165,10 @@ type Server struct {
 	decoders *nixcompress.Budget
 	floor    DiskFloor
 	copies   Durability
+	// downloads (nil: none) records NAR downloads for retention; collector
+	// (nil: no route) runs a GC pass on demand.
+	downloads Downloads
+	collector Collector
 }
 
 // Deps are the components the API works through, given at construction.
@@ -194,6 +198,22 @@ type Deps struct {
 	// Copies holds a push back until enough nodes hold its chunks
 	// ([cluster] min-copies-before-ack); nil: acknowledged once stored here.
 	Copies Durability
+	// Downloads is told of every NAR download, for retention
+	// (*gc.Accesses); nil: none recorded.
+	Downloads Downloads
+	// Collector enables POST /_api/v1/cluster/gc (*gc.Collector).
+	Collector Collector
+}
+
+// Downloads records NAR downloads; Record must not block.
+type Downloads interface {
+	Record(cache nixid.CacheName, hash nixid.StorePathHash)
+}
+
+// Collector runs one garbage collection pass now (*gc.Collector); an error
+// says why it did not complete.
+type Collector interface {
+	CollectNow(ctx context.Context) (v1.ClusterGCResponse, error)
 }
 
 // Durability makes a pushed manifest durable before its push is
@@ -244,9 +264,10 @@ func New(cfg Config, deps Deps) *Server {
 		metrics: newMetrics(deps.Metrics),
 
 		fetcher: deps.Fetcher, readiness: deps.Readiness, peerStaging: deps.PeerStaging, cluster: deps.Cluster, floor: deps.DiskFloor,
-		copies:   deps.Copies,
-		decoders: nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
-		scrubber: deps.Scrubber,
+		copies:    deps.Copies,
+		decoders:  nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
+		scrubber:  deps.Scrubber,
+		downloads: deps.Downloads, collector: deps.Collector,
 	}
 	s.routes()
 	return s
@@ -298,6 +319,7 @@ func (s *Server) routes() {
 	m.Handle("POST /_api/v1/cluster/leave", s.handle(s.clusterLeave))
 	m.Handle("POST /_api/v1/cluster/remove", s.handle(s.clusterRemove))
 	m.Handle("POST /_api/v1/cluster/scrub", s.handle(s.clusterScrub))
+	m.Handle("POST /_api/v1/cluster/gc", s.handle(s.clusterGC))
 
 	m.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
 	"github.com/garret-cache/garret/replication/gc"
+	"github.com/garret-cache/garret/replication/p2p"
+	"github.com/hashicorp/raft"
 )
 
 // ErrDataDirInUse means another garretd holds the data dir.
@@ -23,22 +25,25 @@ var ErrDataDirInUse = errors.New("node: data dir in use")
 // cluster, which only the running node may sweep.
 var ErrClusterDataDir = errors.New("node: data dir of a cluster node")
 
-// Collector is the GC sweep of a node that is not running (garretd --mode
-// garbage-collector and garbage-collector-once): the same pass as a running
-// node's, over its chunk store and the manifest set of its catalog state,
-// without the HTTP API, Raft or gossip. It holds the data dir while open, so
-// a node cannot start meanwhile.
+// Collector is the garbage collection of a node that is not running
+// (garretd --mode garbage-collector and garbage-collector-once): the same
+// pass as a running node's, retention included, over its chunk store and
+// its catalog, without the HTTP API, gossip or libp2p. Only a lone node's
+// data dir qualifies (see loneNode); its Raft runs on an in-memory
+// transport, where it is the only voter and so elects itself. It holds the
+// data dir while open, so a node cannot start meanwhile.
 type Collector struct {
-	dir       string
-	log       *slog.Logger
-	store     *chunkstore.Store
-	manifests *catalog.Manifests
-	sweeper   *gc.Sweeper
+	dir     string
+	log     *slog.Logger
+	store   *chunkstore.Store
+	catalog *catalog.Catalog
+	gc      *gc.Collector
 }
 
-// OpenCollector opens the data dir of cfg.Server for sweeping. It fails with
-// ErrDataDirInUse (wrapped, in one line that says why it is not needed) if a
-// running garretd holds the data dir, and if the data dir holds no node.
+// OpenCollector opens the data dir of cfg.Server for collection. It fails
+// with ErrDataDirInUse (wrapped, in one line that says why it is not
+// needed) if a running garretd holds the data dir, with ErrClusterDataDir
+// for a cluster node's, and if the data dir holds no node.
 func OpenCollector(cfg Config) (_ *Collector, err error) {
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return nil, err
@@ -53,7 +58,7 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 	}
 	// Both must exist: sweeping chunks against a missing catalog would
 	// delete every one of them.
-	for _, part := range []string{filepath.Join(p.store.Dir, "index"), filepath.Join(p.catalog.Dir, "fsm")} {
+	for _, part := range []string{filepath.Join(p.store.Dir, "index"), filepath.Join(p.catalog.Dir, "fsm"), filepath.Join(dir, "p2p.key")} {
 		if _, err := os.Stat(part); err != nil {
 			return nil, fmt.Errorf("node: data dir %s holds no node (%v): has garretd run with this data-dir?", dir, err)
 		}
@@ -66,11 +71,33 @@ func OpenCollector(cfg Config) (_ *Collector, err error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("node: chunk store: %w", err)
 	}
-	if c.manifests, err = catalog.OpenManifests(p.catalog.Dir); err != nil {
-		_ = c.store.Close()
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+	_, id, err := p2p.LoadOrCreateIdentity(filepath.Join(dir, "p2p.key"))
+	if err != nil {
+		return nil, fmt.Errorf("node: identity: %w", err)
+	}
+	cc := p.catalog
+	cc.NodeID, cc.Bootstrap = id.String(), false
+	// The only voter: there is no peer to wait for, so elect at once.
+	cc.HeartbeatTimeout, cc.ElectionTimeout, cc.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	_, tr := raft.NewInmemTransport("")
+	if c.catalog, err = catalog.Open(cc, catalog.Deps{Transport: tr, Log: c.log}); err != nil {
 		return nil, fmt.Errorf("node: catalog: %w", err)
 	}
-	c.sweeper = &gc.Sweeper{Store: c.store, Manifests: c.manifests.ForEach, Grace: cfg.SweepGrace, Log: c.log}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.catalog.WaitLeader(ctx); err != nil || !c.catalog.IsLeader() {
+		return nil, fmt.Errorf("node: the catalog of %s did not elect this node (%v): is it a lone node's data dir?", dir, err)
+	}
+	c.gc = &gc.Collector{
+		Sweeper:   &gc.Sweeper{Store: c.store, Manifests: c.catalog.ForEachManifest, Grace: cfg.SweepGrace},
+		Retention: &gc.Retention{Catalog: c.catalog, Default: cfg.Server.GC.DefaultRetentionPeriod},
+		Log:       c.log,
+	}
 	return c, nil
 }
 
@@ -99,19 +126,25 @@ func inUse(dir string, interval time.Duration) error {
 	return fmt.Errorf("%w: %s is held by a running garretd, and a running node already sweeps its data dir every [garbage-collection] interval (%s)", ErrDataDirInUse, dir, interval)
 }
 
-// Sweep runs one pass: manifests no object or file references and chunks no
-// remaining manifest references, older than the grace period, are deleted.
-func (c *Collector) Sweep(ctx context.Context) (chunkstore.SweepStats, error) {
-	return c.sweeper.Sweep(ctx)
+// Collect runs one pass: retention removes the objects unused within
+// their cache's period, then manifests no object or file references and
+// chunks no remaining manifest references, older than the grace period, are
+// deleted. The run reports what went; Err says why it did not complete.
+func (c *Collector) Collect(ctx context.Context) gc.Run {
+	return c.gc.Pass(ctx)
 }
 
-// Run sweeps at once, then every interval until ctx is done (Attic's
+// Run collects at once, then every interval until ctx is done (Attic's
 // garbage-collector mode), logging each pass as a node does.
 func (c *Collector) Run(ctx context.Context, every time.Duration) {
-	c.sweeper.Run(ctx, every, true)
+	c.gc.Run(ctx, every, true)
 }
 
 // Close releases the data dir.
 func (c *Collector) Close() error {
-	return errors.Join(c.manifests.Close(), c.store.Close())
+	var errs []error
+	if c.catalog != nil {
+		errs = append(errs, c.catalog.Close())
+	}
+	return errors.Join(append(errs, c.store.Close())...)
 }

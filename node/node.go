@@ -42,6 +42,9 @@ type Config struct {
 	// the GC sweep may delete it; longer than the longest upload and the
 	// staging TTL. Default gc.DefaultGrace.
 	SweepGrace time.Duration
+	// AccessFlush is how often downloads are folded into the catalog for
+	// retention. Default gc.DefaultAccessFlush.
+	AccessFlush time.Duration
 	// DeadVoterTimeout is how long gossip must have shown a voter gone
 	// before the leader removes it from Raft and gives its vote to a live
 	// non-voter. Default 30s.
@@ -76,7 +79,8 @@ type Node struct {
 	stopBG   context.CancelFunc // stops the syncer and the GC loop
 	wg       sync.WaitGroup
 	// gcRuns records this node's recent garbage collection passes.
-	gcRuns gc.History
+	gcRuns    gc.History
+	collector *gc.Collector
 }
 
 // withDefaults checks that cfg has a server config and fills in the rest.
@@ -221,6 +225,20 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	// Garbage collection: every node folds the downloads it serves into the
+	// catalog and sweeps its own store; the leader runs retention.
+	gcLog := n.log.With("component", "gc")
+	n.collector = &gc.Collector{
+		Sweeper: &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
+			Grace: cfg.SweepGrace},
+		Accesses:  &gc.Accesses{Touch: n.catalog.TouchObjects, Log: gcLog},
+		Retention: &gc.Retention{Catalog: n.catalog, Default: sc.GC.DefaultRetentionPeriod},
+		Leads:     n.catalog.IsLeader,
+		History:   &n.gcRuns, Node: orDefault(p.cluster.NodeName, id.String()), Log: gcLog,
+	}
+	if err := n.collector.Register(n.metrics); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,
@@ -230,6 +248,8 @@ func New(cfg Config) (_ *Node, err error) {
 		Readiness:   n.cluster.Ready,
 		DiskFloor:   &p.floor,
 		Scrubber:    scrubber,
+		Downloads:   n.collector.Accesses,
+		Collector:   n.collector,
 	})
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere
@@ -279,13 +299,16 @@ func New(cfg Config) (_ *Node, err error) {
 		defer n.wg.Done()
 		scrubber.Run(bg) // every [cluster] scrub-interval; returns at once when it is 0
 	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.collector.Accesses.Run(bg, cfg.AccessFlush) // on every node: a download anywhere counts
+	}()
 	if sc.GC.Interval > 0 {
-		sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
-			Grace: cfg.SweepGrace, Log: n.log.With("component", "gc")}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			sw.Run(bg, sc.GC.Interval, false)
+			n.collector.Run(bg, sc.GC.Interval, false)
 		}()
 	}
 	n.log.Info("node started", "listen", n.Addr(), "node_id", id.String(), "data_dir", sc.DataDir)

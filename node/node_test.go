@@ -111,6 +111,6 @@ func TestNode_FailedStartReleasesEverything(t *testing.T) {
 
 // sweepNode runs one pass of the node's sweep, as its GC loop does.
 func sweepNode(n *Node, ctx context.Context, grace time.Duration) (chunkstore.SweepStats, error) {
-	sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent, Grace: grace, Log: n.log}
+	sw := &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent, Grace: grace}
 	return sw.Sweep(ctx)
 }

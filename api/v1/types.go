@@ -317,6 +317,22 @@ type ClusterScrubRequest struct {
 	Rate int64 `json:"rate,omitempty"`
 }
 
+// ClusterGCResponse reports one garbage collection pass of the answering
+// node (POST /_api/v1/cluster/gc, Garret; cluster-admin): the objects
+// retention removed from the catalog (counted by the leader only, which runs
+// retention for the cluster) and what the sweep freed from this node's
+// store.
+type ClusterGCResponse struct {
+	Node              string `json:"node"`
+	ObjectsExpired    int    `json:"objects_expired"`
+	ManifestsDeleted  int    `json:"manifests_deleted"`
+	ChunksDeleted     int    `json:"chunks_deleted"`
+	BytesFreed        int64  `json:"bytes_freed"`
+	SegmentsCompacted int    `json:"segments_compacted"`
+	DiskBytesFreed    int64  `json:"disk_bytes_freed"`
+	TookMs            int64  `json:"took_ms"`
+}
+
 // ClusterScrubResponse reports a scrub of the answering node's chunks and
 // the repair of the bad ones from peers.
 type ClusterScrubResponse struct {

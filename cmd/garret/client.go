@@ -33,6 +33,16 @@ func newClient(srv serverEntry) (*apiClient, error) {
 	}}}, nil
 }
 
+// waitForAnswer lifts the response header timeout, for requests the server
+// answers only when the work ends (a scrub, a garbage collection pass).
+func (c *apiClient) waitForAnswer() {
+	if t, ok := c.http.Transport.(*http.Transport); ok {
+		t = t.Clone()
+		t.ResponseHeaderTimeout = 0
+		c.http = &http.Client{Transport: t}
+	}
+}
+
 // apiError is a non-2xx answer, printed as "error: message" like attic does.
 type apiError struct {
 	status int

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -87,7 +86,7 @@ func clusterCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, join, leave, remove, scrubCmd(&server))
+	cmd.AddCommand(status, join, leave, remove, scrubCmd(&server), gcCmd(&server))
 	return cmd
 }
 
@@ -112,11 +111,7 @@ func scrubCmd(server *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if t, ok := c.http.Transport.(*http.Transport); ok { // the answer comes when the scrub ends
-				t = t.Clone()
-				t.ResponseHeaderTimeout = 0
-				c.http = &http.Client{Transport: t}
-			}
+			c.waitForAnswer() // the answer comes when the scrub ends
 			var res v1.ClusterScrubResponse
 			if err := c.doJSON("POST", "_api/v1/cluster/scrub", v1.ClusterScrubRequest{Rate: rateMiB << 20}, &res); err != nil {
 				return err
@@ -127,6 +122,42 @@ func scrubCmd(server *string) *cobra.Command {
 	cmd.Flags().Int64Var(&rateMiB, "rate", 0, "MiB of stored frames read per second (default: the server's [cluster] scrub-rate)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// gcCmd is `garret cluster gc`: the server runs a garbage collection pass
+// now (retention too, if it leads the cluster) and what it freed is
+// printed. It waits as long as the pass takes.
+func gcCmd(server *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Have the server run a garbage collection pass now and print what it freed",
+		Long: "Have the server run a garbage collection pass now: if it is the Raft leader, retention first removes the\n" +
+			"objects neither pushed nor downloaded within their cache's retention period; then the server deletes the\n" +
+			"chunks no object references any more and compacts its segment files. Waits until the pass ends.",
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := connectServer(*server)
+			if err != nil {
+				return err
+			}
+			c.waitForAnswer()
+			var res v1.ClusterGCResponse
+			if err := c.doJSON("POST", "_api/v1/cluster/gc", struct{}{}, &res); err != nil {
+				return err
+			}
+			return printAs(asJSON, res, printGC)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printGC(w io.Writer, res v1.ClusterGCResponse) {
+	fmt.Fprintf(w, "🧹 Garbage collection on %s took %.1f s\n", short(res.Node), float64(res.TookMs)/1000)
+	fmt.Fprintf(w, "   %d objects expired (retention)\n", res.ObjectsExpired)
+	fmt.Fprintf(w, "   %d manifests and %d chunks deleted, %s of frames freed\n", res.ManifestsDeleted, res.ChunksDeleted, mib(res.BytesFreed))
+	fmt.Fprintf(w, "   %d segment files compacted, %s of disk given back\n", res.SegmentsCompacted, mib(res.DiskBytesFreed))
 }
 
 // printAs prints v to stdout as indented JSON, or as text.

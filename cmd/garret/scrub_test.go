@@ -77,3 +77,44 @@ func TestPrintScrub(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterGC_Command: the request carries the token; the answer is
+// printed; a failed pass is the command's error.
+func TestClusterGC_Command(t *testing.T) {
+	var got []string
+	fail := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		if fail {
+			w.WriteHeader(503)
+			_, _ = io.WriteString(w, `{"code":503,"error":"GarbageCollectionFailed","message":"Garbage collection did not complete: no leader"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"node":"eu-1","objects_expired":2,"manifests_deleted":2,"chunks_deleted":5,"bytes_freed":1048576}`)
+	}))
+	defer srv.Close()
+	useTestServer(t, srv.URL)
+	run := func(args ...string) error {
+		cmd := rootCmd()
+		cmd.SetArgs(append([]string{"cluster", "gc"}, args...))
+		return cmd.Execute()
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if err := run(); err == nil || !strings.Contains(err.Error(), "no leader") {
+		t.Fatalf("a failed pass: %v", err)
+	}
+	if len(got) != 2 || got[0] != "POST /_api/v1/cluster/gc bearer T" {
+		t.Fatalf("requests: %q", got)
+	}
+	var b bytes.Buffer
+	printGC(&b, v1.ClusterGCResponse{Node: "eu-1", ObjectsExpired: 2, ChunksDeleted: 5, BytesFreed: 1 << 20, DiskBytesFreed: 2 << 20, SegmentsCompacted: 1})
+	for _, want := range []string{"2 objects expired", "5 chunks deleted, 1.0 MiB", "1 segment files compacted, 2.0 MiB"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

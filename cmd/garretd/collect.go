@@ -33,15 +33,15 @@ func collect(ctx context.Context, cfg *serverconfig.Config, once bool, log *slog
 		log.Info("garbage collector stopped")
 		return c.Close()
 	}
-	st, err := c.Sweep(ctx)
-	if cerr := c.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	r := c.Collect(ctx)
+	if err := c.Close(); err != nil && r.Err == "" {
 		return err
 	}
-	fmt.Printf("garbage collection of %s: freed %d manifests, %d chunks, %d bytes (%s); %d segment files compacted, %s of disk given back\n",
-		cfg.DataDir, st.ManifestsDeleted, st.ChunksDeleted, st.BytesFreed, mib(st.BytesFreed), st.SegmentsCompacted, mib(st.DiskBytesFreed))
+	if r.Err != "" {
+		return fmt.Errorf("garbage collection of %s did not complete: %s", cfg.DataDir, r.Err)
+	}
+	fmt.Printf("garbage collection of %s: %d objects expired; freed %d manifests, %d chunks, %d bytes (%s); %d segment files compacted, %s of disk given back\n",
+		cfg.DataDir, r.ObjectsExpired, r.ManifestsDeleted, r.ChunksDeleted, r.BytesFreed, mib(r.BytesFreed), r.SegmentsCompacted, mib(r.DiskBytesFreed))
 	return nil
 }
 

@@ -44,7 +44,7 @@ func TestGarbageCollectorModes(t *testing.T) {
 	}
 
 	stdout, stderr, code := run(t, command(t, "garretd", nil, "-f", cfg, "--mode", "garbage-collector-once"))
-	if code != 0 || !strings.Contains(stdout, "garbage collection of "+dataDir+": freed 0 manifests, 0 chunks, 0 bytes") {
+	if code != 0 || !strings.Contains(stdout, "garbage collection of "+dataDir+": 0 objects expired; freed 0 manifests, 0 chunks, 0 bytes") {
 		t.Fatalf("garbage-collector-once: exit %d\n%s%s", code, stdout, stderr)
 	}
 
@@ -53,7 +53,7 @@ func TestGarbageCollectorModes(t *testing.T) {
 	out := startUntil(t, gc, "garbage collector started")
 	_, stderr, code = run(t, command(t, "garretd", nil, "-f", cfg))
 	oneLine(t, "a node beside the garbage collector", stderr, code, "node: data dir in use: another garretd process (a node or a garbage collector) holds "+dataDir)
-	waitFor(t, out, "two sweeps", func(s string) bool { return strings.Count(s, `msg="gc sweep"`) >= 2 })
+	waitFor(t, out, "two sweeps", func(s string) bool { return strings.Count(s, `msg="gc pass"`) >= 2 })
 	if err := gc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

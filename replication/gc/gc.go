@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultGrace is how long an unreferenced chunk or manifest survives
@@ -38,7 +41,6 @@ type Sweeper struct {
 	// (catalog.ConfirmCurrent); nil for a stopped lone node's data dir.
 	Current func(context.Context) error
 	Grace   time.Duration // default DefaultGrace
-	Log     *slog.Logger
 }
 
 // Sweep deletes local chunks and manifests that no catalog object or file
@@ -72,11 +74,92 @@ func (s *Sweeper) Sweep(ctx context.Context) (chunkstore.SweepStats, error) {
 	}, grace)
 }
 
-// Run sweeps every interval until ctx is done (at once first, if now),
-// logging each pass.
-func (s *Sweeper) Run(ctx context.Context, every time.Duration, now bool) {
+// Collector is a node's garbage collection. Each pass folds the downloads
+// this node served into the catalog, runs retention if this node leads (so
+// the cluster expires each object once), and sweeps the local chunk store
+// against the catalog. Every node runs one; a stopped lone node's data dir
+// gets the same from garretd --mode garbage-collector[-once].
+type Collector struct {
+	Sweeper *Sweeper
+	// Accesses and Retention are optional; Leads says whether this node
+	// runs retention (nil: always, for a stopped lone node's collector).
+	Accesses  *Accesses
+	Retention *Retention
+	Leads     func() bool
+	History   *History // nil: runs are not kept
+	Node      string   // this node's name, in CollectNow's answer
+	Log       *slog.Logger
+	metrics   *metrics
+	passing   sync.Mutex // one pass at a time (the loop's, or one asked for)
+}
+
+// CollectNow runs a pass (POST /_api/v1/cluster/gc) and reports it, or
+// why it did not complete.
+func (c *Collector) CollectNow(ctx context.Context) (v1.ClusterGCResponse, error) {
+	r := c.Pass(ctx)
+	if r.Err != "" {
+		return v1.ClusterGCResponse{}, errors.New(r.Err)
+	}
+	return v1.ClusterGCResponse{Node: c.Node, ObjectsExpired: r.ObjectsExpired, ManifestsDeleted: r.ManifestsDeleted,
+		ChunksDeleted: r.ChunksDeleted, BytesFreed: r.BytesFreed, SegmentsCompacted: r.SegmentsCompacted,
+		DiskBytesFreed: r.DiskBytesFreed, TookMs: r.Duration.Milliseconds()}, nil
+}
+
+// Register exports the collector's series (garret_gc_*) on reg; call it
+// once, before Run.
+func (c *Collector) Register(reg prometheus.Registerer) error {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return err
+	}
+	c.metrics = m
+	if c.Accesses != nil {
+		c.Accesses.mu.Lock()
+		c.Accesses.metrics = m
+		c.Accesses.mu.Unlock()
+	}
+	return nil
+}
+
+// Pass runs one pass and reports it (also to History, the metrics and the
+// log). A retention failure does not stop the sweep.
+func (c *Collector) Pass(ctx context.Context) Run {
+	c.passing.Lock()
+	defer c.passing.Unlock()
+	r := Run{Started: time.Now()}
+	var errs []error
+	if c.Accesses != nil {
+		// Best effort: what is not folded now stays pending.
+		_ = c.Accesses.Flush(ctx)
+	}
+	if c.Retention != nil && (c.Leads == nil || c.Leads()) {
+		n, err := c.Retention.Expire(ctx)
+		r.ObjectsExpired = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	st, err := c.Sweeper.Sweep(ctx)
+	r.SweepStats = st
+	if err != nil {
+		r.Skipped = errors.Is(err, ErrCatalogNotCurrent)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.Err = err.Error()
+	}
+	r.Duration = time.Since(r.Started)
+	c.History.Add(r)
+	c.metrics.record(r)
+	c.logPass(r)
+	return r
+}
+
+// Run runs a pass every interval until ctx is done (at once first, if
+// now).
+func (c *Collector) Run(ctx context.Context, every time.Duration, now bool) {
 	if now {
-		s.logPass(s.Sweep(ctx))
+		c.Pass(ctx)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -85,22 +168,24 @@ func (s *Sweeper) Run(ctx context.Context, every time.Duration, now bool) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.logPass(s.Sweep(ctx))
+			c.Pass(ctx)
 		}
 	}
 }
 
-func (s *Sweeper) logPass(st chunkstore.SweepStats, err error) {
-	log := s.Log
+func (c *Collector) logPass(r Run) {
+	log := c.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	attrs := []any{"objects_expired", r.ObjectsExpired, "manifests_deleted", r.ManifestsDeleted, "chunks_deleted", r.ChunksDeleted,
+		"bytes_freed", r.BytesFreed, "disk_bytes_freed", r.DiskBytesFreed, "duration", r.Duration.Round(time.Millisecond)}
 	switch {
-	case errors.Is(err, ErrCatalogNotCurrent):
-		log.Warn("gc sweep skipped, deleting nothing: the catalog could not be confirmed current", "err", err)
-	case err != nil:
-		log.Warn("gc sweep failed", "err", err)
+	case r.Skipped:
+		log.Warn("gc sweep skipped, deleting nothing: the catalog could not be confirmed current", append(attrs, "err", r.Err)...)
+	case r.Err != "":
+		log.Warn("gc pass failed", append(attrs, "err", r.Err)...)
 	default:
-		log.Info("gc sweep", "manifests_deleted", st.ManifestsDeleted, "chunks_deleted", st.ChunksDeleted, "bytes_freed", st.BytesFreed)
+		log.Info("gc pass", attrs...)
 	}
 }

@@ -16,8 +16,11 @@ type Run struct {
 	// ObjectsExpired is how many objects retention removed in this pass.
 	ObjectsExpired int `json:"objects_expired"`
 	chunkstore.SweepStats
-	// Err is why the pass was skipped or failed; "" when it completed.
-	Err string `json:"error,omitempty"`
+	// Skipped: the sweep did not run because the catalog could not be
+	// confirmed current. Err is why the pass was skipped or failed; "" when
+	// it completed.
+	Skipped bool   `json:"skipped,omitempty"`
+	Err     string `json:"error,omitempty"`
 }
 
 // historyLen is how many runs a History keeps.
@@ -30,8 +33,12 @@ type History struct {
 	runs []Run
 }
 
-// Add records a finished run, dropping the oldest beyond the bound.
+// Add records a finished run, dropping the oldest beyond the bound; a nil
+// History keeps nothing.
 func (h *History) Add(r Run) {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.runs = append([]Run{r}, h.runs...)

@@ -213,9 +213,10 @@ func (s *Store) HasChunk(id ChunkID) (bool, error) {
 type Stats struct {
 	Chunks      int64 // chunks in the index
 	StoredBytes int64 // their frame bytes (segment files also hold dead bytes until compacted)
+	Manifests   int64 // manifests in the index
 }
 
-// Stats walks the chunk index.
+// Stats walks the chunk and manifest index.
 func (s *Store) Stats() (Stats, error) {
 	if err := s.enter(); err != nil {
 		return Stats{}, err
@@ -231,6 +232,10 @@ func (s *Store) Stats() (Stats, error) {
 		st.StoredBytes += int64(m.frameSize)
 		return nil
 	})
+	if err != nil {
+		return st, err
+	}
+	err = s.scan(prefixManifest, func([32]byte, []byte) error { st.Manifests++; return nil })
 	return st, err
 }
 

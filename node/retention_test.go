@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -137,4 +138,60 @@ func TestRetention_DownloadsKeepObjects(t *testing.T) {
 	if _, err := n.Catalog().Object("c", h('1')); err != nil {
 		t.Fatalf("the downloaded object after the offline pass: %v", err)
 	}
+}
+
+// TestCluster_RetentionCountsDownloadsOnAnyNode: a NAR downloaded from a
+// follower keeps its object, once the follower folds its downloads into
+// the catalog; only the leader's pass expires objects, once.
+func TestCluster_RetentionCountsDownloadsOnAnyNode(t *testing.T) {
+	first := startCluster(t, clusterConfig(t, "eu-1", "eu", nil), time.Minute)
+	second := startCluster(t, clusterConfig(t, "us-1", "us", []string{first.cluster.GossipAddr()}), time.Minute)
+	eventually.True(t, "two servers", func() bool { s, err := first.Catalog().Servers(); return err == nil && len(s) == 2 })
+	ctx := context.Background()
+	hour := uint32(3600)
+	eventually.True(t, "the cache", func() bool {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := first.Catalog().CreateCache(cctx, catalog.Cache{Name: "c", IsPublic: true, RetentionPeriod: &hour})
+		return err == nil || errors.Is(err, catalog.ErrCacheExists)
+	})
+	h := func(c byte) nixid.StorePathHash { return nixid.StorePathHash(strings.Repeat(string(c), 32)) }
+	old := time.Now().Add(-2 * time.Hour)
+	for _, c := range []byte("01") {
+		id := putPath(t, first, "c", h(c), 64<<10)
+		o, _ := first.Catalog().Object("c", h(c))
+		o.CreatedAt, o.Manifest = old, id
+		if err := first.Catalog().PutObject(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually.True(t, "the follower's catalog", func() bool { _, err := second.Catalog().Object("c", h('1')); return err == nil })
+	resp, err := http.Get(second.URL() + "/c/nar/" + string(h('1')) + ".nar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("download from the follower: %s", resp.Status)
+	}
+	if err := second.collector.Accesses.Flush(ctx); err != nil {
+		t.Fatalf("the follower's flush: %v", err)
+	}
+	leader, follower := first, second
+	if second.Catalog().IsLeader() {
+		leader, follower = second, first
+	}
+	if res, err := follower.collector.CollectNow(ctx); err != nil || res.ObjectsExpired != 0 {
+		t.Fatalf("the follower's pass: %+v %v; retention is the leader's", res, err)
+	}
+	res, err := leader.collector.CollectNow(ctx)
+	if err != nil || res.ObjectsExpired != 1 {
+		t.Fatalf("the leader's pass: %+v %v, want one object expired", res, err)
+	}
+	eventually.True(t, "the expiry on both nodes", func() bool {
+		_, gone := second.Catalog().Object("c", h('0'))
+		_, kept := second.Catalog().Object("c", h('1'))
+		return errors.Is(gone, catalog.ErrNoSuchObject) && kept == nil
+	})
 }

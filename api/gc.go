@@ -10,7 +10,7 @@ import (
 // a HEAD): Attic's last_accessed_at, which only NAR downloads bump.
 func (s *Server) recordDownload(r *http.Request, obj catalog.Object) {
 	if s.downloads != nil && r.Method == http.MethodGet {
-		s.downloads.Record(obj.Cache, obj.StorePathHash)
+		s.downloads.Record(obj.Cache, obj.StorePathHash, obj.LastUsed())
 	}
 }
 

@@ -19,7 +19,7 @@ type fakeDownloads struct {
 	seen []string
 }
 
-func (f *fakeDownloads) Record(c nixid.CacheName, h nixid.StorePathHash) {
+func (f *fakeDownloads) Record(c nixid.CacheName, h nixid.StorePathHash, _ time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seen = append(f.seen, string(c)+"/"+string(h))

@@ -207,7 +207,9 @@ type Deps struct {
 
 // Downloads records NAR downloads; Record must not block.
 type Downloads interface {
-	Record(cache nixid.CacheName, hash nixid.StorePathHash)
+	// Record is given the object's last use as the catalog has it (see
+	// catalog.Object.LastUsed), so a recent one need not be recorded again.
+	Record(cache nixid.CacheName, hash nixid.StorePathHash, lastUsed time.Time)
 }
 
 // Collector runs one garbage collection pass now (*gc.Collector); an error

@@ -11,7 +11,7 @@
 //	cluster     the cluster controller: voter placement, rejoining, admin
 //	            join/leave/remove, cluster status; the only code that changes
 //	            Raft membership
-//	gc          the sweep loop over the local chunk store (retention joins it)
+//	gc          garbage collection: download times, retention (leader), the sweep of the local store
 //	placement   which nodes hold an object (every node, or N per region by
 //	            rendezvous hashing)
 //	syncer      copies what placement gives this node from its peers, in

@@ -15,6 +15,11 @@ import (
 // per download. Retention periods are days, so a minute's delay is noise.
 const DefaultAccessFlush = time.Minute
 
+// DefaultResolution is how fresh an object's last use in the catalog may
+// be for a download not to be recorded again: one touch per object per node
+// per hour at most, however popular the object. Retention periods are days.
+const DefaultResolution = time.Hour
+
 // MaxPendingAccesses bounds the downloads a node keeps between flushes
 // (distinct objects; each takes about 100 bytes). Past it, a flush starts
 // early, and what still does not fit is dropped and counted: the object's
@@ -40,9 +45,10 @@ type Accesses struct {
 	Touch Toucher
 	Log   *slog.Logger
 	// Now is the clock (time.Now when nil); Max bounds the pending set
-	// (MaxPendingAccesses when 0).
-	Now func() time.Time
-	Max int
+	// (MaxPendingAccesses when 0); Resolution is DefaultResolution when 0.
+	Now        func() time.Time
+	Max        int
+	Resolution time.Duration
 
 	mu      sync.Mutex
 	pending map[access]struct{}
@@ -73,9 +79,17 @@ func (a *Accesses) initLocked() {
 	}
 }
 
-// Record notes a download of an object's NAR. It never blocks on the
-// catalog.
-func (a *Accesses) Record(cache nixid.CacheName, hash nixid.StorePathHash) {
+// Record notes a download of an object's NAR, unless the catalog's last
+// use of it (lastUsed: its push or its last folded download) is within the
+// resolution. It never blocks on the catalog.
+func (a *Accesses) Record(cache nixid.CacheName, hash nixid.StorePathHash, lastUsed time.Time) {
+	res := a.Resolution
+	if res <= 0 {
+		res = DefaultResolution
+	}
+	if a.now().Sub(lastUsed) < res {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.initLocked()

@@ -1,9 +1,11 @@
-// Package gc collects a node's garbage: the loop that sweeps the local
-// chunk store (chunkstore.Sweep) against the manifests the catalog
-// references, on a running node only once the catalog is confirmed current,
-// and the same pass over a stopped lone node's data dir (garretd --mode
-// garbage-collector[-once]). Retention, which removes objects from the
-// catalog, joins it here.
+// Package gc collects a node's garbage. Each pass (Collector) folds the
+// NAR downloads this node served into the catalog (Accesses), lets the Raft
+// leader remove the objects unused within their cache's retention period
+// (Retention), and sweeps the local chunk store (chunkstore.Sweep) against
+// the manifests the catalog still references, on a running node only once
+// its catalog is confirmed current. garretd --mode garbage-collector[-once]
+// runs the same pass over a stopped lone node's data dir. See
+// replication/DESIGN.md, "Retention and garbage collection".
 package gc
 
 import (

@@ -131,12 +131,14 @@ func TestAccesses_BoundedAndKeptOnFailure(t *testing.T) {
 	if err := col.Register(reg); err != nil {
 		t.Fatal(err)
 	}
+	var never time.Time
+	a.Record("a", hashOf(-1), time.Now().Add(-time.Minute)) // used a minute ago: not again
 	for i := range catalog.MaxObjectsPerCommand + 50 {
-		a.Record("a", hashOf(i))
-		a.Record("a", hashOf(i)) // twice: one entry
+		a.Record("a", hashOf(i), never)
+		a.Record("a", hashOf(i), never) // twice: one entry
 	}
 	for i := range 100 {
-		a.Record("b", hashOf(i))
+		a.Record("b", hashOf(i), never)
 	}
 	if p := a.Pending(); p != a.Max {
 		t.Fatalf("pending %d, want the bound %d", p, a.Max)

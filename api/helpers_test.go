@@ -27,7 +27,7 @@ import (
 // testEnv is one in-process node: real chunk store, real Raft catalog over a
 // libp2p transport with short timeouts, and the API behind httptest.
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	cat   *catalog.Catalog
 	store *chunkstore.Store
@@ -36,20 +36,20 @@ type testEnv struct {
 	root  string // token with every permission on "*"
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	return newTestEnvWith(t, DefaultConfig())
 }
 
 // newTestEnvWith is newTestEnv with an API config of the test's choosing.
-func newTestEnvWith(t *testing.T, ac Config) *testEnv {
+func newTestEnvWith(t testing.TB, ac Config) *testEnv {
 	t.Helper()
 	return newTestEnvDeps(t, ac, Deps{})
 }
 
 // newTestEnvDeps is newTestEnvWith with the optional API dependencies
 // (Cluster, DiskFloor, Copies) of the test's choosing; the rest are the env's own.
-func newTestEnvDeps(t *testing.T, ac Config, deps Deps) *testEnv {
+func newTestEnvDeps(t testing.TB, ac Config, deps Deps) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -152,6 +152,7 @@ type Server struct {
 	staging   *staging
 	preauth   *byteBudget
 	keys      keyCache
+	sigs      sigCache
 	mux       *http.ServeMux
 	metrics   *metrics
 	fetcher   Fetcher

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,29 @@ type fsm struct {
 	// every later entry is refused, so the stored applied index never
 	// passes the unwritten one (the log replays it after the restart).
 	broken atomic.Bool
+
+	// caches memoises decoded caches (Catalog.Cache, on every request);
+	// cacheGen moves after every entry that changes a cache, and on
+	// restore, which makes every memo stale.
+	caches   sync.Map // nixid.CacheName → cacheMemo
+	cacheGen atomic.Uint64
+}
+
+// cacheMemo is a decoded cache as of a cacheGen.
+type cacheMemo struct {
+	gen   uint64
+	cache Cache
+}
+
+// changesCaches reports whether an entry's commands change a cache.
+func changesCaches(cmds []decoded) bool {
+	for _, d := range cmds {
+		switch d.cmd.Type {
+		case cmdCreateCache, cmdConfigureCache, cmdDestroyCache:
+			return true
+		}
+	}
+	return false
 }
 
 // retryWait bounds the wait between two tries of an unwritable entry.
@@ -161,6 +185,9 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 		commit = func(b *pebble.Batch) error { return b.Commit(pebble.Sync) }
 	}
 	check(commit(b.Batch))
+	if changesCaches(cmds) {
+		f.cacheGen.Add(1)
+	}
 	return res, nil
 }
 
@@ -189,6 +216,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	f.cacheGen.Add(1)
 	f.applied.Store(idx)
 	f.advanced.broadcast()
 	f.log.Info("catalog restored from snapshot", "applied_index", idx)

@@ -88,14 +88,25 @@ func (c *Catalog) RevokeToken(ctx context.Context, jti string, expiresAt time.Ti
 	return err
 }
 
-// Cache reads a cache from local state.
+// Cache reads a cache from local state. Every request reads its cache, so
+// decoded caches are kept until an entry changes one (fsm.cacheGen); a
+// memo read just before such an entry is as if the read came first.
 func (c *Catalog) Cache(name nixid.CacheName) (Cache, error) {
+	gen := c.fsm.cacheGen.Load()
+	if v, ok := c.fsm.caches.Load(name); ok && v.(cacheMemo).gen == gen {
+		return v.(cacheMemo).cache.clone(), nil
+	}
 	var cc Cache
 	ok, err := c.fsm.st.get(cacheKey(name), &cc)
-	if err == nil && !ok {
-		err = ErrNoSuchCache
+	switch {
+	case err != nil:
+		return cc, err
+	case !ok:
+		c.fsm.caches.Delete(name) // only existing caches are kept: names asked for are not bounded
+		return cc, ErrNoSuchCache
 	}
-	return cc, err
+	c.fsm.caches.Store(name, cacheMemo{gen: gen, cache: cc.clone()})
+	return cc, nil
 }
 
 // Caches lists every cache.

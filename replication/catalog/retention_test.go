@@ -103,3 +103,39 @@ func TestCatalog_TouchAndExpireBounds(t *testing.T) {
 }
 
 func first(_ int, err error) error { return err }
+
+// TestCatalog_CacheMemo: the decoded cache kept for requests follows every
+// change to the cache, and a caller changing its copy changes nothing.
+func TestCatalog_CacheMemo(t *testing.T) {
+	n := startNode(t, t.TempDir(), true)
+	waitLeader(t, n.cat)
+	ctx := context.Background()
+	c := n.cat
+	if err := c.CreateCache(ctx, Cache{Name: "m", Priority: 1, UpstreamCacheKeyNames: []string{"k"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Cache("m")
+	if err != nil || got.Priority != 1 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	got.UpstreamCacheKeyNames[0] = "changed"
+	prio := int32(2)
+	if err := c.ConfigureCache(ctx, "m", CachePatch{Priority: &prio}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Cache("m"); got.Priority != 2 || got.UpstreamCacheKeyNames[0] != "k" {
+		t.Fatalf("after configure: %+v", got)
+	}
+	if err := c.DestroyCache(ctx, "m", HardDelete); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cache("m"); !errors.Is(err, ErrNoSuchCache) {
+		t.Fatalf("after destroy: %v", err)
+	}
+	if err := c.CreateCache(ctx, Cache{Name: "m", Priority: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Cache("m"); got.Priority != 3 {
+		t.Fatalf("created again: %+v", got)
+	}
+}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
@@ -46,6 +47,16 @@ type Cache struct {
 	UpstreamCacheKeyNames []string        `json:"upstream_cache_key_names"`
 	RetentionPeriod       *uint32         `json:"retention_period,omitempty"` // seconds; nil = global
 	CreatedAt             time.Time       `json:"created_at"`
+}
+
+// clone copies c so the copy shares no slice or pointer with it.
+func (c Cache) clone() Cache {
+	c.UpstreamCacheKeyNames = slices.Clone(c.UpstreamCacheKeyNames)
+	if c.RetentionPeriod != nil {
+		p := *c.RetentionPeriod
+		c.RetentionPeriod = &p
+	}
+	return c
 }
 
 // Deletion is how DestroyCache removes a cache. Both remove its objects and

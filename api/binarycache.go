@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Content types of the Nix binary-cache protocol.
@@ -76,13 +74,33 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
-	cache, obj, err := s.pullObject(r, name, hashPart)
+	h, err := nixid.ParseStorePathHash(hashPart)
+	if err != nil {
+		return requestError("%v", err)
+	}
+	cache, err := s.authorize(r, name, needPull)
 	if err != nil {
 		return err
 	}
-	body, err := s.renderNarInfo(cache, obj)
-	if err != nil {
+	// The rendered, signed narinfo is kept by a digest of the cache's key
+	// and the object as stored: any change to either is a new entry.
+	raw, err := s.catalog.ObjectRaw(name, h)
+	if errors.Is(err, catalog.ErrNoSuchObject) {
+		return errNoSuchObject
+	} else if err != nil {
 		return err
+	}
+	key := narinfoKey(cache.Keypair, raw)
+	body, ok := s.narinfos.get(key)
+	if !ok {
+		obj, err := catalog.DecodeObject(raw)
+		if err != nil {
+			return err
+		}
+		if body, err = s.renderNarInfo(cache, obj); err != nil {
+			return err
+		}
+		s.narinfos.add(key, body)
 	}
 	setVisibility(w, cache)
 	w.Header().Set("Content-Type", mimeNarInfo)
@@ -127,43 +145,13 @@ func (s *Server) renderNarInfo(cache catalog.Cache, o catalog.Object) (string, e
 		System:      o.System,
 		CA:          o.CA,
 	}
-	sig := s.sigs.sign(cache.Keypair, key, narinfo.Fingerprint(o.StorePath, o.NarHash, uint64(o.NarSize), o.References))
+	sig := key.Sign(narinfo.Fingerprint(o.StorePath, o.NarHash, uint64(o.NarSize), o.References))
 	ni.Sigs = append([]string{sig}, o.Sigs...)
 	text, err := ni.Render()
 	if err != nil {
 		return "", fmt.Errorf("cache %s: object %s: refusing to serve its narinfo: %w", cache.Name, o.StorePathHash, err)
 	}
 	return text, nil
-}
-
-// sigCacheSize bounds the signatures sigCache keeps (about 250 bytes
-// each): the hot narinfos of a busy cache.
-const sigCacheSize = 32 << 10
-
-// sigCache memoises a cache's signature of each narinfo fingerprint: an
-// Ed25519 signature is most of what a narinfo request costs (about 40 µs
-// here, where the lookup takes a few), and the same narinfo is asked for
-// again and again. Keyed by a hash of the key and the fingerprint, so a new
-// keypair or changed path info is signed anew.
-type sigCache struct {
-	once sync.Once
-	lru  *lru.Cache[[32]byte, string]
-}
-
-func (c *sigCache) sign(keypair string, key narinfo.SecretKey, fingerprint string) string {
-	c.once.Do(func() { c.lru, _ = lru.New[[32]byte, string](sigCacheSize) })
-	h := sha256.New()
-	_, _ = io.WriteString(h, keypair)
-	_, _ = h.Write([]byte{0})
-	_, _ = io.WriteString(h, fingerprint)
-	var k [32]byte
-	h.Sum(k[:0])
-	if sig, ok := c.lru.Get(k); ok {
-		return sig
-	}
-	sig := key.Sign(fingerprint)
-	c.lru.Add(k, sig)
-	return sig
 }
 
 // keyCache memoises parsed signing keys by their text.

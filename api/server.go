@@ -40,6 +40,9 @@ type Catalog interface {
 	Cache(name nixid.CacheName) (catalog.Cache, error)
 	Caches() ([]catalog.Cache, error)
 	Object(cache nixid.CacheName, h nixid.StorePathHash) (catalog.Object, error)
+	// ObjectRaw is the object as stored (catalog.DecodeObject decodes it):
+	// the narinfo cache's key.
+	ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byte, error)
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
@@ -152,7 +155,7 @@ type Server struct {
 	staging   *staging
 	preauth   *byteBudget
 	keys      keyCache
-	sigs      sigCache
+	narinfos  narinfoCache
 	mux       *http.ServeMux
 	metrics   *metrics
 	fetcher   Fetcher

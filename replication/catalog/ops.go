@@ -1,12 +1,15 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
 )
@@ -114,6 +117,33 @@ func (c *Catalog) Caches() ([]Cache, error) {
 	var out []Cache
 	err := scan(c.fsm.st, []byte("c/"), func(cc Cache) error { out = append(out, cc); return nil })
 	return out, err
+}
+
+// ObjectRaw reads a store path of a cache from local state as stored: the
+// bytes change whenever anything about the object does, so a digest of them
+// keys what is derived from the object (a rendered narinfo) without
+// decoding it. DecodeObject decodes them.
+func (c *Catalog) ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byte, error) {
+	st := c.fsm.st
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.db == nil {
+		return nil, ErrClosed
+	}
+	b, closer, err := st.db.Get(objectKey(cache, h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNoSuchObject
+	} else if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return bytes.Clone(b), nil
+}
+
+// DecodeObject decodes what ObjectRaw returned.
+func DecodeObject(raw []byte) (Object, error) {
+	var o Object
+	return o, json.Unmarshal(raw, &o)
 }
 
 // Object reads a store path of a cache from local state.

@@ -157,53 +157,54 @@ func (c *deleteObjects) apply(b *applier) result {
 		return result{err: ErrNoSuchCache}
 	}
 	n := 0
-	for _, h := range c.Hashes {
-		k := objectKey(c.Name, h)
-		var old Object
-		if ok, err := getJSON(b, k, &old); err != nil {
+	eachStored(b, c.Name, c.Hashes, func(k []byte, o Object) {
+		removeObject(b, c.Name, k, o)
+		n++
+	})
+	return result{count: n}
+}
+
+// eachStored calls fn with the key and value of each of the listed objects
+// that is stored.
+func eachStored(b *applier, cache nixid.CacheName, hashes []nixid.StorePathHash, fn func(k []byte, o Object)) {
+	for _, h := range hashes {
+		k := objectKey(cache, h)
+		var o Object
+		if ok, err := getJSON(b, k, &o); err != nil {
 			panic(stateError{err})
 		} else if ok {
-			unindexNarURL(b, old)
-			check(b.Delete(k, nil))
-			b.record(Change{Op: OpDeleteObject, Cache: c.Name, Hash: h})
-			n++
+			fn(k, o)
 		}
 	}
-	return result{count: n}
+}
+
+// removeObject deletes a stored object and records it in the change log.
+func removeObject(b *applier, cache nixid.CacheName, k []byte, o Object) {
+	unindexNarURL(b, o)
+	check(b.Delete(k, nil))
+	b.record(Change{Op: OpDeleteObject, Cache: cache, Hash: o.StorePathHash})
 }
 
 func (c *touchObjects) apply(b *applier) result {
 	n := 0
-	for _, h := range c.Hashes {
-		k := objectKey(c.Name, h)
-		var o Object
-		if ok, err := getJSON(b, k, &o); err != nil {
-			panic(stateError{err})
-		} else if !ok || !o.AccessedAt.Before(c.At) {
-			continue
+	eachStored(b, c.Name, c.Hashes, func(k []byte, o Object) {
+		if o.AccessedAt.Before(c.At) {
+			o.AccessedAt = c.At
+			check(b.Set(k, mustJSON(o), nil))
+			n++
 		}
-		o.AccessedAt = c.At
-		check(b.Set(k, mustJSON(o), nil))
-		n++
-	}
+	})
 	return result{count: n}
 }
 
 func (c *expireObjects) apply(b *applier) result {
 	n := 0
-	for _, h := range c.Hashes {
-		k := objectKey(c.Name, h)
-		var o Object
-		if ok, err := getJSON(b, k, &o); err != nil {
-			panic(stateError{err})
-		} else if !ok || !o.LastUsed().Before(c.Before) {
-			continue
+	eachStored(b, c.Name, c.Hashes, func(k []byte, o Object) {
+		if o.LastUsed().Before(c.Before) {
+			removeObject(b, c.Name, k, o)
+			n++
 		}
-		unindexNarURL(b, o)
-		check(b.Delete(k, nil))
-		b.record(Change{Op: OpDeleteObject, Cache: c.Name, Hash: h})
-		n++
-	}
+	})
 	return result{count: n}
 }
 

@@ -358,6 +358,15 @@ func (n *Node) Done() <-chan struct{} { return n.cluster.Done() }
 // (after the API, which writes to it), the host and the store.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
+	if n.collector != nil {
+		// The downloads served since the last flush, while this node is
+		// still a member the leader takes writes from.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := n.collector.Accesses.Flush(fctx); err != nil {
+			n.log.Warn("download times not folded into the catalog before stopping", "pending", n.collector.Accesses.Pending(), "err", err)
+		}
+		cancel()
+	}
 	if n.cluster != nil {
 		n.cluster.Leave(ctx) // SIGTERM and `garret cluster leave` leave gracefully
 	}

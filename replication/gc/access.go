@@ -174,8 +174,8 @@ func (a *Accesses) putBack(cache nixid.CacheName, hashes []nixid.StorePathHash) 
 }
 
 // Run flushes every interval, and early when the pending set is half
-// full, until ctx is done; then once more, so a node stopping cleanly
-// loses none.
+// full, until ctx is done. A node stopping cleanly flushes once more itself,
+// while it is still a member (node.Shutdown).
 func (a *Accesses) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultAccessFlush
@@ -189,9 +189,6 @@ func (a *Accesses) Run(ctx context.Context, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			a.logFlush(a.Flush(fctx))
-			cancel()
 			return
 		case <-t.C:
 		case <-full:

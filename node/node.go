@@ -21,6 +21,7 @@ import (
 	"github.com/garret-cache/garret/api"
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
 	"github.com/garret-cache/garret/replication/cluster"
@@ -228,11 +229,18 @@ func New(cfg Config) (_ *Node, err error) {
 	// Garbage collection: every node folds the downloads it serves into the
 	// catalog and sweeps its own store; the leader runs retention.
 	gcLog := n.log.With("component", "gc")
+	retention := &gc.Retention{Catalog: n.catalog, Default: sc.GC.DefaultRetentionPeriod}
 	n.collector = &gc.Collector{
 		Sweeper: &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
 			Grace: cfg.SweepGrace},
-		Accesses:  &gc.Accesses{Touch: n.catalog.TouchObjects, Log: gcLog},
-		Retention: &gc.Retention{Catalog: n.catalog, Default: sc.GC.DefaultRetentionPeriod},
+		Accesses: &gc.Accesses{Touch: n.catalog.TouchObjects, Log: gcLog, PeriodOf: func(name nixid.CacheName) time.Duration {
+			c, err := n.catalog.Cache(name) // kept decoded: cheap on every download
+			if err != nil {
+				return 0
+			}
+			return retention.Period(c)
+		}},
+		Retention: retention,
 		Leads:     n.catalog.IsLeader,
 		History:   &n.gcRuns, Node: orDefault(p.cluster.NodeName, id.String()), Log: gcLog,
 	}

@@ -17,7 +17,9 @@ const DefaultAccessFlush = time.Minute
 
 // DefaultResolution is how fresh an object's last use in the catalog may
 // be for a download not to be recorded again: one touch per object per node
-// per hour at most, however popular the object. Retention periods are days.
+// per hour at most, however popular the object. Retention periods are days;
+// a cache with a period shorter than a day gets a finer resolution, a 24th
+// of its period.
 const DefaultResolution = time.Hour
 
 // MaxPendingAccesses bounds the downloads a node keeps between flushes
@@ -44,11 +46,14 @@ type access struct {
 type Accesses struct {
 	Touch Toucher
 	Log   *slog.Logger
+	// PeriodOf is a cache's retention period (Retention.Period of it; 0:
+	// none), for caches whose period calls for a resolution finer than
+	// DefaultResolution; nil: DefaultResolution for every cache.
+	PeriodOf func(nixid.CacheName) time.Duration
 	// Now is the clock (time.Now when nil); Max bounds the pending set
-	// (MaxPendingAccesses when 0); Resolution is DefaultResolution when 0.
-	Now        func() time.Time
-	Max        int
-	Resolution time.Duration
+	// (MaxPendingAccesses when 0).
+	Now func() time.Time
+	Max int
 
 	mu      sync.Mutex
 	pending map[access]struct{}
@@ -83,12 +88,13 @@ func (a *Accesses) initLocked() {
 // use of it (lastUsed: its push or its last folded download) is within the
 // resolution. It never blocks on the catalog.
 func (a *Accesses) Record(cache nixid.CacheName, hash nixid.StorePathHash, lastUsed time.Time) {
-	res := a.Resolution
-	if res <= 0 {
-		res = DefaultResolution
-	}
-	if a.now().Sub(lastUsed) < res {
-		return
+	if age := a.now().Sub(lastUsed); age < DefaultResolution {
+		if a.PeriodOf == nil {
+			return
+		}
+		if p := a.PeriodOf(cache); p <= 0 || age < p/24 {
+			return
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -132,7 +132,19 @@ func TestAccesses_BoundedAndKeptOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	var never time.Time
-	a.Record("a", hashOf(-1), time.Now().Add(-time.Minute)) // used a minute ago: not again
+	r := &Accesses{PeriodOf: func(c nixid.CacheName) time.Duration {
+		return map[nixid.CacheName]time.Duration{"short": 24 * time.Minute}[c]
+	}}
+	r.Record("a", hashOf(1), time.Now().Add(-2*time.Minute))      // used two minutes ago, no short period: not again
+	r.Record("short", hashOf(2), time.Now().Add(-30*time.Second)) // within a 24th of its period: not again
+	if r.Pending() != 0 {
+		t.Fatalf("%d recent downloads recorded", r.Pending())
+	}
+	r.Record("short", hashOf(3), time.Now().Add(-2*time.Minute)) // past a 24th of 24 minutes
+	r.Record("a", hashOf(4), never)
+	if r.Pending() != 2 {
+		t.Fatalf("%d downloads recorded, want the old one and the one past its short period's resolution", r.Pending())
+	}
 	for i := range catalog.MaxObjectsPerCommand + 50 {
 		a.Record("a", hashOf(i), never)
 		a.Record("a", hashOf(i), never) // twice: one entry

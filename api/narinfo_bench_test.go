@@ -1,6 +1,9 @@
 package api
 
 import (
+	"crypto/rand"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 )
@@ -26,5 +29,33 @@ func BenchmarkNarInfo(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("narinfo: %d %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkNarDownload downloads one 64 MiB NAR (random, so its frames are
+// its size) over a loopback HTTP connection: what serving costs per byte.
+func BenchmarkNarDownload(b *testing.B) {
+	e := newTestEnv(b)
+	e.createCache("pub", true)
+	content := make([]byte, 64<<20)
+	_, _ = rand.Read(content)
+	nar := fileNAR(string(content))
+	info := uploadInfo("pub", "big", nar)
+	if st, body := e.upload(e.root, info, nar); st != 200 {
+		b.Fatalf("upload: %d %s", st, body)
+	}
+	url := e.srv.URL + "/pub/nar/" + info.StorePathHash + ".nar"
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	b.SetBytes(int64(len(nar)))
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%d %v", resp.StatusCode, err)
+		}
+		resp.Body.Close()
 	}
 }

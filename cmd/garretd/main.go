@@ -83,7 +83,7 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log line format on stderr: text (key=value) or json (one object per line)")
-	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd())
+	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd(), healthcheckCmd())
 	return cmd
 }
 

@@ -144,6 +144,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	if cfg.Origin != "" {
 		log.Info(cfg.Origin)
 	}
+	for _, n := range cfg.Notes {
+		log.Info(n, "config", cfg.Path)
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w, "config", cfg.Path)
 	}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +82,10 @@ type moduleEval struct {
 	Firewall         struct{ TCP, UDP []int }
 	Services         map[string]map[string]any
 	Wrappers         []struct{ Name, Text string }
+	ConfigCheck      *struct {
+		Script string
+		Env    map[string]string
+	}
 }
 
 // evalModule evaluates nixos/module.nix with nixpkgs' lib at lib and the
@@ -95,7 +100,9 @@ func evalModule(t *testing.T, lib, garretdExpr string) moduleEval {
 		t.Fatalf("evaluating the module: exit %d\n%s", code, stderr)
 	}
 	var r moduleEval
-	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.UseNumber() // TOML tells integers from floats
+	if err := dec.Decode(&r); err != nil {
 		t.Fatalf("%v: %s", err, stdout)
 	}
 	return r
@@ -124,6 +131,69 @@ func nixpkgsLib(t *testing.T) string {
 	return ""
 }
 
+// renderSettings writes the module's settings as server.toml, as
+// pkgs.formats.toml does (JSON to TOML).
+func renderSettings(t *testing.T, settings map[string]any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "server.toml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := toml.NewEncoder(f).Encode(numbers(settings)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// numbers turns JSON numbers into TOML integers where they are whole, as
+// remarshal (behind pkgs.formats.toml) does.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	}
+	return v
+}
+
+// buildTimeCheck runs the module's runCommand script (garretd --mode
+// check-config, then cp to $out) as the Nix build would: with only its
+// derivation's environment, garretd on PATH, and the rendered settings at
+// the placeholder store path. It returns what $out holds, or the script's
+// failure with its output.
+func buildTimeCheck(t *testing.T, r moduleEval, rendered string) (string, error) {
+	t.Helper()
+	if r.ConfigCheck == nil {
+		t.Fatal("the module defines no configFile")
+	}
+	script := strings.ReplaceAll(r.ConfigCheck.Script, "/nix/store/00000000000000000000000000000000-garretd-server.toml", rendered)
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "out")
+	cmd := exec.Command("bash", "-eu", "-c", script)
+	cmd.Env = []string{"PATH=" + filepath.Dir(garretd) + ":/usr/bin:/bin", "TMPDIR=" + tmp, "out=" + out}
+	for k, v := range r.ConfigCheck.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v: %s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	return string(b), err
+}
+
 // TestNixOSModule_Evaluates: with nixpkgs' lib, services.garretd evaluates;
 // its settings, rendered to TOML as pkgs.formats.toml does, pass garretd
 // --mode check-config with the environmentFile's secrets; the firewall
@@ -139,18 +209,12 @@ func TestNixOSModule_Evaluates(t *testing.T) {
 	if len(r.FailedAssertions) != 0 {
 		t.Fatalf("assertions fail: %v", r.FailedAssertions)
 	}
-	// The settings as server.toml.
-	path := filepath.Join(t.TempDir(), "server.toml")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := toml.NewEncoder(f).Encode(r.Settings); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	path := renderSettings(t, r.Settings)
 	if stdout, stderr, code := checkConfig(t, path, secretsEnv); code != 0 {
 		t.Fatalf("the module's settings fail check-config: %s%s\n%s", stdout, stderr, read(t, path))
+	}
+	if out, err := buildTimeCheck(t, r, path); err != nil || out != read(t, path) {
+		t.Fatalf("the build-time check of the config: %v; $out %q", err, out)
 	}
 	if c := load(t, path, secretsEnv); c.DataDir != "/var/lib/garretd" || c.Listen != "[::]:8080" || c.Cluster.Region != "eu" || c.GC.DefaultRetentionPeriod == 0 {
 		t.Errorf("rendered settings: data-dir %q, listen %q, %+v", c.DataDir, c.Listen, c.Cluster)
@@ -175,6 +239,12 @@ func TestNixOSModule_Evaluates(t *testing.T) {
 	}
 	if _, stderr, code := runCmd(t, exec.Command("sh", "-n", "-c", r.Wrappers[0].Text)); code != 0 {
 		t.Errorf("garretd-make-token is not valid shell: %s", stderr)
+	}
+
+	// A config garretd refuses fails the system's build.
+	r = evalModule(t, lib, `{ enable = true; settings.chunking = { min-size = 16384; avg-size = 65536; max-size = 1073741824; }; }`)
+	if out, err := buildTimeCheck(t, r, renderSettings(t, r.Settings)); err == nil || !strings.Contains(err.Error(), "max-size") {
+		t.Errorf("a max-size garretd refuses passes the build-time check: %v, $out %q", err, out)
 	}
 
 	r = evalModule(t, lib, `{ enable = true; environmentFile = "secrets.env"; settings = { cluster.secret = "x"; jwt.signing.token-hs256-secret-base64 = "eA=="; }; }`)

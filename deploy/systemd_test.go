@@ -85,9 +85,6 @@ func verifyNixOSUnit(t *testing.T, serviceConfig map[string]any) {
 			vals = []any{serviceConfig[k]}
 		}
 		for _, v := range vals {
-			if f, ok := v.(float64); ok {
-				v = int64(f)
-			}
 			fmt.Fprintf(&b, "%s=%v\n", k, v)
 		}
 	}

@@ -24,7 +24,7 @@ let
   cfg = config.services.garretd;
   format = pkgs.formats.toml { };
 
-  configFile = format.generate "garretd-server.toml" cfg.settings;
+  renderedConfig = format.generate "garretd-server.toml" cfg.settings;
 
   # The config as garretd itself checks it at build time (as the atticd
   # module does), with placeholder secrets: the real ones stay in
@@ -38,8 +38,8 @@ let
       }
       ''
         export HOME=$TMPDIR
-        garretd --config ${configFile} --mode check-config
-        cp ${configFile} $out
+        garretd --config ${renderedConfig} --mode check-config
+        cp ${renderedConfig} $out
       '';
 
   # The port of a "host:port" address.
@@ -123,6 +123,15 @@ in
       '';
     };
 
+    configFile = lib.mkOption {
+      type = lib.types.package;
+      readOnly = true;
+      description = ''
+        The server.toml the service (and garretd-make-token) runs with: settings rendered
+        to TOML and checked by `garretd --mode check-config` when the system is built.
+      '';
+    };
+
     settings = lib.mkOption {
       description = ''
         server.toml as an attribute set (Attic's keys with Attic's meaning, plus
@@ -175,6 +184,8 @@ in
         message = "services.garretd.settings.cluster.secret would be world-readable in the Nix store: put GARRET_CLUSTER_SECRET in services.garretd.environmentFile.";
       }
     ];
+
+    services.garretd.configFile = checkedConfigFile;
 
     environment.systemPackages = [ makeTokenWrapper ];
 

@@ -43,7 +43,12 @@ let
           valueType;
         generate = name: _value: stubDrv name { };
       };
-    runCommand = name: _env: _script: stubDrv name { };
+    runCommand =
+      name: env: script:
+      stubDrv name {
+        inherit script;
+        env = removeAttrs env [ "nativeBuildInputs" ];
+      };
     writeShellScriptBin = name: text: stubDrv name { inherit text; };
   };
 
@@ -111,6 +116,14 @@ in
     udp = c.networking.firewall.allowedUDPPorts;
   };
   services = lib.mapAttrs (_: s: s.serviceConfig) c.systemd.services;
+  # The build-time check of the config: runCommand's script and environment.
+  configCheck =
+    if c.services.garretd.enable then
+      {
+        inherit (c.services.garretd.configFile) script env;
+      }
+    else
+      null;
   wrappers = map (p: {
     inherit (p) name;
     text = p.text or "";

@@ -2,6 +2,9 @@ package deploy
 
 import (
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -258,4 +261,90 @@ func TestFlyToml_AgreesWithItsConfig(t *testing.T) {
 		t.Errorf("the seed must bootstrap and the nodes join it: seed %q, node %q (want %q)", f.Processes["seed"], f.Processes["node"], wantJoin)
 	}
 	exposes(t, readDockerfile(t), "fly/server.toml", cfg.Listen, cfg.Cluster.GossipListen, cfg.Cluster.P2PListen)
+}
+
+// dockerIgnored reports whether .dockerignore's patterns leave rel (a
+// slash path from the repository root) out of the build context: a pattern
+// matches the path or one of its parent directories, as Docker matches
+// patterns without "**" or "!".
+func dockerIgnored(rel string, patterns []string) bool {
+	for _, p := range patterns {
+		for dir := rel; dir != "."; dir = path.Dir(dir) {
+			if ok, _ := path.Match(p, dir); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestDockerfile_ContextBuilds runs the Dockerfile's build stage without
+// Docker: the repository as .dockerignore leaves it (the build context),
+// then the stage's commands, `go mod download` and the Makefile's build of
+// garretd and garret. It catches a .dockerignore that leaves out a file the
+// build needs, or a go.sum the download would have to change.
+func TestDockerfile_ContextBuilds(t *testing.T) {
+	var patterns []string
+	for _, l := range strings.Split(read(t, "../.dockerignore"), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasPrefix(l, "!") || strings.Contains(l, "**") {
+			t.Fatalf(".dockerignore pattern %q: this test models neither ! nor **", l)
+		}
+		patterns = append(patterns, strings.TrimPrefix(l, "/"))
+	}
+	ctx := t.TempDir()
+	copied, left := 0, 0
+	err := filepath.WalkDir("..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("..", p)
+		if rel == "." {
+			return nil
+		}
+		if dockerIgnored(filepath.ToSlash(rel), patterns) {
+			left++
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		copied++
+		dst := filepath.Join(ctx, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"garretd", ".git", "deploy/compose.yaml", "test/e2e/doc.go"} {
+		if _, err := os.Stat(filepath.Join(ctx, gone)); err == nil {
+			t.Errorf("%s is in the build context", gone)
+		}
+	}
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOWORK=off")
+	for _, args := range [][]string{{"mod", "download"}, {"build", "-trimpath", "-o", "out/", "./cmd/garretd", "./cmd/garret"}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir, cmd.Env = ctx, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s in the build context (%d files, %d left out): %v\n%s", strings.Join(args, " "), copied, left, err, out)
+		}
+	}
+	for _, bin := range []string{"garretd", "garret"} {
+		if _, err := os.Stat(filepath.Join(ctx, "out", bin)); err != nil {
+			t.Errorf("the build made no %s: %v", bin, err)
+		}
+	}
 }

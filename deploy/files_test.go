@@ -57,7 +57,7 @@ func TestDockerfile_BuildsAsTheMakefile(t *testing.T) {
 		t.Error("the default stage does not run as nonroot (65532)")
 	}
 	for _, want := range []string{"\nVOLUME /data\n", `CMD ["-f", "/etc/garret/server.toml"]`, `ENTRYPOINT ["/usr/local/bin/garretd"]`,
-		`CMD ["/usr/local/bin/garretd", "healthcheck", "http://127.0.0.1:8080/readyz"]`, "--chown=65532:65532 /empty/ /data/"} {
+		`CMD ["/usr/local/bin/garretd", "healthcheck", "http://127.0.0.1:8080/readyz"]`, "--chown=65532:65532 /layout/ /"} {
 		if !strings.Contains(d.text, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

@@ -7,7 +7,7 @@ BIN       := bin
 GOFLAGS_BUILD := -trimpath
 TEST_TAGS := pebblegozstd
 
-.PHONY: all build run test test-unit test-e2e test-deps bench lint demo-cluster
+.PHONY: all build run test test-unit test-e2e test-deps bench lint demo-cluster vendor-hash
 
 all: build
 
@@ -42,6 +42,11 @@ bench: build
 
 demo-cluster: build
 	deploy/demo-cluster.sh
+
+# vendor-hash updates deploy/nixos/package.nix's vendorHash after a change to
+# go.mod or go.sum (deploy's test fails until it matches).
+vendor-hash:
+	deploy/nixos/vendor-hash.sh --write
 
 lint:
 	$(GO) vet -tags $(TEST_TAGS) ./...

@@ -83,7 +83,7 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log line format on stderr: text (key=value) or json (one object per line)")
-	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd())
+	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd(), healthcheckCmd())
 	return cmd
 }
 
@@ -143,6 +143,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	if cfg.Origin != "" {
 		log.Info(cfg.Origin)
+	}
+	for _, n := range cfg.Notes {
+		log.Info(n, "config", cfg.Path)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w, "config", cfg.Path)

@@ -33,8 +33,8 @@ var layers = [][]string{
 	{"api"},
 	// 6: wiring.
 	{"node"},
-	// 7: programs, benchmarks and tests.
-	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering", "replication/cluster/clustertest"},
+	// 7: programs, benchmarks and tests (deploy: the deployment files' test).
+	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering", "replication/cluster/clustertest", "deploy"},
 }
 
 // mayImportNode: only the programs and the end-to-end tests start nodes.

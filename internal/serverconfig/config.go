@@ -109,6 +109,9 @@ type Config struct {
 	Cluster                          Cluster
 	Uploads                          Uploads
 	Warnings                         []string
+	// Notes are values taken from the environment rather than the file
+	// (fly.io's FLY_* variables); callers log them.
+	Notes []string
 }
 
 // ZstdLevel maps [compression] to klauspost/zstd's levels. Chunks are always

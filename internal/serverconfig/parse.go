@@ -269,6 +269,7 @@ func (c *Config) setCluster(f *file, getenv func(string) string) error {
 			return err
 		}
 	}
+	c.flyDefaults(getenv)
 	if v := getenv("GARRET_CLUSTER_SECRET"); v != "" {
 		c.Cluster.Secret = v
 	}

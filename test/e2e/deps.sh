@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs what the e2e tests need, once: Debian's nix-bin (Nix 2.8 on
+# Installs what the e2e tests (and deploy's checks) need, once: Debian's nix-bin (Nix 2.8 on
 # Debian 12) on this machine, and a current Nix (Debian 13's nix-bin, 2.26) in
 # a debootstrap chroot at $GARRET_NIX_CHROOT, which the tests enter with
 # `unshare -m` + `chroot` (see test/e2e/nixclient_test.go). Both are cached:
@@ -13,6 +13,8 @@ sudo=
 missing=
 command -v nix-store >/dev/null 2>&1 || missing="$missing nix-bin"
 command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+# deploy's test checks the systemd units with systemd-analyze.
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
 	echo ">> installing$missing (Debian) for the e2e tests"
 	$sudo apt-get update -qq

@@ -94,10 +94,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	// No script, no frames, no third parties; no Referer, so a web link's
-	// token never leaves in one.
+	// No script, no frames, no third parties; a Referer only to this site
+	// (not no-referrer: Chromium then sends "Origin: null" with the log-in
+	// POST, which sameOrigin could not tell from a cross-site one).
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -193,17 +194,22 @@ func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
 
 // sameOrigin refuses a cross-site POST: the Origin (or, without one, the
 // Referer) must name the host the request was sent to, and the browser
-// must not label it cross-site. A POST that says neither is refused too:
-// every browser sends Origin with a form POST.
+// must not label it cross-site (Fetch Metadata). A POST that says none of
+// these is refused too: every current browser sends Origin or
+// Sec-Fetch-Site with a form POST.
 func sameOrigin(r *http.Request) error {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return errors.New("the request came from another site")
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
+		return fmt.Errorf("the browser says the request came from another site (Sec-Fetch-Site: %s)", site)
 	}
 	from := r.Header.Get("Origin")
 	if from == "" || from == "null" {
 		from = r.Header.Get("Referer")
 	}
 	if from == "" {
+		if site == "same-origin" {
+			return nil
+		}
 		return errors.New("the request has neither Origin nor Referer, so its origin cannot be checked")
 	}
 	u, err := url.Parse(from)

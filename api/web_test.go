@@ -153,6 +153,9 @@ func TestWeb_LoginSetsAStrictCookie(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != WebPrefix+"/cluster" {
 		t.Fatalf("log-in: %d to %q", p.status, p.header.Get("Location"))
 	}
+	if p := e.web("GET", WebPrefix+"/login", "", nil, nil); p.header.Get("Referrer-Policy") != "same-origin" || !strings.Contains(p.header.Get("Content-Security-Policy"), "form-action 'self'") {
+		t.Fatalf("page headers %v", p.header)
+	}
 	c := sessionCookie(t, p)
 	if c.Value != admin || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure || c.Expires.IsZero() {
 		t.Fatalf("cookie %+v", c)
@@ -185,6 +188,7 @@ func TestWeb_LoginRefusesCrossSiteAndBadInput(t *testing.T) {
 		"other referer":         {"Referer": "https://evil.example/page"},
 		"neither":               {},
 		"fetch metadata":        {"Origin": e.srv.URL, "Sec-Fetch-Site": "cross-site"},
+		"same site, not origin": {"Sec-Fetch-Site": "same-site"},
 		"null origin, no ref.":  {"Origin": "null"},
 		"origin names a subdir": {"Origin": "http://evil.example/" + strings.TrimPrefix(e.srv.URL, "http://")},
 	} {
@@ -193,8 +197,13 @@ func TestWeb_LoginRefusesCrossSiteAndBadInput(t *testing.T) {
 			t.Errorf("%s: %d, Set-Cookie %q", name, p.status, p.header.Get("Set-Cookie"))
 		}
 	}
-	if p := e.web("POST", WebPrefix+"/login", "", form, map[string]string{"Referer": e.srv.URL + "/_garret/login"}); p.status != http.StatusSeeOther {
-		t.Fatalf("a same-site Referer without Origin: %d", p.status)
+	for name, hdr := range map[string]map[string]string{
+		"Referer without Origin":         {"Referer": e.srv.URL + "/_garret/login"},
+		"null Origin, same-origin fetch": {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+	} {
+		if p := e.web("POST", WebPrefix+"/login", "", form, hdr); p.status != http.StatusSeeOther {
+			t.Fatalf("%s: %d", name, p.status)
+		}
 	}
 	cases := []struct {
 		form   url.Values

@@ -32,10 +32,11 @@ type CacheStat struct {
 
 // cacheStats memoises the counts.
 type cacheStats struct {
-	mu    sync.Mutex
-	at    time.Time
-	stats []CacheStat
-	more  int // caches past maxWebCaches, not counted
+	budget int // objects per count; 0: cacheStatsBudget
+	mu     sync.Mutex
+	at     time.Time
+	stats  []CacheStat
+	more   int // caches past maxWebCaches, not counted
 }
 
 var errPageFull = errors.New("page full")
@@ -57,7 +58,10 @@ func (cs *cacheStats) get(cat Catalog) ([]CacheStat, int, error) {
 	if len(caches) > maxWebCaches {
 		more, caches = len(caches)-maxWebCaches, caches[:maxWebCaches]
 	}
-	budget := cacheStatsBudget
+	budget := cs.budget
+	if budget <= 0 {
+		budget = cacheStatsBudget
+	}
 	out := make([]CacheStat, 0, len(caches))
 	for _, c := range caches {
 		st := CacheStat{Name: string(c.Name), Public: c.IsPublic}

@@ -449,3 +449,43 @@ func TestLayoutCluster_RegionsAndRTTs(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheStats_BoundedAndCached: counts page through a cache, stop at the
+// budget (then marked partial), and are recounted only after the TTL.
+func TestCacheStats_BoundedAndCached(t *testing.T) {
+	e := newTestEnv(t)
+	e.createCache("a", true)
+	e.createCache("b", false)
+	var narBytes int64
+	for i := range 5 {
+		nar := fileNAR(fmt.Sprint("object ", i))
+		narBytes += int64(len(nar))
+		if st, b := e.upload(e.root, uploadInfo("a", fmt.Sprint("p", i), nar), nar); st != 200 {
+			t.Fatalf("upload: %d %s", st, b)
+		}
+	}
+	cs := &cacheStats{budget: 3}
+	stats, more, err := cs.get(e.cat)
+	if err != nil || more != 0 || len(stats) != 2 {
+		t.Fatalf("%+v %d %v", stats, more, err)
+	}
+	if a, b := stats[0], stats[1]; a.Name != "a" || a.Objects != 3 || !a.Partial || b.Name != "b" || b.Objects != 0 || !b.Partial || b.Public {
+		t.Fatalf("with a budget of 3: %+v", stats)
+	}
+	cs = &cacheStats{}
+	stats, _, _ = cs.get(e.cat)
+	if a := stats[0]; a.Objects != 5 || a.NarBytes != narBytes || a.Partial {
+		t.Fatalf("unbounded: %+v (NAR bytes %d)", a, narBytes)
+	}
+	nar := fileNAR("one more")
+	if st, b := e.upload(e.root, uploadInfo("a", "p5", nar), nar); st != 200 {
+		t.Fatalf("upload: %d %s", st, b)
+	}
+	if stats, _, _ = cs.get(e.cat); stats[0].Objects != 5 {
+		t.Fatalf("recounted within the TTL: %+v", stats[0])
+	}
+	cs.at = cs.at.Add(-cacheStatsTTL)
+	if stats, _, _ = cs.get(e.cat); stats[0].Objects != 6 {
+		t.Fatalf("not recounted after the TTL: %+v", stats[0])
+	}
+}

@@ -20,10 +20,15 @@ run: build
 	$(BIN)/garretd
 
 # test-deps installs the real Nix clients when missing: Debian's nix-bin (2.8)
-# here, and Debian 13's (2.26) in a cached debootstrap chroot.
+# here, and Debian 13's (2.26) in a cached debootstrap chroot; and Debian's
+# chromium for the browser test.
 export GARRET_NIX_CHROOT ?= /var/cache/garret-test/nix-trixie
 test-deps:
 	@test/e2e/deps.sh
+
+# Test artifacts (the browser test's screenshots) go under .artifacts/ in the
+# clone (gitignored), one directory per test.
+export GARRET_TEST_ARTIFACTS ?= $(CURDIR)/.artifacts
 
 test: test-deps
 	@unformatted="$$(gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt -w these files: $$unformatted"; exit 1; }

@@ -24,6 +24,18 @@ func (s *Server) authenticate(r *http.Request) (caller, error) {
 	if !ok {
 		return caller{}, nil
 	}
+	c, err := s.verifyToken(raw)
+	if err == nil && c.claims != nil && c.claims.Scope != "" {
+		// A web link's token opens the cluster page only (see web.go).
+		return caller{fault: errors.New("this token only opens the cluster web page")}, nil
+	}
+	return c, err
+}
+
+// verifyToken is the one check of a token, for the API (authenticate) and
+// the web pages' cookie alike: signature, algorithm, expiry, issuer and
+// audience (Verifier), then every revocation.
+func (s *Server) verifyToken(raw string) (caller, error) {
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
 		return caller{fault: err}, nil

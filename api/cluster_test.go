@@ -25,9 +25,13 @@ type fakeCluster struct {
 	joinContacted      int
 	removeStillAlive   bool
 	nodes              []v1.NodeEndpoint // LiveNodes; nil: eu-1 and us-1
+	status             *v1.ClusterStatus // ClusterStatus; nil: eu-1 alone, term 3
 }
 
 func (f *fakeCluster) ClusterStatus(context.Context) v1.ClusterStatus {
+	if f.status != nil {
+		return *f.status
+	}
 	return v1.ClusterStatus{Node: "eu-1", Term: 3}
 }
 

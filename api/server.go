@@ -20,6 +20,7 @@ import (
 	"github.com/garret-cache/garret/internal/nixcompress"
 	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
+	"github.com/garret-cache/garret/replication/gc"
 	"github.com/garret-cache/garret/replication/p2p"
 )
 
@@ -46,6 +47,9 @@ type Catalog interface {
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
+	// ForEachObject pages through a cache's objects (for the cluster
+	// page's counts); fn must not write to the catalog.
+	ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(catalog.Object) error) error
 	// IsRevoked and RevocationRules fail when the state cannot be read;
 	// the request is then refused (503), never let through.
 	IsRevoked(jti string) (bool, error)
@@ -134,6 +138,8 @@ type Config struct {
 	// PriorityOffset is added to every cache's priority in nix-cache-info
 	// ([cluster] priority-offset).
 	PriorityOffset int32
+	// NodeName and Region say what this node is, on the web pages.
+	NodeName, Region string
 }
 
 // DefaultDecoderMemory is [uploads] decoder-memory's default.
@@ -173,6 +179,11 @@ type Server struct {
 	// (nil: no route) runs a GC pass on demand.
 	downloads Downloads
 	collector Collector
+	// signer (nil: none) signs web links; gcRuns (nil: not shown) is the
+	// node's GC history; cacheStats memoises the cluster page's counts.
+	signer     Signer
+	gcRuns     func() []gc.Run
+	cacheStats cacheStats
 }
 
 // Deps are the components the API works through, given at construction.
@@ -207,6 +218,12 @@ type Deps struct {
 	Downloads Downloads
 	// Collector enables POST /_api/v1/cluster/gc (*gc.Collector).
 	Collector Collector
+	// Signer signs the tokens of web links to the cluster page (the node's
+	// *token.Authority); nil: no web links.
+	Signer Signer
+	// GCRuns are the node's recent garbage collection passes, newest first
+	// (gc.History.Runs), for the cluster page; nil: not shown.
+	GCRuns func() []gc.Run
 }
 
 // Downloads records NAR downloads; Record must not block.
@@ -274,6 +291,7 @@ func New(cfg Config, deps Deps) *Server {
 		decoders:  nixcompress.NewBudget(cfg.DecoderMemory, cfg.BodyIdleTimeout),
 		scrubber:  deps.Scrubber,
 		downloads: deps.Downloads, collector: deps.Collector,
+		signer: deps.Signer, gcRuns: deps.GCRuns,
 	}
 	s.routes()
 	return s
@@ -286,7 +304,7 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) routes() {
 	m := s.mux
-	m.Handle("GET /{$}", http.HandlerFunc(placeholder))
+	s.webRoutes(m)
 	m.Handle("GET /metrics", s.metrics.handler())
 	m.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
 	m.Handle("GET /readyz", s.handle(s.readyz))
@@ -437,10 +455,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	}
 	_, err = io.WriteString(w, "ready\n")
 	return err
-}
-
-func placeholder(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = io.WriteString(w, `<!doctype html><title>Garret</title><h1>Garret</h1>
-<p>A Nix binary cache. Push with <code>garret push CACHE PATH</code> or <code>nix copy --to 'URL/upload/CACHE?compression=zstd' PATH</code>.</p>`)
 }

@@ -145,7 +145,7 @@ func TestCluster_JoinAndWriteOnAnyNode(t *testing.T) {
 			roles[cn.Role]++
 			states[cn.State]++
 			// Every node answered with its own progress: it has applied the cache.
-			if cn.Unreachable || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
+			if cn.Unreachable || cn.Health != "alive" || cn.AppliedIndex < 2 || cn.CommitIndex < cn.AppliedIndex || cn.Term != st.Term {
 				t.Fatalf("status of %s: %+v (answering node's term %d)", cn.Name, cn, st.Term)
 			}
 		}
@@ -365,7 +365,8 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 		t.Fatalf("the cluster status took %v with a node down", took)
 	}
 	for _, cn := range st.Nodes {
-		if down := cn.PeerID == victimID; cn.Unreachable != down || (down && (cn.State != "" || cn.AppliedIndex != 0)) || (!down && cn.State == "") {
+		health := map[bool]string{true: "suspect", false: "alive"}
+		if down := cn.PeerID == victimID; cn.Unreachable != down || cn.Health != health[down] || (down && (cn.State != "" || cn.AppliedIndex != 0)) || (!down && cn.State == "") {
 			t.Fatalf("status of %s right after %s crashed: %+v", cn.Name, victim.cfg.Server.Cluster.NodeName, cn)
 		}
 	}
@@ -377,6 +378,16 @@ func TestCluster_VotersSpreadAndDeadVoterReplaced(t *testing.T) {
 		conf = raftConfig(l)
 		_, still := conf[victimID]
 		return !still && len(conf) == 3 && conf[standbyID] && len(regions(conf)) == 2
+	})
+	// Out of Raft, the victim is still shown, as gossip last saw it.
+	victimName := victim.cfg.Server.Cluster.NodeName
+	eventually.True(t, "the removed voter listed as departed (dead)", func() bool {
+		l := leader()
+		if l == nil {
+			return false
+		}
+		st := l.cluster.ClusterStatus(context.Background())
+		return len(st.Departed) == 1 && st.Departed[0].Name == victimName && st.Departed[0].Health == "dead"
 	})
 	if waited := time.Since(crashedAt); waited < deadAfter {
 		t.Fatalf("the voter was replaced %v after the crash, before DeadVoterTimeout", waited)

@@ -247,6 +247,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.collector.Register(n.metrics); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	p.api.NodeName, p.api.Region = orDefault(p.cluster.NodeName, id.String()), p.cluster.Region
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,
@@ -258,6 +259,8 @@ func New(cfg Config) (_ *Node, err error) {
 		Scrubber:    scrubber,
 		Downloads:   n.collector.Accesses,
 		Collector:   n.collector,
+		Signer:      p.tokens,
+		GCRuns:      n.gcRuns.Runs,
 	})
 	p2p.ServeChunks(n.host, n.store, n.log.With("component", "chunks"))
 	p2p.ServeStaged(n.host, n.api.LookupStaged) // Nix's NAR PUT here, its narinfo PUT elsewhere

@@ -102,7 +102,14 @@ type Claims struct {
 	ExpiresAt, NotBefore, IssuedAt *time.Time
 	Caches                         []CachePermission // document order
 	ClusterAdmin                   bool
+	// Scope, when set, narrows the token to one use instead of the API
+	// (ScopeClusterPage); "" for ordinary tokens.
+	Scope string
 }
+
+// ScopeClusterPage is the scope of the tokens behind `garret cluster status
+// --web` links: they open the cluster web page and nothing else.
+const ScopeClusterPage = "cluster-page"
 
 // PermissionFor resolves a cache name: an exact entry alone if present,
 // else the first matching wildcard pattern in document order. Never merged.

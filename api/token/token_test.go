@@ -214,3 +214,20 @@ func TestPatternsOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestClaims_Scope: a scope survives signing and verification, alone (no
+// cluster-admin bit) or beside it; ordinary tokens have none.
+func TestClaims_Scope(t *testing.T) {
+	a := mustAuthority(t, Config{HS256Secret: secret})
+	exp := time.Now().Add(time.Hour)
+	for _, c := range []Claims{{Subject: "s", ExpiresAt: &exp, Scope: ScopeClusterPage}, {Subject: "s", ExpiresAt: &exp, Scope: "x", ClusterAdmin: true}, {Subject: "s", ExpiresAt: &exp}} {
+		raw, err := a.Sign(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.Verify(raw)
+		if err != nil || got.Scope != c.Scope || got.ClusterAdmin != c.ClusterAdmin {
+			t.Fatalf("signed %+v, verified %+v, %v", c, got, err)
+		}
+	}
+}

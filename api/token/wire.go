@@ -60,7 +60,8 @@ type atticClaim struct {
 }
 
 type garretClaim struct {
-	ClusterAdmin int `json:"cluster_admin,omitempty"`
+	ClusterAdmin int    `json:"cluster_admin,omitempty"`
+	Scope        string `json:"scope,omitempty"`
 }
 
 // wireClaims is the JWT payload.
@@ -97,8 +98,11 @@ func toWire(c *Claims) *wireClaims {
 		},
 		Attic: &atticClaim{Caches: &caches},
 	}
-	if c.ClusterAdmin {
-		w.Garret = &garretClaim{ClusterAdmin: 1}
+	if c.ClusterAdmin || c.Scope != "" {
+		w.Garret = &garretClaim{Scope: c.Scope}
+		if c.ClusterAdmin {
+			w.Garret.ClusterAdmin = 1
+		}
 	}
 	return w
 }
@@ -112,8 +116,16 @@ func fromWire(w *wireClaims) (*Claims, error) {
 		ExpiresAt: fromNumeric(w.ExpiresAt), NotBefore: fromNumeric(w.NotBefore), IssuedAt: fromNumeric(w.IssuedAt),
 		Caches:       *w.Attic.Caches,
 		ClusterAdmin: w.Garret != nil && w.Garret.ClusterAdmin == 1,
+		Scope:        scopeOf(w.Garret),
 	}, nil
 }
 
 // MarshalJSON renders the claims as the token payload (for --dump-claims).
 func (c *Claims) MarshalJSON() ([]byte, error) { return json.Marshal(toWire(c)) }
+
+func scopeOf(g *garretClaim) string {
+	if g == nil {
+		return ""
+	}
+	return g.Scope
+}

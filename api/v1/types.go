@@ -94,6 +94,7 @@ type CacheNode struct {
 type NodeEndpoint struct {
 	Name, Region, APIURL string
 	Self                 bool // the node that answers
+	Leader               bool // the Raft leader, as the answering node knows it
 }
 
 // CreateCacheRequest is the body of POST /_api/v1/cache-config/{cache}.
@@ -221,12 +222,17 @@ type ListCachesResponse struct {
 
 // ClusterNode is one node in GET /_api/v1/cluster (Garret; cluster-admin).
 type ClusterNode struct {
-	Name   string  `json:"name"`
-	PeerID string  `json:"peer_id"`
-	Region string  `json:"region,omitempty"`
-	APIURL string  `json:"api_url,omitempty"`
-	Role   string  `json:"role"` // voter, nonvoter, or joining (gossip only)
-	Leader bool    `json:"leader"`
+	Name   string `json:"name"`
+	PeerID string `json:"peer_id"`
+	Region string `json:"region,omitempty"`
+	APIURL string `json:"api_url,omitempty"`
+	Role   string `json:"role"` // voter, nonvoter, or joining (gossip only)
+	Leader bool   `json:"leader"`
+	// Health is what the answering node knows of it: alive (gossip lists
+	// it and it answered the status query), suspect (gossip still lists it
+	// but it did not answer), dead (gossip declared it dead, or does not
+	// show this Raft member at all) or left (it announced its leave).
+	Health string  `json:"health,omitempty"`
 	RTTMs  float64 `json:"rtt_ms"` // from the answering node; 0 for itself or unmeasured
 	// The node's own Raft progress, asked by the answering node; omitted
 	// (and Unreachable set) when it did not answer within 2 s.
@@ -274,6 +280,26 @@ type ClusterStatus struct {
 	AppliedIndex uint64        `json:"applied_index"`
 	CommitIndex  uint64        `json:"commit_index"`
 	Nodes        []ClusterNode `json:"nodes"`
+	// Departed are nodes gossip saw die or leave that are no longer in the
+	// Raft configuration (so not in Nodes), most recent first; at most 32,
+	// forgotten when the answering node restarts.
+	Departed []DepartedNode `json:"departed,omitempty"`
+}
+
+// DepartedNode is a node gossip saw go that is not a Raft member any more.
+type DepartedNode struct {
+	Name   string    `json:"name"`
+	Region string    `json:"region,omitempty"`
+	Health string    `json:"health"` // dead or left
+	Since  time.Time `json:"since"`
+}
+
+// WebLinkResponse answers POST /_api/v1/cluster/web-link (Garret;
+// cluster-admin): a link that opens the cluster page in a browser without a
+// token of its own, valid until ExpiresAt.
+type WebLinkResponse struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // ClusterJoinRequest is the body of POST /_api/v1/cluster/join (Garret;

@@ -17,7 +17,7 @@ func clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and manage the cluster (needs a --cluster-admin token)"}
 	var server string
 	cmd.PersistentFlags().StringVar(&server, "server", "", "server name (default: the default server)")
-	var asJSON bool
+	var asJSON, web bool
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Nodes, regions, roles, leader, RTTs and Raft progress as the server sees them",
@@ -27,6 +27,9 @@ func clusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if web {
+				return printWebLink(c, os.Stdout, os.Stderr)
+			}
 			var st v1.ClusterStatus
 			if err := c.doJSON("GET", "_api/v1/cluster", nil, &st); err != nil {
 				return err
@@ -35,6 +38,8 @@ func clusterCmd() *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	status.Flags().BoolVar(&web, "web", false, "print a link (valid 10 minutes) that opens the cluster page in a browser")
+	status.MarkFlagsMutuallyExclusive("json", "web")
 	join := &cobra.Command{
 		Use:   "join ADDR...",
 		Short: "Have the server gossip-join existing members (their gossip host:port); the leader then adds it to Raft",
@@ -158,6 +163,22 @@ func printGC(w io.Writer, res v1.ClusterGCResponse) {
 	fmt.Fprintf(w, "   %d objects expired (retention)\n", res.ObjectsExpired)
 	fmt.Fprintf(w, "   %d manifests and %d chunks deleted, %s of frames freed\n", res.ManifestsDeleted, res.ChunksDeleted, mib(res.BytesFreed))
 	fmt.Fprintf(w, "   %d segment files compacted, %s of disk given back\n", res.SegmentsCompacted, mib(res.DiskBytesFreed))
+}
+
+// printWebLink asks the server for a signed link to its cluster page and
+// prints it alone on out (for scripts and terminals that open URLs), its
+// validity on info.
+func printWebLink(c *apiClient, out, info io.Writer) error {
+	var res v1.WebLinkResponse
+	if err := c.doJSON("POST", "_api/v1/cluster/web-link", struct{}{}, &res); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(res.URL, "http://") && !strings.HasPrefix(res.URL, "https://") {
+		return fmt.Errorf("the server answered with %q, which is not a web link", res.URL)
+	}
+	fmt.Fprintln(out, res.URL)
+	fmt.Fprintf(info, "🌐 Open it in a browser before %s (until then anyone holding it can view the cluster page; the browser session it opens lasts 12 hours).\n", res.ExpiresAt.Local().Format("15:04:05"))
+	return nil
 }
 
 // printAs prints v to stdout as indented JSON, or as text.

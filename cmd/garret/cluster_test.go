@@ -90,3 +90,48 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestClusterStatusWeb: --web asks for a link and prints it alone on
+// stdout; a refusal or an answer that is not a link is a one-line error.
+func TestClusterStatusWeb(t *testing.T) {
+	answer := `{"url":"http://eu.example:8080/_garret/link?token=abc","expires_at":"2030-01-01T00:10:00Z"}`
+	status := 200
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	useTestServer(t, srv.URL)
+	c, err := connectServer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, info bytes.Buffer
+	if err := printWebLink(c, &out, &info); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "http://eu.example:8080/_garret/link?token=abc\n" || !strings.Contains(info.String(), "Open it in a browser before") {
+		t.Fatalf("printed %q, then %q", out.String(), info.String())
+	}
+	if len(got) != 1 || got[0] != "POST /_api/v1/cluster/web-link bearer T" {
+		t.Fatalf("requests %q", got)
+	}
+	status, answer = 403, `{"code":403,"error":"AccessError","message":"Access error: a web link to the cluster page needs the cluster-admin permission (garretd make-token --cluster-admin)."}`
+	cmd := rootCmd()
+	cmd.SetArgs([]string{"cluster", "status", "--web"})
+	if err := cmd.Execute(); err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "cluster-admin") {
+		t.Fatalf("refused link: %v", err)
+	}
+	status, answer = 200, `{"url":"javascript:alert(1)"}`
+	if err := printWebLink(c, &out, &info); err == nil || !strings.Contains(err.Error(), "not a web link") {
+		t.Fatalf("a bad answer: %v", err)
+	}
+	cmd = rootCmd()
+	cmd.SetArgs([]string{"cluster", "status", "--web", "--json"})
+	if err := cmd.Execute(); err == nil {
+		t.Fatal("--web with --json accepted")
+	}
+}

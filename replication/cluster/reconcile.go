@@ -279,9 +279,10 @@ func (c *Controller) PeersByDistance() []peer.ID {
 // with their public API URLs.
 func (c *Controller) LiveNodes() []v1.NodeEndpoint {
 	var out []v1.NodeEndpoint
+	leader := c.catalog.Leader()
 	for _, m := range c.Members() {
 		out = append(out, v1.NodeEndpoint{Name: m.Name, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
-			Self: m.Meta.PeerID == c.host.ID().String()})
+			Self: m.Meta.PeerID == c.host.ID().String(), Leader: leader != "" && m.Meta.PeerID == leader})
 	}
 	return out
 }
@@ -292,6 +293,33 @@ func (c *Controller) Members() []membership.Member {
 		return nil
 	}
 	return c.members.Members()
+}
+
+// The health words of v1.ClusterNode.
+const (
+	HealthAlive   = "alive"
+	HealthSuspect = "suspect"
+	HealthDead    = "dead"
+	HealthLeft    = "left"
+)
+
+// departed is what gossip saw go, by peer ID (empty without gossip).
+func (c *Controller) departed() map[string]v1.DepartedNode {
+	out := map[string]v1.DepartedNode{}
+	if c.members == nil {
+		return out
+	}
+	for _, d := range c.members.Departed() {
+		if d.Meta.PeerID == "" {
+			continue
+		}
+		h := HealthDead
+		if d.Left {
+			h = HealthLeft
+		}
+		out[d.Meta.PeerID] = v1.DepartedNode{Name: d.Name, Region: d.Meta.Region, Health: h, Since: d.At}
+	}
+	return out
 }
 
 // ClusterStatus is this node's view: Raft roles and leader, gossip metadata
@@ -319,22 +347,33 @@ func (c *Controller) ClusterStatus(ctx context.Context) v1.ClusterStatus {
 		}
 		seen[m.Meta.PeerID] = true
 		st.Nodes = append(st.Nodes, v1.ClusterNode{Name: m.Name, PeerID: m.Meta.PeerID, Region: m.Meta.Region, APIURL: m.Meta.APIURL,
-			Role: role, Leader: m.Meta.PeerID == leader, RTTMs: float64(m.RTT.Microseconds()) / 1000})
+			Role: role, Leader: m.Meta.PeerID == leader, RTTMs: float64(m.RTT.Microseconds()) / 1000, Health: HealthAlive})
 	}
+	departed := c.departed()
 	c.seenMu.Lock()
 	for id, role := range roles { // Raft members gossip does not show (down, or no gossip)
 		if !seen[id] {
-			cn := v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == leader}
+			cn := v1.ClusterNode{Name: id, PeerID: id, Role: role, Leader: id == leader, Health: HealthDead}
+			if d, ok := departed[id]; ok {
+				cn.Health = d.Health
+			}
 			if sn, ok := c.seen[id]; ok && sn.name != "" {
 				cn.Name, cn.Region = sn.name, sn.region // as gossip last showed it
 			}
 			if id == st.Node {
-				cn.Name = orDefault(c.cfg.NodeName, id)
+				cn.Name, cn.Health = orDefault(c.cfg.NodeName, id), HealthAlive
 			}
 			st.Nodes = append(st.Nodes, cn)
+			seen[id] = true
 		}
 	}
 	c.seenMu.Unlock()
+	for id, d := range departed {
+		if !seen[id] {
+			st.Departed = append(st.Departed, d)
+		}
+	}
+	sort.Slice(st.Departed, func(i, j int) bool { return st.Departed[i].Since.After(st.Departed[j].Since) })
 	ids := make([]string, len(st.Nodes))
 	for i, cn := range st.Nodes {
 		ids[i] = cn.PeerID
@@ -345,6 +384,9 @@ func (c *Controller) ClusterStatus(ctx context.Context) v1.ClusterStatus {
 			cn.AppliedIndex, cn.CommitIndex, cn.Term, cn.State = p.AppliedIndex, p.CommitIndex, p.Term, p.State
 		} else {
 			cn.Unreachable = true
+			if cn.Health == HealthAlive && cn.PeerID != st.Node {
+				cn.Health = HealthSuspect // gossip still lists it, but it did not answer
+			}
 		}
 		if r, ok := replication[cn.PeerID]; ok {
 			cn.Replication = &r

@@ -8,7 +8,9 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,8 @@ type Membership struct {
 	onChange func()
 	mu       sync.Mutex
 	rtts     map[string]time.Duration
+	departed []Departed      // newest first, at most maxDeparted
+	leavers  map[string]bool // announced a leave that gossip has not shown yet
 	leave    sync.Once
 	leaveErr error
 	ready    atomic.Bool // events before Create returns are not reported
@@ -99,7 +103,7 @@ func New(cfg Config) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: node metadata is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}}
+	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{}}
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if cfg.Log != nil {
@@ -123,10 +127,13 @@ func (m *Membership) GossipAddr() string {
 
 // Members lists the live members with their metadata and RTTs.
 func (m *Membership) Members() []Member {
+	// memberlist calls NotifyLeave (which takes mu) holding its node lock:
+	// never ask memberlist while holding mu.
+	nodes := m.ml.Members()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Member
-	for _, n := range m.ml.Members() {
+	for _, n := range nodes {
 		var meta Meta
 		if err := json.Unmarshal(n.Meta, &meta); err != nil {
 			continue
@@ -136,13 +143,100 @@ func (m *Membership) Members() []Member {
 	return out
 }
 
+// Departed is a member gossip saw go: declared dead after failed probes, or
+// gone with a graceful leave (Left).
+type Departed struct {
+	Name string
+	Meta Meta // as it last gossiped it
+	Left bool
+	At   time.Time
+}
+
+// maxDeparted bounds the departures a Membership remembers.
+const maxDeparted = 32
+
+// Departed lists the members that died or left and have not come back,
+// newest first (at most 32, since this node started).
+func (m *Membership) Departed() []Departed {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Departed(nil), m.departed...)
+}
+
+func (m *Membership) depart(d Departed) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d.Left = d.Left || m.leavers[d.Name]
+	m.forgetLocked(d.Name)
+	m.departed = append([]Departed{d}, m.departed...)
+	if len(m.departed) > maxDeparted {
+		m.departed = m.departed[:maxDeparted]
+	}
+}
+
+func (m *Membership) forget(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.forgetLocked(name)
+}
+
+func (m *Membership) forgetLocked(name string) {
+	delete(m.leavers, name)
+	m.departed = slices.DeleteFunc(m.departed, func(d Departed) bool { return d.Name == name })
+}
+
 // Leave announces departure, then stops gossip. Later calls do nothing.
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.leave.Do(func() {
+		m.announceLeaving(timeout)
 		err := m.ml.Leave(timeout)
 		m.leaveErr = errors.Join(err, m.ml.Shutdown())
 	})
 	return m.leaveErr
+}
+
+// leavingMsg starts the user message a node sends every member just before
+// its graceful leave, followed by its name: memberlist's own leave event
+// does not tell a leave from a death.
+const leavingMsg = "garret-leaving\x00"
+
+// announceLeaving tells every other member that this node is leaving, each
+// at once, waiting at most timeout. A member that misses it will show a
+// death instead of a leave, which changes nothing but the word it shows.
+func (m *Membership) announceLeaving(timeout time.Duration) {
+	self := m.ml.LocalNode().Name
+	msg := []byte(leavingMsg + self)
+	var wg sync.WaitGroup
+	for _, n := range m.ml.Members() {
+		if n.Name == self {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = m.ml.SendReliable(n, msg) }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// leaving records a member's announced leave, for its departure to come
+// (or, if that came first, marks it left).
+func (m *Membership) leaving(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.departed {
+		if m.departed[i].Name == name {
+			m.departed[i].Left = true
+			return
+		}
+	}
+	if len(m.leavers) >= maxDeparted {
+		clear(m.leavers)
+	}
+	m.leavers[name] = true
 }
 
 // Stop stops gossip without announcing departure: the others see this node
@@ -161,16 +255,30 @@ func (m *Membership) changed() {
 
 type delegate struct{ m *Membership }
 
-func (d delegate) NodeMeta(int) []byte             { return d.m.meta }
-func (d delegate) NotifyMsg([]byte)                {}
+func (d delegate) NodeMeta(int) []byte { return d.m.meta }
+func (d delegate) NotifyMsg(b []byte) {
+	if name, ok := strings.CutPrefix(string(b), leavingMsg); ok && name != "" && len(name) <= 256 {
+		d.m.leaving(name)
+	}
+}
 func (d delegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (d delegate) LocalState(bool) []byte          { return nil }
 func (d delegate) MergeRemoteState([]byte, bool)   {}
 
 type events struct{ m *Membership }
 
-func (e events) NotifyJoin(*memberlist.Node)   { e.m.changed() }
-func (e events) NotifyLeave(*memberlist.Node)  { e.m.changed() }
+// memberlist calls these holding its node lock, so n may be read here but
+// not kept.
+func (e events) NotifyJoin(n *memberlist.Node) { e.m.forget(n.Name); e.m.changed() }
+func (e events) NotifyLeave(n *memberlist.Node) {
+	d := Departed{Name: n.Name, At: time.Now()}
+	var meta Meta
+	if json.Unmarshal(n.Meta, &meta) == nil {
+		d.Meta = meta
+	}
+	e.m.depart(d)
+	e.m.changed()
+}
 func (e events) NotifyUpdate(*memberlist.Node) { e.m.changed() }
 
 type pings struct{ m *Membership }

@@ -3,12 +3,15 @@ package membership
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/garret-cache/garret/internal/eventually"
 )
 
 func start(t *testing.T, name string, key []byte) *Membership {
@@ -73,5 +76,44 @@ func TestMembership_AlwaysEncrypted(t *testing.T) {
 	}
 	if len(a.Members()) != 1 {
 		t.Fatalf("a sees %d members; the keyless one got in", len(a.Members()))
+	}
+}
+
+// TestMembership_Departed: a member that leaves gracefully is remembered as
+// left, one that stops answering as dead (LAN timings: seconds), each with
+// the metadata it gossiped; a member that comes back is forgotten.
+func TestMembership_Departed(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	a, b, c := start(t, "a", key), start(t, "b", key), start(t, "c", key)
+	for _, m := range []*Membership{b, c} {
+		if _, err := m.Join([]string{a.GossipAddr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually.True(t, "three members", func() bool { return len(a.Members()) == 3 })
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "b to have left", func() bool {
+		d := a.Departed()
+		return len(d) == 1 && d[0].Name == "b" && d[0].Left && d[0].Meta.PeerID == "id-b"
+	})
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually.Within(t, 30*time.Second, "c to be declared dead", func() bool {
+		d := a.Departed()
+		return len(d) == 2 && d[0].Name == "c" && !d[0].Left && d[0].Meta.Region == "eu" && d[1].Name == "b"
+	})
+	a.forget("b")
+	a.forget("c")
+	if d := a.Departed(); len(d) != 0 {
+		t.Fatalf("forgotten members still listed: %+v", d)
+	}
+	for i := range maxDeparted + 5 {
+		a.depart(Departed{Name: fmt.Sprint(i)})
+	}
+	if d := a.Departed(); len(d) != maxDeparted || d[0].Name != fmt.Sprint(maxDeparted+4) {
+		t.Fatalf("%d departed kept, newest %q", len(d), d[0].Name)
 	}
 }

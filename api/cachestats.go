@@ -1,0 +1,97 @@
+package api
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
+)
+
+// The catalog keeps no per-cache totals, so the cluster page counts: at most
+// once per cacheStatsTTL, at most cacheStatsBudget objects in all, in pages
+// of cacheStatsPage (the catalog's read lock is held for one page at a time,
+// never for a whole cache). A cache the budget does not cover is shown as
+// "at least" what was counted.
+const (
+	cacheStatsTTL    = 30 * time.Second
+	cacheStatsBudget = 200_000
+	cacheStatsPage   = 1000
+)
+
+// CacheStat is one cache's objects and the sum of their NAR sizes.
+type CacheStat struct {
+	Name     string
+	Public   bool
+	Objects  int64
+	NarBytes int64
+	Partial  bool // the count stopped at the budget: these are lower bounds
+}
+
+// cacheStats memoises the counts.
+type cacheStats struct {
+	budget int // objects per count; 0: cacheStatsBudget
+	mu     sync.Mutex
+	at     time.Time
+	stats  []CacheStat
+	more   int // caches past maxWebCaches, not counted
+}
+
+var errPageFull = errors.New("page full")
+
+// get returns the counts, recounting when they are older than the TTL.
+// Concurrent callers wait for one count.
+func (cs *cacheStats) get(cat Catalog) ([]CacheStat, int, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.stats != nil && time.Since(cs.at) < cacheStatsTTL {
+		return cs.stats, cs.more, nil
+	}
+	caches, err := cat.Caches()
+	if err != nil {
+		return nil, 0, err
+	}
+	sort.Slice(caches, func(i, j int) bool { return caches[i].Name < caches[j].Name })
+	more := 0
+	if len(caches) > maxWebCaches {
+		more, caches = len(caches)-maxWebCaches, caches[:maxWebCaches]
+	}
+	budget := cs.budget
+	if budget <= 0 {
+		budget = cacheStatsBudget
+	}
+	out := make([]CacheStat, 0, len(caches))
+	for _, c := range caches {
+		st := CacheStat{Name: string(c.Name), Public: c.IsPublic}
+		var after nixid.StorePathHash
+		for {
+			if budget <= 0 {
+				st.Partial = true
+				break
+			}
+			n, page := 0, min(cacheStatsPage, budget)
+			err := cat.ForEachObject(c.Name, after, func(o catalog.Object) error {
+				st.Objects++
+				st.NarBytes += o.NarSize
+				after = o.StorePathHash
+				if n++; n == page {
+					return errPageFull
+				}
+				return nil
+			})
+			budget -= n
+			if errors.Is(err, errPageFull) {
+				continue
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			break
+		}
+		out = append(out, st)
+	}
+	cs.stats, cs.more, cs.at = out, more, time.Now()
+	return out, more, nil
+}

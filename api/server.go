@@ -451,8 +451,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		err = s.readiness()
 	}
 	if err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err}
+		return notReady(err)
 	}
 	_, err = io.WriteString(w, "ready\n")
 	return err
 }
+
+// notReady is /readyz's 503: the answer a load balancer polls for, so
+// not logged as a failure.
+func notReady(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err, answer: true}
+}
+

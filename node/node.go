@@ -192,7 +192,8 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	cl := p.cluster
 	cl.Log, cl.APIURL = n.log.With("component", "cluster"), orDefault(cl.APIURL, n.URL())
-	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog, Replication: n.replicationStatus}); err != nil {
+	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog, Replication: n.replicationStatus,
+		Metrics: n.metrics}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.ctl.Store(n.cluster)

@@ -70,6 +70,7 @@ type Membership struct {
 	rtts     map[string]time.Duration
 	departed []Departed      // newest first, at most maxDeparted
 	leavers  map[string]bool // announced a leave that gossip has not shown yet
+	region   string          // this node's, first among the metrics' region labels
 	leave    sync.Once
 	leaveErr error
 	ready    atomic.Bool // events before Create returns are not reported
@@ -103,7 +104,8 @@ func New(cfg Config) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: node metadata is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{}}
+	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{},
+		region: cfg.Meta.Region}
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if cfg.Log != nil {

@@ -17,14 +17,6 @@ import (
 	"github.com/garret-cache/garret/node"
 )
 
-// pendingOnMain are the GC metrics another change adds on main (issue 12,
-// garbage collection). They may be missing from a node only until that
-// lands: remove this list then, and the test checks them like the rest.
-var pendingOnMain = []string{
-	"garret_gc_runs_total", "garret_gc_objects_expired_total", "garret_gc_chunks_deleted_total",
-	"garret_gc_bytes_freed_total", "garret_gc_disk_bytes_freed_total", "garret_gc_last_run_timestamp_seconds",
-}
-
 type dashboard struct {
 	Title      string `json:"title"`
 	UID        string `json:"uid"`
@@ -212,18 +204,10 @@ func TestDashboard_MetricsExist(t *testing.T) {
 			}
 			for _, m := range ms {
 				used[m] = true
-				if !has(m) && !slices.Contains(pendingOnMain, m) {
+				if !has(m) {
 					t.Errorf("panel %q queries %s, which a node does not export", p.Title, m)
 				}
 			}
-		}
-	}
-	for _, m := range pendingOnMain {
-		if has(m) {
-			t.Errorf("%s is exported now: remove it from pendingOnMain", m)
-		}
-		if !used[m] {
-			t.Errorf("%s is in pendingOnMain but no panel uses it", m)
 		}
 	}
 	// Issue 12's families, each on a panel.
@@ -233,6 +217,8 @@ func TestDashboard_MetricsExist(t *testing.T) {
 		"garret_catalog_commit_index", "garret_catalog_applied_index", "garret_gossip_members", "garret_gossip_rtt_seconds",
 		"garret_syncer_backlog_bytes", "garret_syncer_lag_seconds", "garret_syncer_frame_bytes_total",
 		"garret_chunkstore_segment_bytes", "garret_chunkstore_segment_garbage_bytes", "garret_gc_runs_total",
+		"garret_gc_objects_expired_total", "garret_gc_chunks_deleted_total", "garret_gc_bytes_freed_total",
+		"garret_gc_disk_bytes_freed_total", "garret_gc_last_run_timestamp_seconds",
 		"garret_chunkstore_scrub_last_completed_timestamp_seconds"} {
 		if !used[m] {
 			t.Errorf("no panel shows %s", m)

@@ -79,6 +79,9 @@ var raftRoutineWarnings = []struct {
 	// The first election after start: no leader was ever known. After a
 	// leader was lost, last-leader-id names it and the warning stays.
 	{"heartbeat timeout reached, starting election", "last-leader-id", "", slog.LevelInfo},
+	// A node that joins has no Raft configuration until the leader adds
+	// it; raft says so once.
+	{"no known peers, aborting election", "", "", slog.LevelInfo},
 	// A member just added has no log yet; the leader then sends it the
 	// log from the start (or a snapshot). A follower whose log has
 	// entries and still misses one keeps the warning.

@@ -117,6 +117,7 @@ func TestHCLog_RaftRoutineWarnings(t *testing.T) {
 		{"raft", "failed to get previous log", []any{"previous-index", uint64(9), "last-index", uint64(7), "error", "log not found"}, "WARN"},
 		{"raft", "appendEntries rejected, sending older logs", []any{"peer", "p", "next", uint64(1)}, "INFO"},
 		{"raft", "failed to contact quorum of nodes, stepping down", nil, "WARN"},
+		{"raft", "no known peers, aborting election", nil, "INFO"},
 		{"raft-net", "appendEntries rejected, sending older logs", nil, "WARN"},
 	} {
 		var buf bytes.Buffer

@@ -59,7 +59,7 @@ func (s sink) Accept(name string, level hclog.Level, msg string, args ...any) {
 	attrs := make([]slog.Attr, 0, len(args)/2+1)
 	attrs = append(attrs, slog.String("lib", name))
 	for i := 0; i+1 < len(args); i += 2 {
-		attrs = append(attrs, slog.Any(fmt.Sprint(args[i]), args[i+1]))
+		attrs = append(attrs, hclogAttr(fmt.Sprint(args[i]), args[i+1]))
 	}
 	if len(args)%2 == 1 {
 		attrs = append(attrs, slog.Any("extra", args[len(args)-1]))
@@ -109,6 +109,27 @@ func raftRoutine(msg string, args []any) slog.Level {
 		}
 	}
 	return slog.LevelWarn
+}
+
+// hclogAttr renders one of an hclog record's values as hclog's own
+// formatter would: hclog.Fmt values formatted, Stringers (raft passes its
+// *Raft, whose String is "Node at … [Leader]") as their String, so a JSON
+// log shows what a text one does rather than a struct's exported fields.
+func hclogAttr(key string, v any) slog.Attr {
+	switch v := v.(type) {
+	case hclog.Format:
+		if len(v) > 0 {
+			if f, ok := v[0].(string); ok {
+				return slog.String(key, fmt.Sprintf(f, v[1:]...))
+			}
+		}
+		return slog.String(key, fmt.Sprint(v...))
+	case error:
+		return slog.Any(key, v)
+	case fmt.Stringer:
+		return slog.String(key, v.String())
+	}
+	return slog.Any(key, v)
 }
 
 // Pebble is a pebble.Logger over log: its info chatter (compactions,

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 func TestHCLog_LevelsAndAttributes(t *testing.T) {
@@ -156,5 +158,24 @@ func TestLibp2p(t *testing.T) {
 	dbg.Info("dialing")
 	if !strings.Contains(buf.String(), "level=DEBUG msg=dialing lib=libp2p") {
 		t.Fatalf("libp2p info at debug: %q", buf.String())
+	}
+}
+
+type stringer struct{ Hidden int }
+
+func (stringer) String() string { return "Node at n1 [Leader]" }
+
+// TestHCLog_ValuesAsHCLogFormatsThem: hclog.Fmt values are formatted and
+// Stringers logged as their String, in JSON as in text.
+func TestHCLog_ValuesAsHCLogFormatsThem(t *testing.T) {
+	var buf bytes.Buffer
+	hl := HCLog(slog.New(slog.NewJSONHandler(&buf, nil)), "raft")
+	hl.Info("initial configuration", "servers", hclog.Fmt("%+v", []int{1, 2}), "leader", stringer{7}, "index", 3)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["servers"] != "[1 2]" || m["leader"] != "Node at n1 [Leader]" || m["index"] != float64(3) {
+		t.Fatalf("values: %v", m)
 	}
 }

@@ -132,6 +132,42 @@ func hclogAttr(key string, v any) slog.Attr {
 	return slog.Any(key, v)
 }
 
+// QuietOnceDone is log with every record lowered to Debug once done reports
+// true: for a component whose library logs the failures of its own closed
+// sockets as errors while it shuts down (memberlist's gossip after Leave,
+// raft's transport after Close), which is the shutdown working.
+func QuietOnceDone(log *slog.Logger, done func() bool) *slog.Logger {
+	return slog.New(quietHandler{log.Handler(), done})
+}
+
+type quietHandler struct {
+	h    slog.Handler
+	done func() bool
+}
+
+func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if q.done() {
+		l = slog.LevelDebug
+	}
+	return q.h.Enabled(ctx, l)
+}
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && q.done() {
+		r = r.Clone()
+		r.Level = slog.LevelDebug
+	}
+	return q.h.Handle(ctx, r)
+}
+
+func (q quietHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietHandler{q.h.WithAttrs(attrs), q.done}
+}
+
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.h.WithGroup(name), q.done}
+}
+
 // Pebble is a pebble.Logger over log: its info chatter (compactions,
 // flushes) at Debug, errors at Error. Fatalf logs and panics: pebble's
 // contract is that it does not return, and only cmd/ may exit.

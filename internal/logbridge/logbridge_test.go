@@ -179,3 +179,23 @@ func TestHCLog_ValuesAsHCLogFormatsThem(t *testing.T) {
 		t.Fatalf("values: %v", m)
 	}
 }
+
+// TestQuietOnceDone: records keep their level until done, then are debug.
+func TestQuietOnceDone(t *testing.T) {
+	var buf bytes.Buffer
+	done := false
+	log := QuietOnceDone(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), func() bool { return done })
+	log.Error("real failure")
+	done = true
+	log.With("k", "v").Error("socket closed")
+	out := buf.String()
+	if !strings.Contains(out, "level=ERROR msg=\"real failure\"") || !strings.Contains(out, "level=DEBUG msg=\"socket closed\" k=v") {
+		t.Fatalf("logged %q", out)
+	}
+	buf.Reset()
+	quiet := QuietOnceDone(slog.New(slog.NewTextHandler(&buf, nil)), func() bool { return true })
+	quiet.Error("after shutdown")
+	if buf.Len() != 0 {
+		t.Fatalf("shown at info once done: %q", buf.String())
+	}
+}

@@ -74,6 +74,7 @@ type Membership struct {
 	leave    sync.Once
 	leaveErr error
 	ready    atomic.Bool // events before Create returns are not reported
+	stopping atomic.Bool // Leave or Stop began
 }
 
 // New starts gossip (not yet joined to anyone).
@@ -109,7 +110,9 @@ func New(cfg Config) (*Membership, error) {
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if cfg.Log != nil {
-		mc.Logger = logbridge.Memberlist(cfg.Log)
+		// Once this node leaves or stops, memberlist's failures to use its
+		// closed sockets are the shutdown working.
+		mc.Logger = logbridge.Memberlist(logbridge.QuietOnceDone(cfg.Log, m.stopping.Load))
 	}
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
@@ -190,6 +193,7 @@ func (m *Membership) forgetLocked(name string) {
 // Leave announces departure, then stops gossip. Later calls do nothing.
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.leave.Do(func() {
+		m.stopping.Store(true)
 		m.announceLeaving(timeout)
 		err := m.ml.Leave(timeout)
 		m.leaveErr = errors.Join(err, m.ml.Shutdown())
@@ -245,7 +249,10 @@ func (m *Membership) leaving(name string) {
 // stop answering, as after a crash, and declare it dead by probing. Later
 // Leave and Stop calls do nothing.
 func (m *Membership) Stop() error {
-	m.leave.Do(func() { m.leaveErr = m.ml.Shutdown() })
+	m.leave.Do(func() {
+		m.stopping.Store(true)
+		m.leaveErr = m.ml.Shutdown()
+	})
 	return m.leaveErr
 }
 

@@ -86,3 +86,44 @@ garret_catalog_raft_state{state="shutdown"} 1
 		t.Fatal(err)
 	}
 }
+
+// TestCatalog_MetricsOnAFollower: a follower of a three-node group says
+// follower, knows the leader, heard from it recently, and its commit and
+// applied index reach the leader's.
+func TestCatalog_MetricsOnAFollower(t *testing.T) {
+	nodes, leader := startCluster(t, 3)
+	var follower *Catalog
+	for _, n := range nodes {
+		if n.cat != leader {
+			follower = n.cat
+		}
+	}
+	if err := leader.CreateCache(context.Background(), Cache{Name: "f", StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := newMetrics(reg, follower); err != nil {
+		t.Fatal(err)
+	}
+	want := float64(leader.raft.CommitIndex())
+	eventually(t, "the follower's gauges", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				name := mf.GetName()
+				for _, l := range m.GetLabel() {
+					name += "{" + l.GetValue() + "}"
+				}
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+		return got["garret_catalog_raft_state{follower}"] == 1 && got["garret_catalog_raft_state{leader}"] == 0 &&
+			got["garret_catalog_leader"] == 0 && got["garret_catalog_leader_known"] == 1 &&
+			got["garret_catalog_leader_contact_age_seconds"] > 0 && got["garret_catalog_leader_contact_age_seconds"] < 5 &&
+			got["garret_catalog_commit_index"] >= want && got["garret_catalog_applied_index"] >= want
+	})
+}

@@ -503,4 +503,3 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 func notReady(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err, answer: true}
 }
-

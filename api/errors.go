@@ -17,6 +17,10 @@ type Error struct {
 	Kind    string
 	Message string
 	cause   error
+	// answer marks a 5xx that is the route's answer, not a failure (a
+	// /readyz that says not ready, polled by load balancers during every
+	// election and start): logged at debug, not warn.
+	answer bool
 }
 
 func (e *Error) Error() string {
@@ -67,7 +71,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 		e = errInternal
 	} else if e.Status >= 500 {
-		log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
+		level := slog.LevelWarn
+		if e.answer {
+			level = slog.LevelDebug
+		}
+		log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

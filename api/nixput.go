@@ -235,6 +235,7 @@ func (s *Server) putNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err := catalogError(s.catalog.PutObject(r.Context(), obj)); err != nil {
 		return err
 	}
+	s.metrics.pushed("nix", ok) // ok: its NAR was uploaded (staged here or on a peer)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

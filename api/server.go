@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,6 +187,13 @@ type Server struct {
 	cacheStats cacheStats
 }
 
+// Registry is where the API's series go and what /metrics serves: the
+// node's registry (a *prometheus.Registry will do).
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 // Deps are the components the API works through, given at construction.
 // Catalog, Store and Tokens are required; the others are optional (a lone
 // node has no peers to read from).
@@ -196,7 +204,7 @@ type Deps struct {
 	Log     *slog.Logger
 	// Metrics is the node's registry; the API registers its series there
 	// and serves it at /metrics (nil: a registry of the server's own).
-	Metrics *prometheus.Registry
+	Metrics Registry
 	// Cluster enables GET /_api/v1/cluster and the cluster admin routes.
 	Cluster ClusterView
 	// Fetcher fills in NARs this node lacks from its peers.
@@ -381,15 +389,27 @@ func requestID(r *http.Request) string {
 	return id
 }
 
-// withRequestState is the middleware chain: request id, Host restriction, metrics, auth.
+// withRequestState is the middleware chain: metrics, request id, Host
+// restriction, auth. Every request is counted, those refused before the mux
+// too (as route "unmatched").
 func (s *Server) withRequestState(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), ctxRequestID, id)
 		r = r.WithContext(ctx)
+		// The body is counted on this copy of the request: net/http looks
+		// at its own request's body (for "100 Continue") and must see it
+		// unwrapped.
+		body := &countingBody{ReadCloser: r.Body}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = body
+		}
+		defer func() { s.metrics.observe(r, w.status, time.Since(start), body.n.Load(), w.n) }()
 		if headerBytes(r.Header) > MaxHeaderBytes {
 			writeError(w, r, s.log, &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Kind: "RequestError",
 				Message: fmt.Sprintf("Request headers are larger than %d bytes.", MaxHeaderBytes)})
@@ -406,11 +426,8 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, c))
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer withBodyDeadline(w, r, s.cfg.BodyIdleTimeout)()
-		start := time.Now()
-		next.ServeHTTP(sw, r)
-		s.metrics.observe(r, sw.status, time.Since(start))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -429,15 +446,39 @@ func headerBytes(h http.Header) int {
 	return n
 }
 
-// statusWriter records the status code for metrics.
+// statusWriter records the status code and the body bytes written, for
+// metrics.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status      int
+	n           int64
+	wroteHeader bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if !w.wroteHeader && code >= 200 { // 1xx are interim; the final status follows
+		w.status, w.wroteHeader = code, true
+	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.wroteHeader = true
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// countingBody counts the request body bytes the handler read.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64 // net/http may read the rest of the body on another goroutine
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -451,8 +492,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		err = s.readiness()
 	}
 	if err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err}
+		return notReady(err)
 	}
 	_, err = io.WriteString(w, "ready\n")
 	return err
+}
+
+// notReady is /readyz's 503: the answer a load balancer polls for, so
+// not logged as a failure.
+func notReady(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Kind: "NotReady", Message: "Not ready: " + err.Error(), cause: err, answer: true}
 }

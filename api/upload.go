@@ -145,6 +145,7 @@ func (s *Server) uploadPath(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.ingested(in)
+	s.metrics.pushed("attic", !had)
 	return writeJSON(w, uploadResult(in, had))
 }
 

@@ -81,7 +81,9 @@ func (s *Store) Scrub(ctx context.Context, rate int64) (ScrubStats, error) {
 		}
 	}
 	s.metrics.scrubbed()
-	s.log.Info("scrub done", "chunks", st.Chunks, "bytes", st.Bytes, "bad", st.Bad, "dropped", len(st.Dropped),
+	// Debug: the periodic scrub logs its result at info, and an admin's
+	// scrub answers with it.
+	s.log.Debug("scrub done", "chunks", st.Chunks, "bytes", st.Bytes, "bad", st.Bad, "dropped", len(st.Dropped),
 		"took", time.Since(start).Round(time.Millisecond))
 	return st, nil
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/garret-cache/garret/api"
@@ -73,7 +72,7 @@ type Node struct {
 	// goroutines (forwarded writes) while New is still building.
 	ctl      atomic.Pointer[cluster.Controller]
 	syncer   atomic.Pointer[syncer.Syncer] // set once the syncer runs (a cluster node with sync)
-	metrics  *prometheus.Registry          // served at /metrics; components register their series here
+	metrics  *registry                     // served at /metrics; components register their series here
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
@@ -132,7 +131,7 @@ func New(cfg Config) (_ *Node, err error) {
 
 	// 2. Local chunk store. Every component registers its series on the
 	// node's registry, which the API serves at /metrics.
-	n.metrics = prometheus.NewRegistry()
+	n.metrics = newRegistry()
 	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.store.Metrics = n.metrics
 	if n.store, err = chunkstore.Open(p.store, n.log.With("component", "chunkstore")); errors.Is(err, chunkstore.ErrInUse) {
@@ -192,7 +191,8 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	cl := p.cluster
 	cl.Log, cl.APIURL = n.log.With("component", "cluster"), orDefault(cl.APIURL, n.URL())
-	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog, Replication: n.replicationStatus}); err != nil {
+	if n.cluster, err = cluster.New(cl, cluster.Deps{Host: n.host, Catalog: n.catalog, Replication: n.replicationStatus,
+		Metrics: n.metrics}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.ctl.Store(n.cluster)

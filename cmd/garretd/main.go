@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 
+	"github.com/garret-cache/garret/internal/logbridge"
 	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/node"
 )
@@ -126,6 +128,8 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// libp2p's loggers are process-wide: set before the node logs anything.
+	gologshim.SetDefaultHandler(logbridge.Libp2p(log.Handler()))
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

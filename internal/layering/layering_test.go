@@ -33,12 +33,15 @@ var layers = [][]string{
 	{"api"},
 	// 6: wiring.
 	{"node"},
-	// 7: programs, benchmarks and tests (deploy: the deployment files' test).
-	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering", "replication/cluster/clustertest", "deploy"},
+	// 7: programs, benchmarks and tests (deploy: the deployment files' test;
+	// deploy/grafana: the dashboard and its test).
+	{"cmd/garret", "cmd/garretd", "bench/...", "test/...", "internal/layering", "replication/cluster/clustertest", "deploy",
+		"deploy/grafana"},
 }
 
-// mayImportNode: only the programs and the end-to-end tests start nodes.
-var mayImportNode = []string{"cmd/garretd", "test/e2e"}
+// mayImportNode: only the programs and the end-to-end tests start nodes
+// (and the dashboard's test, which checks its queries against a node).
+var mayImportNode = []string{"cmd/garretd", "test/e2e", "deploy/grafana"}
 
 func layerOf(pkg string) int {
 	for i, l := range layers {

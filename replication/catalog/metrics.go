@@ -1,6 +1,9 @@
 package catalog
 
 import (
+	"strings"
+	"time"
+
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,6 +52,30 @@ func newMetrics(reg prometheus.Registerer, c *Catalog) (*metrics, error) {
 			}
 			return 0
 		}),
+		gauge("leader_known", "1 when this node knows a Raft leader (itself or another server); 0 during an election or when cut off.",
+			func() float64 {
+				if c.raft == nil {
+					return 0
+				}
+				if addr, _ := c.raft.LeaderWithID(); addr == "" {
+					return 0
+				}
+				return 1
+			}),
+		gauge("leader_contact_age_seconds", "Time since a follower last heard from the leader (0 on the leader, and before any contact).",
+			func() float64 {
+				if c.raft == nil || c.raft.State() == raft.Leader {
+					return 0
+				}
+				last := c.raft.LastContact()
+				if last.IsZero() {
+					return 0
+				}
+				return time.Since(last).Seconds()
+			}),
+		raftState{c: c, desc: prometheus.NewDesc(ns+"_"+sub+"_raft_state",
+			"This node's Raft state: 1 for the current one of follower, candidate, leader and shutdown, 0 for the others.",
+			[]string{"state"}, nil)},
 	}
 	for _, col := range cols {
 		if err := reg.Register(col); err != nil {
@@ -56,4 +83,31 @@ func newMetrics(reg prometheus.Registerer, c *Catalog) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// raftStates are the values of garret_catalog_raft_state's state label,
+// every one exported on every scrape so a dashboard can show the current
+// one and a query can count followers without gaps.
+var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
+
+// raftState exports garret_catalog_raft_state{state}.
+type raftState struct {
+	c    *Catalog
+	desc *prometheus.Desc
+}
+
+func (r raftState) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r raftState) Collect(ch chan<- prometheus.Metric) {
+	cur := raft.Shutdown // no Raft (yet, or any more)
+	if r.c.raft != nil {
+		cur = r.c.raft.State()
+	}
+	for _, st := range raftStates {
+		v := 0.0
+		if st == cur {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, v, strings.ToLower(st.String()))
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/garret-cache/garret/api/v1"
 	"github.com/garret-cache/garret/replication/catalog"
@@ -53,6 +54,9 @@ type Deps struct {
 	// Replication asks a node (this one included) for its syncer's
 	// status, for ClusterStatus; nil, or an error: not shown.
 	Replication func(ctx context.Context, id string) (v1.ReplicationStatus, error)
+	// Metrics is the node's registry: gossip's series (garret_gossip_*)
+	// go there once gossip starts. Nil: not exported.
+	Metrics prometheus.Registerer
 }
 
 // Controller keeps the Raft configuration in line with gossip and carries
@@ -65,6 +69,7 @@ type Controller struct {
 	replication func(ctx context.Context, id string) (v1.ReplicationStatus, error)
 	catalog     *catalog.Catalog
 	log         *slog.Logger
+	metrics     prometheus.Registerer
 
 	members *membership.Membership // nil without gossip
 	book    *peerBook              // gossip addresses of members, for rejoining
@@ -98,7 +103,8 @@ func New(cfg Config, deps Deps) (*Controller, error) {
 		cfg.DeadVoterTimeout = 30 * time.Second
 	}
 	return &Controller{cfg: cfg, host: deps.Host, catalog: deps.Catalog, replication: deps.Replication, log: cfg.Log,
-		seen: map[string]seenNode{}, leaving: make(chan struct{}), changes: make(chan struct{}, 1)}, nil
+		metrics: deps.Metrics,
+		seen:    map[string]seenNode{}, leaving: make(chan struct{}), changes: make(chan struct{}, 1)}, nil
 }
 
 // Start joins gossip, when configured, and starts the placement and rejoin

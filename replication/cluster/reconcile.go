@@ -33,6 +33,12 @@ func (c *Controller) startGossip(ctx context.Context) error {
 	if c.members, err = membership.New(mc); err != nil {
 		return err
 	}
+	if c.metrics != nil {
+		if err := c.metrics.Register(c.members.Collector()); err != nil {
+			_ = c.members.Stop()
+			return err
+		}
+	}
 	c.book = loadPeerBook(c.cfg.DataDir)
 	c.wg.Add(2)
 	go c.clusterLoop(ctx, c.cfg.Join)

@@ -70,9 +70,11 @@ type Membership struct {
 	rtts     map[string]time.Duration
 	departed []Departed      // newest first, at most maxDeparted
 	leavers  map[string]bool // announced a leave that gossip has not shown yet
+	region   string          // this node's, first among the metrics' region labels
 	leave    sync.Once
 	leaveErr error
 	ready    atomic.Bool // events before Create returns are not reported
+	stopping atomic.Bool // Leave or Stop began
 }
 
 // New starts gossip (not yet joined to anyone).
@@ -103,11 +105,14 @@ func New(cfg Config) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: node metadata is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{}}
+	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{},
+		region: cfg.Meta.Region}
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if cfg.Log != nil {
-		mc.Logger = logbridge.Memberlist(cfg.Log)
+		// Once this node leaves or stops, memberlist's failures to use its
+		// closed sockets are the shutdown working.
+		mc.Logger = logbridge.Memberlist(logbridge.QuietOnceDone(cfg.Log, m.stopping.Load))
 	}
 	if m.ml, err = memberlist.Create(mc); err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
@@ -188,6 +193,7 @@ func (m *Membership) forgetLocked(name string) {
 // Leave announces departure, then stops gossip. Later calls do nothing.
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.leave.Do(func() {
+		m.stopping.Store(true)
 		m.announceLeaving(timeout)
 		err := m.ml.Leave(timeout)
 		m.leaveErr = errors.Join(err, m.ml.Shutdown())
@@ -243,7 +249,10 @@ func (m *Membership) leaving(name string) {
 // stop answering, as after a crash, and declare it dead by probing. Later
 // Leave and Stop calls do nothing.
 func (m *Membership) Stop() error {
-	m.leave.Do(func() { m.leaveErr = m.ml.Shutdown() })
+	m.leave.Do(func() {
+		m.stopping.Store(true)
+		m.leaveErr = m.ml.Shutdown()
+	})
 	return m.leaveErr
 }
 

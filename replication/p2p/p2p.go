@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/garret-cache/garret/internal/durable"
@@ -188,10 +189,16 @@ func NewRaftTransport(h host.Host, log *slog.Logger) (*raft.NetworkTransport, er
 	if err != nil {
 		return nil, fmt.Errorf("p2p: raft listener: %w", err)
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	// Once Raft has closed the transport, its connections fail as the host
+	// closes under them: what raft logs of that is the shutdown, not errors.
+	var tr atomic.Pointer[raft.NetworkTransport]
+	closed := func() bool { t := tr.Load(); return t != nil && t.IsShutdown() }
+	t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{Listener: l, h: h},
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  logbridge.HCLog(log, "raft-net"),
-	}), nil
+		Logger:  logbridge.HCLog(logbridge.QuietOnceDone(log, closed), "raft-net"),
+	})
+	tr.Store(t)
+	return t, nil
 }

@@ -44,7 +44,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
-	flag.Int64Var(&o.corpusMiB, "corpus-mib", 1100, "NAR size of the corpus to build, MiB (trees + generated)")
+	flag.Int64Var(&o.corpusMiB, "corpus-mib", 2100, "NAR size of the corpus to build, MiB (trees + generated)")
 	flag.IntVar(&o.generated, "generated", 320, "small generated store paths with references in the corpus")
 	flag.StringVar(&o.trees, "trees", "/usr/local/go,/usr/lib/x86_64-linux-gnu,/usr/share,~/go/pkg/mod",
 		"trees whose entries are added to the store, in order, until the corpus is big enough")

@@ -19,4 +19,4 @@ if [ -n "$missing" ]; then
 		$sudo systemctl disable --now nginx >/dev/null 2>&1 || true
 	fi
 fi
-printf '%s; %s; %s\n' "$(nix-store --version)" "$(/usr/sbin/nginx -v 2>&1)" "$(wrk -v 2>&1 | head -n1)"
+printf '%s; %s; %s\n' "$(nix-store --version)" "$(/usr/sbin/nginx -v 2>&1)" "$(wrk -v 2>&1 | head -n1 | sed 's/ Copyright.*//')"

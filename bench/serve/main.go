@@ -124,7 +124,8 @@ type suite struct {
 	rows      []row
 	started   time.Time
 	loadStart string
-	fileCache string // the `nix copy --to file://` cache, once written
+	fileCache string   // the `nix copy --to file://` cache, once written
+	served    []string // what each read target serves the corpus's NARs as
 	stops     []func()
 }
 

@@ -189,5 +189,6 @@ func (s *suite) discover(t *target) error {
 		served += n.fileSize
 	}
 	log.Printf("reads: %s serves the corpus's NARs as %.0f MiB", t.name, mib(served))
+	s.served = append(s.served, fmt.Sprintf("%.0f MiB from %s", mib(served), t.name))
 	return nil
 }

@@ -13,7 +13,8 @@
 //   - push: `nix copy --to 'file://…?compression=zstd'` of the whole corpus
 //     (the peer, and the cache nginx serves later), then `nix copy --to
 //     'http://…/upload/bench?compression=zstd'` of it into a fresh garretd,
-//     then `garret push -j 8` into another fresh garretd; wall times.
+//     then `garret push -j 8` into another fresh garretd; wall times, the
+//     least of -push-rounds interleaved rounds.
 //   - reads: a fresh garretd takes the corpus from 8 concurrent `nix copy`
 //     processes over disjoint sub-closures (its VmHWM is the push's peak RSS),
 //     nginx serves the file:// cache, and wrk measures both: narinfo req/s,

@@ -13,17 +13,18 @@ import (
 
 // options are the suite's flags.
 type options struct {
-	out       string
-	garretd   string
-	garret    string
-	corpusMiB int64
-	generated int
-	trees     string
-	seed      string
-	duration  time.Duration
-	only      string
-	note      string
-	keep      bool
+	out        string
+	garretd    string
+	garret     string
+	corpusMiB  int64
+	generated  int
+	trees      string
+	seed       string
+	duration   time.Duration
+	pushRounds int
+	only       string
+	note       string
+	keep       bool
 }
 
 // phase is one part of the suite. Later items of issue 13 (distance, lag,
@@ -40,7 +41,7 @@ var phases = []phase{
 
 func main() {
 	var o options
-	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s (unless set)")
+	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 (unless set)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
@@ -50,6 +51,7 @@ func main() {
 		"trees whose entries are added to the store, in order, until the corpus is big enough")
 	flag.StringVar(&o.seed, "seed", "1", "seed of the generated closure (another seed builds new paths)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each wrk measurement")
+	flag.IntVar(&o.pushRounds, "push-rounds", 2, "rounds of the three pushes, interleaved; each row keeps the least time")
 	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads); default all")
 	flag.StringVar(&o.note, "note", "", "a note for the run's header (e.g. what else ran on the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
@@ -65,6 +67,9 @@ func main() {
 		}
 		if !set["duration"] {
 			o.duration = 2 * time.Second
+		}
+		if !set["push-rounds"] {
+			o.pushRounds = 1
 		}
 	}
 	if err := run(o); err != nil {
@@ -82,6 +87,9 @@ func run(o options) error {
 	}
 	if len(selected) == 0 {
 		return fmt.Errorf("-only %q names no phase", o.only)
+	}
+	if o.pushRounds < 1 {
+		return fmt.Errorf("-push-rounds must be at least 1")
 	}
 	for _, b := range []*string{&o.garretd, &o.garret} {
 		abs, err := filepath.Abs(*b)

@@ -34,9 +34,11 @@ type nar struct {
 func (s *suite) readsPhase() error {
 	if s.fileCache == "" {
 		log.Print("reads: nix copy --to file:// (for nginx; not timed)")
-		if _, err := s.writeFileCache(); err != nil {
+		dir := filepath.Join(s.env.dir, "filecache")
+		if _, err := s.writeFileCache(dir); err != nil {
 			return err
 		}
+		s.fileCache = dir
 	}
 	g, err := startGarret(s, "garret-reads")
 	if err != nil {

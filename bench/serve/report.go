@@ -122,11 +122,10 @@ func (s *suite) report() error {
 	fmt.Fprintf(&b, "- corpus: %d store paths, %.0f MiB of NAR: %d entries of %s added with `nix-store --add` (%.0f MiB), "+
 		"and %d generated paths with %d references among them and to the tree paths\n",
 		len(c.paths), mib(c.total), c.treePaths, strings.Join(c.trees, ", "), mib(c.treeBytes), c.genPaths, c.refs)
-	fmt.Fprintf(&b, "- reads: wrk over loopback, %s per run, Lua script cycling through every narinfo (or NAR) URL of the corpus; "+
-		"`-t2` (`-t1` at 1 connection); the peer is nginx serving the `nix copy --to file://…?compression=zstd` cache of the corpus\n",
-		s.opts.duration)
 	if len(s.served) > 0 {
-		fmt.Fprintf(&b, "- NARs as served (zstd): %s\n", strings.Join(s.served, ", "))
+		fmt.Fprintf(&b, "- reads: wrk over loopback, %s per run, Lua script cycling through every narinfo (or NAR) URL of the corpus; "+
+			"`-t2` (`-t1` at 1 connection); the peer is nginx serving the `nix copy --to file://…?compression=zstd` cache of the corpus; "+
+			"NARs as served (zstd): %s\n", s.opts.duration, strings.Join(s.served, ", "))
 	}
 	fmt.Fprintf(&b, "- load average (1/5/15 min) at start %s, at end %s; the suite ran %s (corpus %s)\n",
 		s.loadStart, loadAvg(), time.Since(s.started).Round(time.Second), c.built.Round(time.Second))

@@ -41,8 +41,13 @@ test-unit:
 test-e2e: test-deps
 	CGO_ENABLED=1 $(GO) test -tags $(TEST_TAGS) -count=1 -v ./test/e2e/
 
+# bench installs nginx-light and wrk when missing (bench/deps.sh), runs issue
+# 13's suite (bench/serve; `make bench BENCH_FLAGS=-quick` for a short run)
+# and the storage layouts; both append their section to BENCHMARKS.md.
+BENCH_FLAGS ?=
 bench: build
-	CGO_ENABLED=0 $(GO) run ./bench/serve -out BENCHMARKS.md
+	@bench/deps.sh
+	CGO_ENABLED=0 $(GO) run ./bench/serve -out BENCHMARKS.md $(BENCH_FLAGS)
 	CGO_ENABLED=0 $(GO) run ./bench/storage >> BENCHMARKS.md
 
 demo-cluster: build

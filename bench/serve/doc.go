@@ -1,0 +1,31 @@
+// Command serve is issue 13's benchmark suite: Garret side by side with a
+// peer measured in the same run, on the same machine, on the same corpus.
+//
+// The corpus is built by the suite: entries of large trees (the Go toolchain,
+// /usr/lib/x86_64-linux-gnu, then /usr/share and the Go module cache as
+// needed) added to the Nix store with `nix-store --add`, plus a generated
+// closure of a few hundred small derivations that reference each other and
+// some of the tree paths. -corpus-mib sets its NAR size (default 2100 MiB:
+// the issue asks ≥ 1 GiB for the push and ≥ 2 GiB for the memory run).
+//
+// Phases (-only selects some; each adds rows to one table):
+//
+//   - push: `nix copy --to 'file://…?compression=zstd'` of the whole corpus
+//     (the peer, and the cache nginx serves later), then `nix copy --to
+//     'http://…/upload/bench?compression=zstd'` of it into a fresh garretd,
+//     then `garret push -j 8` into another fresh garretd; wall times, the
+//     least of -push-rounds interleaved rounds.
+//   - reads: a fresh garretd takes the corpus from 8 concurrent `nix copy`
+//     processes over disjoint sub-closures (its VmHWM is the push's peak RSS),
+//     nginx serves the file:// cache, and wrk measures both: narinfo req/s,
+//     p50/p99 and errors at 1, 64 and 1000 connections, then NAR download at
+//     1 and 16 connections in NAR-equivalent MiB/s (wire bytes × NarSize ÷
+//     served size of the NARs wrk asked for). garretd's VmHWM is reset
+//     (clear_refs) before the 1000-connection run and read after it.
+//
+// One table (figure, Garret, peer, ratio, target, met) is printed and
+// appended to -out with the date, machine, commit, tool versions and corpus.
+// Not measured yet (issue 13 items 5–7: distance over the emulated WAN,
+// replication lag, a catalog of 10⁶ paths): each will be one more phase.
+// bench/README.md says how to run it and what each figure means.
+package main

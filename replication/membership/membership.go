@@ -68,6 +68,10 @@ type Membership struct {
 	onChange func()
 	mu       sync.Mutex
 	rtts     map[string]time.Duration
+	// live are the members memberlist shows alive, copied in its event
+	// callbacks: the *Node values memberlist.Members returns are updated
+	// under its lock after it returns them, so reading them races.
+	live     map[string]Member
 	departed []Departed      // newest first, at most maxDeparted
 	leavers  map[string]bool // announced a leave that gossip has not shown yet
 	region   string          // this node's, first among the metrics' region labels
@@ -105,7 +109,7 @@ func New(cfg Config) (*Membership, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: node metadata is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
-	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{},
+	m := &Membership{meta: meta, onChange: cfg.OnChange, rtts: map[string]time.Duration{}, leavers: map[string]bool{}, live: map[string]Member{},
 		region: cfg.Meta.Region}
 	mc.Delegate, mc.Events, mc.Ping = delegate{m}, events{m}, pings{m}
 	mc.Logger = log.New(io.Discard, "", 0)
@@ -132,20 +136,29 @@ func (m *Membership) GossipAddr() string {
 
 // Members lists the live members with their metadata and RTTs.
 func (m *Membership) Members() []Member {
-	// memberlist calls NotifyLeave (which takes mu) holding its node lock:
-	// never ask memberlist while holding mu.
-	nodes := m.ml.Members()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []Member
-	for _, n := range nodes {
-		var meta Meta
-		if err := json.Unmarshal(n.Meta, &meta); err != nil {
-			continue
-		}
-		out = append(out, Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta, RTT: m.rtts[n.Name]})
+	out := make([]Member, 0, len(m.live))
+	for _, mb := range m.live {
+		mb.RTT = m.rtts[mb.Name]
+		out = append(out, mb)
 	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// setLive records n as memberlist shows it (a member whose metadata does
+// not decode is left out, as it cannot be placed or dialled).
+func (m *Membership) setLive(n *memberlist.Node) {
+	var meta Meta
+	err := json.Unmarshal(n.Meta, &meta)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		delete(m.live, n.Name)
+		return
+	}
+	m.live[n.Name] = Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: meta}
 }
 
 // Departed is a member gossip saw go: declared dead after failed probes, or
@@ -278,8 +291,11 @@ type events struct{ m *Membership }
 
 // memberlist calls these holding its node lock, so n may be read here but
 // not kept.
-func (e events) NotifyJoin(n *memberlist.Node) { e.m.forget(n.Name); e.m.changed() }
+func (e events) NotifyJoin(n *memberlist.Node) { e.m.setLive(n); e.m.forget(n.Name); e.m.changed() }
 func (e events) NotifyLeave(n *memberlist.Node) {
+	e.m.mu.Lock()
+	delete(e.m.live, n.Name)
+	e.m.mu.Unlock()
 	d := Departed{Name: n.Name, At: time.Now()}
 	var meta Meta
 	if json.Unmarshal(n.Meta, &meta) == nil {
@@ -288,7 +304,7 @@ func (e events) NotifyLeave(n *memberlist.Node) {
 	e.m.depart(d)
 	e.m.changed()
 }
-func (e events) NotifyUpdate(*memberlist.Node) { e.m.changed() }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.m.setLive(n); e.m.changed() }
 
 type pings struct{ m *Membership }
 

@@ -62,6 +62,7 @@ type serveFlags struct {
 	join                []string
 	region, nodeName    string
 	logLevel, logFormat string
+	pprofListen         string
 }
 
 func rootCmd() *cobra.Command {
@@ -85,6 +86,7 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.nodeName, "node-name", "", "this node's name, overriding [cluster] node-name")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log line format on stderr: text (key=value) or json (one object per line)")
+	cmd.Flags().StringVar(&f.pprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	cmd.AddCommand(makeTokenCmd(&f.config), genSecretCmd(), healthcheckCmd())
 	return cmd
 }
@@ -173,7 +175,14 @@ func serve(ctx context.Context, f serveFlags) error {
 		return collect(ctx, cfg, f.mode == "garbage-collector-once", log)
 	}
 
-	// 2. The node: chunk store, catalog, API.
+	// 2. The node: chunk store, catalog, API; the profiler beside it.
+	if f.pprofListen != "" {
+		_, stop, err := listenPprof(f.pprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	n, err := node.New(node.Config{Server: cfg, Logger: log})
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
@@ -19,17 +18,43 @@ var (
 	ErrInvalidStorePath     = errors.New("nixid: invalid store path")
 )
 
-var (
-	cacheNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$`)
-	pathHashRE  = regexp.MustCompile(`^[0123456789abcdfghijklmnpqrsvwxyz]{32}$`)
-)
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+
+// validCacheName is ^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$ without a regexp
+// (every request parses a cache name; nixid's test holds the two together).
+func validCacheName(s string) bool {
+	if len(s) == 0 || len(s) > 50 || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '-' && c != '_' && c != '+' {
+			return false
+		}
+	}
+	return true
+}
+
+// validPathHash is ^[0123456789abcdfghijklmnpqrsvwxyz]{32}$: 32 nix-base32
+// characters (no e, o, u, t).
+func validPathHash(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' && c != 'e' && c != 'o' && c != 'u' && c != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // CacheName is a validated Attic cache name: ^[A-Za-z0-9][A-Za-z0-9-_+]{0,49}$.
 type CacheName string
 
 // ParseCacheName validates s as a cache name.
 func ParseCacheName(s string) (CacheName, error) {
-	if !cacheNameRE.MatchString(s) {
+	if !validCacheName(s) {
 		return "", fmt.Errorf("%w: %q (want 1-50 of [A-Za-z0-9-_+], starting alphanumeric)", ErrInvalidCacheName, s)
 	}
 	return CacheName(s), nil
@@ -43,7 +68,7 @@ type StorePathHash string
 
 // ParseStorePathHash validates s as a store-path hash.
 func ParseStorePathHash(s string) (StorePathHash, error) {
-	if !pathHashRE.MatchString(s) {
+	if !validPathHash(s) {
 		return "", fmt.Errorf("%w: %q (want 32 nix-base32 characters)", ErrInvalidStorePathHash, s)
 	}
 	return StorePathHash(s), nil

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -93,4 +95,54 @@ func TestParseNarHash_Forms(t *testing.T) {
 			t.Errorf("ParseNarHash(%q) = %v", bad, err)
 		}
 	}
+}
+
+// The grammars the hand-written checks implement.
+var (
+	cacheNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_+]{0,49}$`)
+	pathHashRE  = regexp.MustCompile(`^[0123456789abcdfghijklmnpqrsvwxyz]{32}$`)
+)
+
+// TestChecks_AgreeWithTheGrammar: the byte-loop checks accept exactly what
+// the regular expressions do, over every byte in every position of names and
+// hashes of the lengths around the bounds, and over random strings.
+func TestChecks_AgreeWithTheGrammar(t *testing.T) {
+	check := func(s string) {
+		if got, want := validCacheName(s), cacheNameRE.MatchString(s); got != want {
+			t.Fatalf("cache name %q: %v, grammar %v", s, got, want)
+		}
+		if got, want := validPathHash(s), pathHashRE.MatchString(s); got != want {
+			t.Fatalf("path hash %q: %v, grammar %v", s, got, want)
+		}
+	}
+	for _, n := range []int{0, 1, 2, 31, 32, 33, 49, 50, 51} {
+		for pos := range max(n, 1) {
+			for c := range 256 {
+				b := []byte(strings.Repeat("a", n))
+				if n > 0 {
+					b[pos] = byte(c)
+				}
+				check(string(b))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := "0123456789abcdefghijklmnopqrstuvwxyzABCZ-_+.é/\x00 "
+	for range 200000 {
+		b := make([]byte, rng.IntN(54))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
+}
+
+func FuzzChecks(f *testing.F) {
+	f.Add("abc")
+	f.Add(strings.Repeat("0", 32))
+	f.Fuzz(func(t *testing.T, s string) {
+		if validCacheName(s) != cacheNameRE.MatchString(s) || validPathHash(s) != pathHashRE.MatchString(s) {
+			t.Fatalf("%q: the checks and the grammar disagree", s)
+		}
+	})
 }

@@ -209,8 +209,8 @@ func printScrub(w io.Writer, res v1.ClusterScrubResponse) {
 
 func printStatus(w io.Writer, st v1.ClusterStatus) {
 	fmt.Fprintf(w, "answered by %s; term %d; applied %d of %d committed entries\n\n", short(st.Node), st.Term, st.AppliedIndex, st.CommitIndex)
-	const row = "%-16s %-12s %-9s %-7s %9s  %-11s %9s %6s  %s\n"
-	fmt.Fprintf(w, row, "NODE", "REGION", "ROLE", "LEADER", "RTT", "STATE", "APPLIED", "TERM", "API")
+	const row = "%-16s %-12s %-8s %-9s %-7s %9s  %-11s %9s %6s  %s\n"
+	fmt.Fprintf(w, row, "NODE", "REGION", "HEALTH", "ROLE", "LEADER", "RTT", "STATE", "APPLIED", "TERM", "API")
 	for _, n := range st.Nodes {
 		leader, rtt := "", "-"
 		if n.Leader {
@@ -223,7 +223,17 @@ func printStatus(w io.Writer, st v1.ClusterStatus) {
 		if n.Unreachable {
 			state, applied, term = "unreachable", "-", "-"
 		}
-		fmt.Fprintf(w, row, short(n.Name), n.Region, n.Role, leader, rtt, state, applied, term, n.APIURL)
+		health := n.Health
+		if health == "" {
+			health = "-" // an older node does not say
+		}
+		fmt.Fprintf(w, row, short(n.Name), n.Region, health, n.Role, leader, rtt, state, applied, term, n.APIURL)
+	}
+	if len(st.Departed) > 0 {
+		fmt.Fprintf(w, "\ndeparted (no longer Raft members):\n")
+		for _, d := range st.Departed {
+			fmt.Fprintf(w, "%-16s %-12s %-5s since %s\n", short(d.Name), d.Region, d.Health, d.Since.UTC().Format(time.RFC3339))
+		}
 	}
 	printReplication(w, st)
 }

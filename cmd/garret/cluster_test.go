@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/garret-cache/garret/api/v1"
 )
@@ -15,13 +16,13 @@ import (
 func TestPrintStatus(t *testing.T) {
 	var b bytes.Buffer
 	printStatus(&b, v1.ClusterStatus{Node: "eu-1", Term: 4, AppliedIndex: 7, CommitIndex: 7, Nodes: []v1.ClusterNode{
-		{Name: "eu-1", Region: "eu", Role: "voter", Leader: true, APIURL: "http://a/", State: "leader", AppliedIndex: 7, Term: 4,
+		{Name: "eu-1", Region: "eu", Health: "alive", Role: "voter", Leader: true, APIURL: "http://a/", State: "leader", AppliedIndex: 7, Term: 4,
 			Replication: &v1.ReplicationStatus{}},
-		{Name: "us-1", Region: "us", Role: "nonvoter", RTTMs: 151.2, State: "follower", AppliedIndex: 5, Term: 4,
+		{Name: "us-1", Region: "us", Health: "alive", Role: "nonvoter", RTTMs: 151.2, State: "follower", AppliedIndex: 5, Term: 4,
 			Replication: &v1.ReplicationStatus{Backlog: 3, BacklogBytes: 3 << 20, LagSeconds: 2.54, FetchBytesPerSecond: 12 << 20,
 				Fetched: 40, FrameBytes: 200 << 20, Failed: 1}},
-		{Name: "us-2", Region: "us", Role: "voter", Unreachable: true},
-	}})
+		{Name: "us-2", Region: "us", Health: "suspect", Role: "voter", Unreachable: true},
+	}, Departed: []v1.DepartedNode{{Name: "eu-9", Region: "eu", Health: "left", Since: time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)}}})
 	out := b.String()
 	for _, want := range []string{"term 4; applied 7 of 7", "STATE", "APPLIED", "TERM", "151.2 ms", "nonvoter"} {
 		if !strings.Contains(out, want) {
@@ -29,9 +30,10 @@ func TestPrintStatus(t *testing.T) {
 		}
 	}
 	for _, row := range []string{
-		`(?m)^eu-1 +eu +voter +\* +- +leader +7 +4 +http://a/$`,
-		`(?m)^us-1 +us +nonvoter +151\.2 ms +follower +5 +4 *$`,
-		`(?m)^us-2 +us +voter +- +unreachable +- +- *$`,
+		`(?m)^eu-1 +eu +alive +voter +\* +- +leader +7 +4 +http://a/$`,
+		`(?m)^us-1 +us +alive +nonvoter +151\.2 ms +follower +5 +4 *$`,
+		`(?m)^us-2 +us +suspect +voter +- +unreachable +- +- *$`,
+		`(?m)^eu-9 +eu +left +since 2026-12-04T06:00:00Z$`,
 		`(?m)^eu-1 +0 +0\.0 MiB +0s +0\.0 MiB/s +0 +0\.0 MiB +0$`,
 		`(?m)^us-1 +3 +3\.0 MiB +2\.5s +12\.0 MiB/s +40 +200\.0 MiB +1$`,
 		`(?m)^us-2( +-){7}$`,

@@ -6,19 +6,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/garret-cache/garret/internal/nixid"
 	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // The catalog keeps no per-cache totals, so the cluster page counts: at most
-// once per cacheStatsTTL, at most cacheStatsBudget objects in all, in pages
-// of cacheStatsPage (the catalog's read lock is held for one page at a time,
-// never for a whole cache). A cache the budget does not cover is shown as
-// "at least" what was counted.
+// once per cacheStatsTTL, at most cacheStatsBudget objects in all (the
+// catalog's walk holds its read lock for one page at a time, never for a
+// whole cache). A cache the budget does not cover is shown as "at least"
+// what was counted.
 const (
 	cacheStatsTTL    = 30 * time.Second
 	cacheStatsBudget = 200_000
-	cacheStatsPage   = 1000
 )
 
 // CacheStat is one cache's objects and the sum of their NAR sizes.
@@ -39,7 +37,8 @@ type cacheStats struct {
 	more   int // caches past maxWebCaches, not counted
 }
 
-var errPageFull = errors.New("page full")
+// errBudgetSpent stops a count at the budget.
+var errBudgetSpent = errors.New("count budget spent")
 
 // get returns the counts, recounting when they are older than the TTL.
 // Concurrent callers wait for one count.
@@ -64,31 +63,21 @@ func (cs *cacheStats) get(cat Catalog) ([]CacheStat, int, error) {
 	}
 	out := make([]CacheStat, 0, len(caches))
 	for _, c := range caches {
-		st := CacheStat{Name: string(c.Name), Public: c.IsPublic}
-		var after nixid.StorePathHash
-		for {
-			if budget <= 0 {
-				st.Partial = true
-				break
-			}
-			n, page := 0, min(cacheStatsPage, budget)
-			err := cat.ForEachObject(c.Name, after, func(o catalog.Object) error {
+		st := CacheStat{Name: string(c.Name), Public: c.IsPublic, Partial: budget <= 0}
+		if !st.Partial {
+			err := cat.ForEachObject(c.Name, func(o catalog.Object) error {
+				if budget <= 0 {
+					st.Partial = true
+					return errBudgetSpent
+				}
+				budget--
 				st.Objects++
 				st.NarBytes += o.NarSize
-				after = o.StorePathHash
-				if n++; n == page {
-					return errPageFull
-				}
 				return nil
 			})
-			budget -= n
-			if errors.Is(err, errPageFull) {
-				continue
-			}
-			if err != nil {
+			if err != nil && !errors.Is(err, errBudgetSpent) {
 				return nil, 0, err
 			}
-			break
 		}
 		out = append(out, st)
 	}

@@ -48,9 +48,9 @@ type Catalog interface {
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
-	// ForEachObject pages through a cache's objects (for the cluster
-	// page's counts); fn must not write to the catalog.
-	ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(catalog.Object) error) error
+	// ForEachObject visits a cache's objects (for the cluster page's
+	// counts), a page at a time.
+	ForEachObject(cache nixid.CacheName, fn func(catalog.Object) error) error
 	// IsRevoked and RevocationRules fail when the state cannot be read;
 	// the request is then refused (503), never let through.
 	IsRevoked(jti string) (bool, error)

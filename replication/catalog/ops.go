@@ -67,16 +67,43 @@ func (c *Catalog) ExpireObjects(ctx context.Context, cache nixid.CacheName, befo
 	return r.count, err
 }
 
-// ForEachObject visits the objects of a cache in local state whose hash
-// sorts after after ("" for all), in hash order; fn's error stops the walk
-// and is returned. fn must not write to the catalog: the walk holds the
-// state's read lock, which applying a write needs.
-func (c *Catalog) ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(Object) error) error {
-	from := objectPrefix(cache)
-	if after != "" {
-		from = append(objectKey(cache, after), 0)
+// objectPage is how many objects ForEachObject reads under one hold of
+// the state's read lock.
+const objectPage = 256
+
+// errPageFull ends the read of one page of ForEachObject.
+var errPageFull = errors.New("catalog: page full")
+
+// ForEachObject visits the objects of a cache in local state, in hash
+// order; fn's error stops the walk and is returned. The objects are read a
+// page at a time under the state's read lock and fn is called outside it,
+// so fn may write to the catalog (applying a write needs that lock) and a
+// walk over a large cache never holds it long; each object is as its page
+// read it.
+func (c *Catalog) ForEachObject(cache nixid.CacheName, fn func(Object) error) error {
+	prefix := objectPrefix(cache)
+	from := prefix
+	for {
+		page := make([]Object, 0, objectPage)
+		err := scanFrom(c.fsm.st, prefix, from, func(o Object) error {
+			if page = append(page, o); len(page) == objectPage {
+				return errPageFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPageFull) {
+			return err
+		}
+		for _, o := range page {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if len(page) < objectPage {
+			return nil
+		}
+		from = append(objectKey(cache, page[len(page)-1].StorePathHash), 0)
 	}
-	return scanFrom(c.fsm.st, objectPrefix(cache), from, fn)
 }
 
 // PutFile adds or replaces an auxiliary file.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -59,11 +60,11 @@ func TestCatalog_TouchAndExpire(t *testing.T) {
 		t.Fatalf("changes after expiry: %+v %v", chs, err)
 	}
 	var seen []nixid.StorePathHash
-	if err := c.ForEachObject("a", hashOf(2), func(o Object) error { seen = append(seen, o.StorePathHash); return nil }); err != nil {
+	if err := c.ForEachObject("a", func(o Object) error { seen = append(seen, o.StorePathHash); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 1 || seen[0] != hashOf(4) {
-		t.Fatalf("objects after 2: %v", seen)
+	if len(seen) != 2 || seen[0] != hashOf(2) || seen[1] != hashOf(4) {
+		t.Fatalf("objects left: %v", seen)
 	}
 	// A re-push resets the access time, as Attic's does.
 	o := object("a", 2)
@@ -73,6 +74,45 @@ func TestCatalog_TouchAndExpire(t *testing.T) {
 	}
 	if o, _ := c.Object("a", hashOf(2)); !o.AccessedAt.IsZero() || !o.LastUsed().Equal(t0.Add(3*time.Hour)) {
 		t.Fatalf("after re-push: accessed %v, last used %v", o.AccessedAt, o.LastUsed())
+	}
+}
+
+// TestCatalog_ForEachObjectWritesBetweenPages: a walk over more than a page
+// visits every object once, in hash order, and fn may write to the catalog
+// (here it expires every other object it sees) without waiting on the walk.
+func TestCatalog_ForEachObjectWritesBetweenPages(t *testing.T) {
+	n := startNode(t, t.TempDir(), true)
+	waitLeader(t, n.cat)
+	ctx := context.Background()
+	c := n.cat
+	if err := c.CreateCache(ctx, Cache{Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	const total = objectPage*2 + 7
+	for i := 1; i <= total; i++ {
+		if err := c.PutObject(ctx, object("w", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []nixid.StorePathHash
+	err := c.ForEachObject("w", func(o Object) error {
+		if len(seen) > 0 && o.StorePathHash <= seen[len(seen)-1] {
+			return fmt.Errorf("%s after %s", o.StorePathHash, seen[len(seen)-1])
+		}
+		seen = append(seen, o.StorePathHash)
+		if len(seen)%2 == 0 {
+			_, err := c.ExpireObjects(ctx, "w", time.Now().Add(time.Hour), []nixid.StorePathHash{o.StorePathHash})
+			return err
+		}
+		return nil
+	})
+	if err != nil || len(seen) != total {
+		t.Fatalf("walk: %d of %d objects, %v", len(seen), total, err)
+	}
+	left := 0
+	_ = c.ForEachObject("w", func(Object) error { left++; return nil })
+	if left != total-total/2 {
+		t.Fatalf("%d objects left, want %d", left, total-total/2)
 	}
 }
 

@@ -2,7 +2,6 @@ package gc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 // RetentionCatalog is what retention reads and writes (*catalog.Catalog).
 type RetentionCatalog interface {
 	Caches() ([]catalog.Cache, error)
-	ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(catalog.Object) error) error
+	ForEachObject(cache nixid.CacheName, fn func(catalog.Object) error) error
 	ExpireObjects(ctx context.Context, cache nixid.CacheName, before time.Time, hashes []nixid.StorePathHash) (int, error)
 }
 
@@ -30,9 +29,6 @@ type Retention struct {
 	Now     func() time.Time // time.Now when nil
 }
 
-// errPageFull stops a walk once a command's worth of objects is listed.
-var errPageFull = errors.New("gc: page full")
-
 // Period is the retention period in force for a cache (0: none).
 func (r *Retention) Period(c catalog.Cache) time.Duration {
 	if c.RetentionPeriod != nil {
@@ -42,8 +38,8 @@ func (r *Retention) Period(c catalog.Cache) time.Duration {
 }
 
 // Expire removes every expired object of every cache and reports how many
-// went. Each cache is walked in pages of one command each, so neither the
-// walk nor the log holds more than catalog.MaxObjectsPerCommand objects at a time.
+// went, one command per catalog.MaxObjectsPerCommand expired objects, each
+// proposed as the walk finds them (the walk holds no lock meanwhile).
 func (r *Retention) Expire(ctx context.Context) (int, error) {
 	now := time.Now
 	if r.Now != nil {
@@ -71,35 +67,26 @@ func (r *Retention) Expire(ctx context.Context) (int, error) {
 
 func (r *Retention) expireCache(ctx context.Context, cache nixid.CacheName, before time.Time) (int, error) {
 	total := 0
-	var after nixid.StorePathHash
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		var page []nixid.StorePathHash
-		done := true
-		err := r.Catalog.ForEachObject(cache, after, func(o catalog.Object) error {
-			after = o.StorePathHash
-			if o.LastUsed().Before(before) {
-				if page = append(page, o.StorePathHash); len(page) == catalog.MaxObjectsPerCommand {
-					done = false
-					return errPageFull
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errPageFull) {
-			return total, err
-		}
-		if len(page) > 0 {
-			n, err := r.Catalog.ExpireObjects(ctx, cache, before, page)
-			total += n
-			if err != nil {
-				return total, err
-			}
-		}
-		if done {
-			return total, nil
-		}
+	var batch []nixid.StorePathHash
+	propose := func() error {
+		n, err := r.Catalog.ExpireObjects(ctx, cache, before, batch)
+		total, batch = total+n, nil
+		return err
 	}
+	err := r.Catalog.ForEachObject(cache, func(o catalog.Object) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !o.LastUsed().Before(before) {
+			return nil
+		}
+		if batch = append(batch, o.StorePathHash); len(batch) == catalog.MaxObjectsPerCommand {
+			return propose()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = propose()
+	}
+	return total, err
 }

@@ -27,13 +27,11 @@ type fakeCatalog struct {
 
 func (f *fakeCatalog) Caches() ([]catalog.Cache, error) { return f.caches, nil }
 
-func (f *fakeCatalog) ForEachObject(cache nixid.CacheName, after nixid.StorePathHash, fn func(catalog.Object) error) error {
+func (f *fakeCatalog) ForEachObject(cache nixid.CacheName, fn func(catalog.Object) error) error {
 	f.mu.Lock()
 	var hs []string
 	for h := range f.objects[cache] {
-		if h > after {
-			hs = append(hs, string(h))
-		}
+		hs = append(hs, string(h))
 	}
 	f.mu.Unlock()
 	sort.Strings(hs)

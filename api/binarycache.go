@@ -74,11 +74,7 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
-	h, err := nixid.ParseStorePathHash(hashPart)
-	if err != nil {
-		return requestError("%v", err)
-	}
-	cache, err := s.authorize(r, name, needPull)
+	cache, h, err := s.pullHash(r, name, hashPart)
 	if err != nil {
 		return err
 	}
@@ -109,14 +105,20 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	return err
 }
 
-// pullObject checks pull permission (before any lookup, so a private cache
-// reveals nothing) and loads one store path of the cache.
-func (s *Server) pullObject(r *http.Request, name nixid.CacheName, hashPart string) (catalog.Cache, catalog.Object, error) {
+// pullHash parses a store path hash and checks pull permission, before any
+// lookup, so a private cache reveals nothing.
+func (s *Server) pullHash(r *http.Request, name nixid.CacheName, hashPart string) (catalog.Cache, nixid.StorePathHash, error) {
 	h, err := nixid.ParseStorePathHash(hashPart)
 	if err != nil {
-		return catalog.Cache{}, catalog.Object{}, requestError("%v", err)
+		return catalog.Cache{}, "", requestError("%v", err)
 	}
 	cache, err := s.authorize(r, name, needPull)
+	return cache, h, err
+}
+
+// pullObject is pullHash, then loads that store path of the cache.
+func (s *Server) pullObject(r *http.Request, name nixid.CacheName, hashPart string) (catalog.Cache, catalog.Object, error) {
+	cache, h, err := s.pullHash(r, name, hashPart)
 	if err != nil {
 		return cache, catalog.Object{}, err
 	}

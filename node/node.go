@@ -217,8 +217,9 @@ func New(cfg Config) (_ *Node, err error) {
 		syncer.ServeCopies(n.host, n.store, fetcher, limit, func(p peer.ID) bool { return n.catalog.IsServer(p.String()) },
 			n.log.With("component", "copies"))
 	}
+	name := orDefault(p.cluster.NodeName, id.String()) // as the scrub, GC and the pages report it
 	scfg, sdeps := p.scrub, repair.Deps{Store: n.store}
-	scfg.Node, scfg.Log, scfg.Metrics = orDefault(p.cluster.NodeName, id.String()), n.log.With("component", "scrub"), n.metrics
+	scfg.Node, scfg.Log, scfg.Metrics = name, n.log.With("component", "scrub"), n.metrics
 	if p.cluster.Gossip != nil { // a lone node has no peers to repair from
 		sdeps.Copier = &syncer.Copier{Store: n.store, Fetcher: fetcher, Limit: limit}
 	}
@@ -233,8 +234,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.collector = &gc.Collector{
 		Sweeper: &gc.Sweeper{Store: n.store, Manifests: n.catalog.ForEachManifest, Current: n.catalog.ConfirmCurrent,
 			Grace: cfg.SweepGrace},
-		Accesses: &gc.Accesses{Touch: n.catalog.TouchObjects, Log: gcLog, PeriodOf: func(name nixid.CacheName) time.Duration {
-			c, err := n.catalog.Cache(name) // kept decoded: cheap on every download
+		Accesses: &gc.Accesses{Touch: n.catalog.TouchObjects, Log: gcLog, PeriodOf: func(cache nixid.CacheName) time.Duration {
+			c, err := n.catalog.Cache(cache) // kept decoded: cheap on every download
 			if err != nil {
 				return 0
 			}
@@ -242,12 +243,12 @@ func New(cfg Config) (_ *Node, err error) {
 		}},
 		Retention: retention,
 		Leads:     n.catalog.IsLeader,
-		History:   &n.gcRuns, Node: orDefault(p.cluster.NodeName, id.String()), Log: gcLog,
+		History:   &n.gcRuns, Node: name, Log: gcLog,
 	}
 	if err := n.collector.Register(n.metrics); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	p.api.NodeName, p.api.Region = orDefault(p.cluster.NodeName, id.String()), p.cluster.Region
+	p.api.NodeName, p.api.Region = name, p.cluster.Region
 	n.api = api.New(p.api, api.Deps{
 		Catalog: n.catalog, Store: n.store, Tokens: p.tokens, Log: n.log, Metrics: n.metrics,
 		Cluster:     n.cluster,

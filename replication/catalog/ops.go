@@ -9,7 +9,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
 )
@@ -151,20 +150,12 @@ func (c *Catalog) Caches() ([]Cache, error) {
 // keys what is derived from the object (a rendered narinfo) without
 // decoding it. DecodeObject decodes them.
 func (c *Catalog) ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byte, error) {
-	st := c.fsm.st
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	if st.db == nil {
-		return nil, ErrClosed
+	var raw []byte
+	ok, err := c.fsm.st.getWith(objectKey(cache, h), func(b []byte) error { raw = bytes.Clone(b); return nil })
+	if err == nil && !ok {
+		err = ErrNoSuchObject
 	}
-	b, closer, err := st.db.Get(objectKey(cache, h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, ErrNoSuchObject
-	} else if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(b), nil
+	return raw, err
 }
 
 // DecodeObject decodes what ObjectRaw returned.

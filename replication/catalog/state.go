@@ -108,15 +108,35 @@ func (s *state) close() error {
 
 // get reads one JSON value.
 func (s *state) get(key []byte, v any) (bool, error) {
+	return s.getWith(key, func(b []byte) error { return decodeInto(b, v) })
+}
+
+// getWith calls fn with the value stored under key, which is valid only
+// while fn runs.
+func (s *state) getWith(key []byte, fn func([]byte) error) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return false, ErrClosed
 	}
-	return getJSON(s.db, key, v)
+	return readValue(s.db, key, fn)
 }
 
 func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
+	return readValue(r, key, func(b []byte) error { return decodeInto(b, v) })
+}
+
+// decodeInto decodes b into v; a nil v only asks whether the key exists.
+func decodeInto(b []byte, v any) error {
+	if v == nil {
+		return nil
+	}
+	return json.Unmarshal(b, v)
+}
+
+// readValue calls fn with the value stored under key; false if there is
+// none.
+func readValue(r pebble.Reader, key []byte, fn func([]byte) error) (bool, error) {
 	b, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
@@ -124,10 +144,7 @@ func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
 		return false, err
 	}
 	defer closer.Close()
-	if v == nil {
-		return true, nil
-	}
-	return true, json.Unmarshal(b, v)
+	return true, fn(b)
 }
 
 func appliedIndex(r pebble.Reader) (uint64, error) {

@@ -77,9 +77,7 @@ func (b *bounds) count(what string, n, max int) {
 }
 
 func (b *bounds) list(what string, l []string, maxItems, maxEach int) {
-	if len(l) > maxItems {
-		b.fail("%d %s, more than %d", len(l), what, maxItems)
-	}
+	b.count(what, len(l), maxItems)
 	for i, s := range l {
 		b.str(fmt.Sprintf("%s %d", what, i+1), s, maxEach)
 	}

@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -145,19 +146,13 @@ func (a *Accesses) Flush(ctx context.Context) error {
 	defer cancel()
 	var firstErr error
 	for cache, hashes := range byCache {
-		for len(hashes) > 0 {
-			n := min(len(hashes), catalog.MaxObjectsPerCommand)
-			var err error
+		for part := range slices.Chunk(hashes, catalog.MaxObjectsPerCommand) {
 			if firstErr == nil {
-				_, err = a.Touch(ctx, cache, at, hashes[:n])
+				if _, firstErr = a.Touch(ctx, cache, at, part); firstErr == nil {
+					continue
+				}
 			}
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			if firstErr != nil {
-				a.putBack(cache, hashes[:n])
-			}
-			hashes = hashes[n:]
+			a.putBack(cache, part) // after the first refusal, the rest waits too
 		}
 	}
 	a.mu.Lock()

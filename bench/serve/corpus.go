@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/garret-cache/garret/test/e2e/wan"
 )
 
 // parts is how many disjoint sub-closures the corpus splits into for the
@@ -69,7 +72,18 @@ func (e *env) nix(name string, args ...string) (string, error) {
 
 // nixWith runs a nix command with extra environment variables.
 func (e *env) nixWith(extra []string, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
+	return e.nixOn(nil, extra, name, args...)
+}
+
+// nixOn runs a nix command on an emulated WAN host (nil: this machine),
+// with extra environment variables; it gives up after 10 minutes.
+func (e *env) nixOn(h *wan.Host, extra []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	if h != nil {
+		cmd = h.Command(ctx, name, args...)
+	}
 	cmd.Env = append(slices.Clone(e.nixEnv), extra...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -105,7 +119,7 @@ func buildCorpus(e *env, o options) (*corpus, error) {
 		}
 	}
 	log.Printf("corpus: building %d generated paths (nix-build)", o.generated)
-	gen, refs, err := buildGenerated(e, o.generated, o.seed, treePaths)
+	gen, refs, err := buildGenerated(e, "generated", o.generated, o.seed, treePaths)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +216,11 @@ func treeSize(p string) (int64, bool) {
 	return sum, err == nil
 }
 
-// buildGenerated builds n small derivations: text (compressible) and random
-// bytes, 2–3 references to earlier generated paths of the same residue class
+// buildGenerated builds n small derivations (from name.nix in the work dir):
+// text (compressible) and random bytes, 2–3 references to earlier generated paths of the same residue class
 // mod parts, and for every third path one tree path of that class. Their
 // store paths depend only on seed, so a second run reuses them.
-func buildGenerated(e *env, n int, seed string, treePaths []string) ([]string, int, error) {
+func buildGenerated(e *env, name string, n int, seed string, treePaths []string) ([]string, int, error) {
 	var b strings.Builder
 	refs := 0
 	b.WriteString("let\n")
@@ -236,7 +250,7 @@ func buildGenerated(e *env, n int, seed string, treePaths []string) ([]string, i
 		fmt.Fprintf(&b, " g%d", i)
 	}
 	b.WriteString(" ]\n")
-	file := filepath.Join(e.dir, "generated.nix")
+	file := filepath.Join(e.dir, name+".nix")
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
 		return nil, 0, err
 	}

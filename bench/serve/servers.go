@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/garret-cache/garret/test/e2e/wan"
 )
 
 // raiseNoFile raises this process's open-file limit, which garretd, nginx
@@ -52,33 +55,60 @@ func freePort() (int, error) {
 // garret is a garretd process with a data dir of its own.
 type garret struct {
 	cmd   *exec.Cmd
-	url   string // http://127.0.0.1:PORT/
+	url   string // http://127.0.0.1:PORT/, as seen from the host it runs on
 	token string
 	dir   string
+	http  *http.Client // a client on that host
+}
+
+// placement puts a garretd on an emulated WAN host (host nil: this
+// machine's loopback, on a free port) with extra config (a [cluster]
+// section) and a token signing secret (nil: a fresh one).
+type placement struct {
+	host   *wan.Host
+	port   int
+	secret []byte
+	extra  string
 }
 
 // startGarret starts a fresh node under dir/name with a token that may do
 // everything, and waits until it answers.
-func startGarret(s *suite, name string) (*garret, error) {
+func startGarret(s *suite, name string) (*garret, error) { return startNode(s, name, placement{}) }
+
+// startNode is startGarret on the host p names, with p's config.
+func startNode(s *suite, name string, p placement) (*garret, error) {
 	dir := filepath.Join(s.env.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 64)
-	_, _ = rand.Read(secret)
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	secret := p.secret
+	if secret == nil {
+		secret = make([]byte, 64)
+		_, _ = rand.Read(secret)
+	}
+	listen, client, port := "0.0.0.0", http.DefaultClient, p.port
+	if p.host == nil {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+		listen = "127.0.0.1"
+	} else {
+		client = p.host.HTTPClient()
 	}
 	cfg := filepath.Join(dir, "server.toml")
-	text := fmt.Sprintf("listen = \"127.0.0.1:%d\"\ndata-dir = %q\n[jwt.signing]\ntoken-hs256-secret-base64 = %q\n",
-		port, filepath.Join(dir, "data"), base64.StdEncoding.EncodeToString(secret))
+	text := fmt.Sprintf("listen = \"%s:%d\"\ndata-dir = %q\n[jwt.signing]\ntoken-hs256-secret-base64 = %q\n%s",
+		listen, port, filepath.Join(dir, "data"), base64.StdEncoding.EncodeToString(secret), p.extra)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
-	g := &garret{url: fmt.Sprintf("http://127.0.0.1:%d/", port), dir: dir}
-	tok, err := exec.Command(s.opts.garretd, "make-token", "-f", cfg, "--sub", "bench", "--validity", "1 day",
-		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*").Output()
+	g := &garret{url: fmt.Sprintf("http://127.0.0.1:%d/", port), dir: dir, http: client}
+	args := []string{"make-token", "-f", cfg, "--sub", "bench", "--validity", "1 day",
+		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*"}
+	if p.extra != "" {
+		args = append(args, "--cluster-admin")
+	}
+	tok, err := exec.Command(s.opts.garretd, args...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("garretd make-token: %w", err)
 	}
@@ -87,7 +117,11 @@ func startGarret(s *suite, name string) (*garret, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.cmd = exec.Command(s.opts.garretd, "-f", cfg)
+	if p.host == nil {
+		g.cmd = exec.Command(s.opts.garretd, "-f", cfg)
+	} else {
+		g.cmd = p.host.Command(context.Background(), s.opts.garretd, "-f", cfg)
+	}
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	if err := g.cmd.Start(); err != nil {
 		logf.Close()
@@ -95,7 +129,7 @@ func startGarret(s *suite, name string) (*garret, error) {
 	}
 	s.onStop(func() { g.stop(); logf.Close() })
 	for range 600 {
-		if resp, err := http.Get(g.url); err == nil {
+		if resp, err := client.Get(g.url + "healthz"); err == nil {
 			resp.Body.Close()
 			return g, nil
 		}
@@ -104,13 +138,15 @@ func startGarret(s *suite, name string) (*garret, error) {
 	return nil, fmt.Errorf("garretd did not start (see %s)", logf.Name())
 }
 
-// stop stops the node (once) and removes its data.
+// stop stops the node (once; killed if it takes over 20 s) and removes its data.
 func (g *garret) stop() {
 	if g.cmd.ProcessState != nil {
 		return
 	}
 	_ = g.cmd.Process.Signal(os.Interrupt)
+	t := time.AfterFunc(20*time.Second, func() { _ = g.cmd.Process.Kill() })
 	_ = g.cmd.Wait()
+	t.Stop()
 	_ = os.RemoveAll(filepath.Join(g.dir, "data"))
 }
 
@@ -121,7 +157,7 @@ func (g *garret) createPublicCache(name string) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+g.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := g.http.Do(req)
 	if err != nil {
 		return err
 	}

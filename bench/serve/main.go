@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/garret-cache/garret/test/e2e/wan"
 )
 
 // options are the suite's flags.
@@ -22,26 +24,29 @@ type options struct {
 	seed       string
 	duration   time.Duration
 	pushRounds int
+	distPaths  int
 	only       string
 	note       string
 	keep       bool
 }
 
-// phase is one part of the suite. Later items of issue 13 (distance, lag,
-// scale) are added as more phases; each returns the rows it measured.
+// phase is one part of the suite. Later items of issue 13 (scale) are added
+// as more phases; each appends the rows it measured.
 type phase struct {
 	name string
 	run  func(*suite) error
+	wan  bool // needs the WAN emulator (root, /dev/net/tun, iproute2)
 }
 
 var phases = []phase{
-	{"push", (*suite).pushPhase},
-	{"reads", (*suite).readsPhase},
+	{"push", (*suite).pushPhase, false},
+	{"reads", (*suite).readsPhase, false},
+	{"distance", (*suite).distancePhase, true},
 }
 
 func main() {
 	var o options
-	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 (unless set)")
+	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -distance-paths 200 (unless set)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
@@ -52,7 +57,9 @@ func main() {
 	flag.StringVar(&o.seed, "seed", "1", "seed of the generated closure (another seed builds new paths)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each wrk measurement")
 	flag.IntVar(&o.pushRounds, "push-rounds", 2, "rounds of the three pushes, interleaved; each row keeps the least time")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads); default all")
+	flag.IntVar(&o.distPaths, "distance-paths", 240, "paths of the closure the distance phase substitutes (issue 13 asks ≥ 200)")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, distance); default all. "+
+		"distance needs root, /dev/net/tun and iproute2 (the e2e tests' WAN emulator)")
 	flag.StringVar(&o.note, "note", "", "a note for the run's header (e.g. what else ran on the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
 	flag.Parse()
@@ -71,6 +78,9 @@ func main() {
 		if !set["push-rounds"] {
 			o.pushRounds = 1
 		}
+		if !set["distance-paths"] {
+			o.distPaths = 200
+		}
 	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -88,8 +98,13 @@ func run(o options) error {
 	if len(selected) == 0 {
 		return fmt.Errorf("-only %q names no phase", o.only)
 	}
-	if o.pushRounds < 1 {
-		return fmt.Errorf("-push-rounds must be at least 1")
+	if o.pushRounds < 1 || o.distPaths < 1 {
+		return fmt.Errorf("-push-rounds and -distance-paths must be at least 1")
+	}
+	for _, p := range selected {
+		if why := wan.Available(); p.wan && why != "" {
+			return fmt.Errorf("phase %s: %s (leave it out with -only)", p.name, why)
+		}
 	}
 	for _, b := range []*string{&o.garretd, &o.garret} {
 		abs, err := filepath.Abs(*b)
@@ -134,6 +149,7 @@ type suite struct {
 	loadStart string
 	fileCache string   // the `nix copy --to file://` cache, once written
 	served    []string // what each read target serves the corpus's NARs as
+	notes     []string // lines for the header, from the phases
 	stops     []func()
 }
 

@@ -66,6 +66,20 @@ func timeRow(figure string, g, p time.Duration, maxRatio float64) row {
 	return r
 }
 
+// fasterRow: lower is better; the target (if > 0) is a minimum speed-up
+// over the peer (its time ÷ Garret's).
+func fasterRow(figure string, g, p time.Duration, minSpeedup float64) row {
+	r := timeRow(figure, g, p, 0)
+	if g > 0 && p > 0 {
+		r.ratio += fmt.Sprintf(" (%.1f× faster)", p.Seconds()/g.Seconds())
+	}
+	if minSpeedup > 0 {
+		r.target = fmt.Sprintf("≥ %.0f× faster than peer", minSpeedup)
+		r.met = yesNo(g > 0 && p.Seconds()/g.Seconds() >= minSpeedup)
+	}
+	return r
+}
+
 func ms(us int64) string { return fmt.Sprintf("%.2f", float64(us)/1000) }
 
 // latencyRow shows p50 / p99 in ms; the ratio and target are the p99's.
@@ -116,7 +130,7 @@ func memRow(figure string, g, p int64, maxMiB float64) row {
 func (s *suite) report() error {
 	c := s.corpus
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 items 1–4)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 items 1–6)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- machine: %d cores, %s; %s; commit %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(), commit())
 	fmt.Fprintf(&b, "- tools: %s; %s; %s\n", firstLine("nix", "--version"), firstLine(nginxBin(), "-v"), wrkVersion())
 	fmt.Fprintf(&b, "- corpus: %d store paths, %.0f MiB of NAR: %d entries of %s added with `nix-store --add` (%.0f MiB), "+
@@ -129,6 +143,9 @@ func (s *suite) report() error {
 	}
 	fmt.Fprintf(&b, "- load average (1/5/15 min) at start %s, at end %s; the suite ran %s (corpus %s)\n",
 		s.loadStart, loadAvg(), time.Since(s.started).Round(time.Second), c.built.Round(time.Second))
+	for _, n := range s.notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
 	if s.opts.note != "" {
 		fmt.Fprintf(&b, "- note: %s\n", s.opts.note)
 	}

@@ -25,6 +25,7 @@ type options struct {
 	duration   time.Duration
 	pushRounds int
 	distPaths  int
+	lagMiB     int
 	only       string
 	note       string
 	keep       bool
@@ -42,11 +43,12 @@ var phases = []phase{
 	{"push", (*suite).pushPhase, false},
 	{"reads", (*suite).readsPhase, false},
 	{"distance", (*suite).distancePhase, true},
+	{"lag", (*suite).lagPhase, true},
 }
 
 func main() {
 	var o options
-	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -distance-paths 200 (unless set)")
+	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -distance-paths 200 -lag-mib 64 (unless set)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
@@ -58,8 +60,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each wrk measurement")
 	flag.IntVar(&o.pushRounds, "push-rounds", 2, "rounds of the three pushes, interleaved; each row keeps the least time")
 	flag.IntVar(&o.distPaths, "distance-paths", 240, "paths of the closure the distance phase substitutes (issue 13 asks ≥ 200)")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, distance); default all. "+
-		"distance needs root, /dev/net/tun and iproute2 (the e2e tests' WAN emulator)")
+	flag.IntVar(&o.lagMiB, "lag-mib", 128, "MiB of random bytes (4 MiB paths) the lag phase pushes across 100 Mbit/s")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, distance, lag); default all. "+
+		"distance and lag need root, /dev/net/tun and iproute2 (the e2e tests' WAN emulator)")
 	flag.StringVar(&o.note, "note", "", "a note for the run's header (e.g. what else ran on the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
 	flag.Parse()
@@ -81,6 +84,9 @@ func main() {
 		if !set["distance-paths"] {
 			o.distPaths = 200
 		}
+		if !set["lag-mib"] {
+			o.lagMiB = 64
+		}
 	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -98,8 +104,8 @@ func run(o options) error {
 	if len(selected) == 0 {
 		return fmt.Errorf("-only %q names no phase", o.only)
 	}
-	if o.pushRounds < 1 || o.distPaths < 1 {
-		return fmt.Errorf("-push-rounds and -distance-paths must be at least 1")
+	if o.pushRounds < 1 || o.distPaths < 1 || o.lagMiB < 1 {
+		return fmt.Errorf("-push-rounds, -distance-paths and -lag-mib must be at least 1")
 	}
 	for _, p := range selected {
 		if why := wan.Available(); p.wan && why != "" {

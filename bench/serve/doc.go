@@ -22,10 +22,19 @@
 //     1 and 16 connections in NAR-equivalent MiB/s (wire bytes × NarSize ÷
 //     served size of the NARs wrk asked for). garretd's VmHWM is reset
 //     (clear_refs) before the 1000-connection run and read after it.
+//   - distance: a cluster of two garretd (eu-1 bootstraps, us-1 joins) on
+//     the e2e tests' WAN emulator, 150 ms RTT apart, takes a closure of
+//     -distance-paths generated paths at eu-1 (`nix copy --to`); once us-1
+//     holds it all, `nix-store --store EMPTY -r` on us-1's host substitutes it
+//     from us-1, from eu-1 across the WAN, and from a lone garretd on the same
+//     host that took the same push.
+//   - lag: another such cluster with the link capped at 100 Mbit/s; -lag-mib
+//     of random bytes pushed at eu-1; the time from the push's start until
+//     us-1 holds all of it, against bytes ÷ bandwidth + RTT.
 //
 // One table (figure, Garret, peer, ratio, target, met) is printed and
 // appended to -out with the date, machine, commit, tool versions and corpus.
-// Not measured yet (issue 13 items 5–7: distance over the emulated WAN,
-// replication lag, a catalog of 10⁶ paths): each will be one more phase.
+// Not measured yet (issue 13 item 7, a catalog of 10⁶ paths): it will be one
+// more phase. distance and lag need root, /dev/net/tun and iproute2.
 // bench/README.md says how to run it and what each figure means.
 package main

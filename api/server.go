@@ -469,6 +469,21 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom passes net/http's ReadFrom through (a NAR stream's sendfile,
+// chunkstore/sendfile.go), counting the bytes as Write does.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wroteHeader = true
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.n += n
+	return n, err
+}
+
 // countingBody counts the request body bytes the handler read.
 type countingBody struct {
 	io.ReadCloser

@@ -201,6 +201,7 @@ func (s *Store) readFrameAt(id ChunkID, meta chunkMeta, buf []byte) ([]byte, chu
 	}
 	s.metrics.framesRead.Inc()
 	s.metrics.frameBytesRead.Add(float64(len(frame)))
+	s.verified.add(meta)
 	return frame, meta, nil
 }
 
@@ -212,6 +213,7 @@ func (s *Store) dropCorrupt(id ChunkID, bad chunkMeta, why string) error {
 	defer s.gc.Unlock()
 	s.log.Error("corrupt chunk dropped", "chunk", id, "segment", bad.seg, "offset", bad.off, "why", why)
 	s.metrics.corrupt.Inc()
+	s.verified.drop(bad)
 	if cur, ok, err := s.getMeta(id); err == nil && ok && cur.sameFrame(bad) {
 		if err := s.db.Delete(chunkKey(id), pebble.Sync); err != nil {
 			s.log.Error("dropping corrupt chunk failed", "chunk", id, "err", err)

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	framesWritten, frameBytesWritten prometheus.Counter
 	framesRead, frameBytesRead       prometheus.Counter
+	framesSent                       prometheus.Counter // of framesRead: sent with sendfile, not checked again
 	corrupt                          prometheus.Counter
 	sweeps                           prometheus.Counter
 	chunksSwept, bytesSwept          prometheus.Counter
@@ -32,6 +33,7 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		frameBytesWritten: c("frame_bytes_written_total", "Bytes of chunk frames appended to segment files."),
 		framesRead:        c("frames_read_total", "Chunk frames read from segment files."),
 		frameBytesRead:    c("frame_bytes_read_total", "Bytes of chunk frames read from segment files."),
+		framesSent:        c("frames_sendfile_total", "Of the frames read, those sent to a client with sendfile, their CRC-32C checked recently rather than again."),
 		corrupt:           c("corrupt_frames_total", "Frames that failed verification and were dropped."),
 		sweeps:            c("sweeps_total", "Sweep passes run."),
 		chunksSwept:       c("swept_chunks_total", "Unreferenced chunks deleted by sweeps."),
@@ -58,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, segs *segments) (*metrics, error) {
 		}
 		return float64(n)
 	})
-	for _, col := range []prometheus.Collector{m.framesWritten, m.frameBytesWritten, m.framesRead, m.frameBytesRead,
+	for _, col := range []prometheus.Collector{m.framesWritten, m.frameBytesWritten, m.framesRead, m.frameBytesRead, m.framesSent,
 		m.corrupt, m.sweeps, m.chunksSwept, m.bytesSwept, m.diskBytesFreed, m.garbage, segBytes,
 		m.scrubs, m.scrubChunks, m.scrubBytes, m.scrubBad, m.scrubLast, m.readRepairs} {
 		if err := reg.Register(col); err != nil {

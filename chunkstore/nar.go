@@ -146,10 +146,32 @@ func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (i
 		return 0, err
 	}
 	defer rf.close()
+	zc, zeroCopy := w.(io.ReaderFrom)
+	files := segReaders{s: n.s}
+	defer files.close()
+	checked := -1 // a frame a short sendfile ended in: served the checked way
 	var written int64
 	for ; written < length && i < len(n.chunks); i++ {
 		if err := ctx.Err(); err != nil {
 			return written, err
+		}
+		if zeroCopy && i != checked {
+			sent, size, err := n.sendRun(zc, &files, i, off+written, length-written)
+			written += sent
+			if err != nil {
+				return written, err
+			}
+			if size > 0 {
+				j := i
+				for j+1 < len(n.chunks) && n.offsets[j+1] <= off+written {
+					j++
+				}
+				if sent < size {
+					checked = j
+				}
+				i = j - 1 // the loop's i++ brings it to the frame holding the next byte
+				continue
+			}
 		}
 		var frame []byte
 		if n.pending != nil && n.pending[i] {

@@ -56,6 +56,9 @@ type Store struct {
 	workers  sync.WaitGroup
 	bufs     bufferPool
 	decoder  *zstd.Decoder // for PutFrame; DecodeAll is safe for concurrent use
+	// verified are frame locations CRC-checked recently, which a NAR
+	// stream may send with sendfile (sendfile.go).
+	verified *verifiedFrames
 }
 
 // castagnoli is CRC-32C: hardware-accelerated, checked on every frame served.
@@ -99,7 +102,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		dec.Close()
 		return nil, fmt.Errorf("chunkstore: metrics: %w", err)
 	}
-	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(), metrics: m,
+	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(), metrics: m, verified: newVerifiedFrames(),
 		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), jobs: make(chan job)}
 	for range runtime.GOMAXPROCS(0) {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1),

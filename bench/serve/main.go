@@ -25,23 +25,27 @@ type options struct {
 	only       string
 	note       string
 	keep       bool
+	scalePaths int
+	scalePprof string
 }
 
 // phase is one part of the suite. Later items of issue 13 (distance, lag,
 // scale) are added as more phases; each returns the rows it measured.
 type phase struct {
-	name string
-	run  func(*suite) error
+	name   string
+	run    func(*suite) error
+	corpus bool // needs the corpus
 }
 
 var phases = []phase{
-	{"push", (*suite).pushPhase},
-	{"reads", (*suite).readsPhase},
+	{"push", (*suite).pushPhase, true},
+	{"reads", (*suite).readsPhase, true},
+	{"scale", (*suite).scalePhase, false},
 }
 
 func main() {
 	var o options
-	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 (unless set)")
+	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -scale-paths 20000 (unless set)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
@@ -52,9 +56,11 @@ func main() {
 	flag.StringVar(&o.seed, "seed", "1", "seed of the generated closure (another seed builds new paths)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each wrk measurement")
 	flag.IntVar(&o.pushRounds, "push-rounds", 2, "rounds of the three pushes, interleaved; each row keeps the least time")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, scale); default all")
 	flag.StringVar(&o.note, "note", "", "a note for the run's header (e.g. what else ran on the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
+	flag.IntVar(&o.scalePaths, "scale-paths", 1_000_000, "store paths the scale phase commits to one node's catalog")
+	flag.StringVar(&o.scalePprof, "scale-pprof", "", "serve the scale phase's first node's profiler on this loopback address (garretd --pprof-listen)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -70,6 +76,9 @@ func main() {
 		}
 		if !set["push-rounds"] {
 			o.pushRounds = 1
+		}
+		if !set["scale-paths"] {
+			o.scalePaths = 20_000
 		}
 	}
 	if err := run(o); err != nil {
@@ -91,6 +100,9 @@ func run(o options) error {
 	if o.pushRounds < 1 {
 		return fmt.Errorf("-push-rounds must be at least 1")
 	}
+	if o.scalePaths < 1 {
+		return fmt.Errorf("-scale-paths must be at least 1")
+	}
 	for _, b := range []*string{&o.garretd, &o.garret} {
 		abs, err := filepath.Abs(*b)
 		if err != nil {
@@ -110,8 +122,10 @@ func run(o options) error {
 	}
 	s := &suite{opts: o, env: newEnv(dir), started: start, loadStart: loadAvg()}
 	defer s.stopAll()
-	if s.corpus, err = buildCorpus(s.env, o); err != nil {
-		return err
+	if slices.ContainsFunc(selected, func(p phase) bool { return p.corpus }) {
+		if s.corpus, err = buildCorpus(s.env, o); err != nil {
+			return err
+		}
 	}
 	for _, p := range selected {
 		log.Printf("phase %s", p.name)
@@ -123,7 +137,8 @@ func run(o options) error {
 	return s.report()
 }
 
-// suite holds what the phases share: the corpus, the work directory, the
+// suite holds what the phases share: the corpus (nil when no selected
+// phase needs it), the work directory, the
 // servers still running and the rows measured so far.
 type suite struct {
 	opts      options
@@ -134,6 +149,7 @@ type suite struct {
 	loadStart string
 	fileCache string   // the `nix copy --to file://` cache, once written
 	served    []string // what each read target serves the corpus's NARs as
+	scale     string   // how the scale phase loaded its node (the header's line)
 	stops     []func()
 }
 

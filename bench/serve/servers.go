@@ -55,62 +55,97 @@ type garret struct {
 	url   string // http://127.0.0.1:PORT/
 	token string
 	dir   string
+	bin   string   // garretd
+	cfg   string   // server.toml
+	args  []string // garretd flags besides -f
+	log   *os.File // garretd.log, appended to by every start
+	port  int
+}
+
+// nodeSpec is what startGarretWith makes of a node beyond startGarret's
+// defaults.
+type nodeSpec struct {
+	extra     string   // TOML appended to the config (a [cluster] section)
+	jwt       []byte   // HS256 token secret (nodes of a cluster share one); nil: a fresh one
+	args      []string // more garretd flags
+	tokenArgs []string // more make-token flags (--cluster-admin)
 }
 
 // startGarret starts a fresh node under dir/name with a token that may do
 // everything, and waits until it answers.
-func startGarret(s *suite, name string) (*garret, error) {
+func startGarret(s *suite, name string) (*garret, error) { return startGarretWith(s, name, nodeSpec{}) }
+
+// startGarretWith is startGarret with extra config, flags and token claims.
+func startGarretWith(s *suite, name string, spec nodeSpec) (*garret, error) {
 	dir := filepath.Join(s.env.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 64)
-	_, _ = rand.Read(secret)
+	secret := spec.jwt
+	if secret == nil {
+		secret = make([]byte, 64)
+		_, _ = rand.Read(secret)
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(dir, "server.toml")
-	text := fmt.Sprintf("listen = \"127.0.0.1:%d\"\ndata-dir = %q\n[jwt.signing]\ntoken-hs256-secret-base64 = %q\n",
-		port, filepath.Join(dir, "data"), base64.StdEncoding.EncodeToString(secret))
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+	g := &garret{url: fmt.Sprintf("http://127.0.0.1:%d/", port), dir: dir, port: port,
+		bin: s.opts.garretd, cfg: filepath.Join(dir, "server.toml"), args: spec.args}
+	if err := g.writeConfig(secret, spec.extra); err != nil {
 		return nil, err
 	}
-	g := &garret{url: fmt.Sprintf("http://127.0.0.1:%d/", port), dir: dir}
-	tok, err := exec.Command(s.opts.garretd, "make-token", "-f", cfg, "--sub", "bench", "--validity", "1 day",
-		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*").Output()
+	tok, err := exec.Command(s.opts.garretd, append([]string{"make-token", "-f", g.cfg, "--sub", "bench", "--validity", "1 day",
+		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*"}, spec.tokenArgs...)...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("garretd make-token: %w", err)
 	}
 	g.token = strings.TrimSpace(string(tok))
-	logf, err := os.Create(filepath.Join(dir, "garretd.log"))
-	if err != nil {
+	if g.log, err = os.Create(filepath.Join(dir, "garretd.log")); err != nil {
 		return nil, err
 	}
-	g.cmd = exec.Command(s.opts.garretd, "-f", cfg)
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	s.onStop(func() { g.stop(); g.log.Close() })
+	return g, g.start()
+}
+
+// writeConfig writes the node's server.toml: its listen address, data dir
+// and token secret, then extra.
+func (g *garret) writeConfig(jwt []byte, extra string) error {
+	text := fmt.Sprintf("listen = \"127.0.0.1:%d\"\ndata-dir = %q\n%s[jwt.signing]\ntoken-hs256-secret-base64 = %q\n",
+		g.port, filepath.Join(g.dir, "data"), extra, base64.StdEncoding.EncodeToString(jwt))
+	return os.WriteFile(g.cfg, []byte(text), 0o600)
+}
+
+// start runs garretd on the node's config and data dir and waits until it
+// answers HTTP.
+func (g *garret) start() error {
+	g.cmd = exec.Command(g.bin, append([]string{"-f", g.cfg}, g.args...)...)
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
+		return err
 	}
-	s.onStop(func() { g.stop(); logf.Close() })
 	for range 600 {
 		if resp, err := http.Get(g.url); err == nil {
 			resp.Body.Close()
-			return g, nil
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("garretd did not start (see %s)", logf.Name())
+	return fmt.Errorf("garretd did not start (see %s)", g.log.Name())
 }
 
-// stop stops the node (once) and removes its data.
-func (g *garret) stop() {
-	if g.cmd.ProcessState != nil {
+// halt stops the node's process (once), keeping its data.
+func (g *garret) halt() {
+	if g.cmd == nil || g.cmd.ProcessState != nil {
 		return
 	}
 	_ = g.cmd.Process.Signal(os.Interrupt)
 	_ = g.cmd.Wait()
+}
+
+// stop stops the node and removes its data.
+func (g *garret) stop() {
+	g.halt()
 	_ = os.RemoveAll(filepath.Join(g.dir, "data"))
 }
 

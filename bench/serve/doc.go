@@ -22,10 +22,18 @@
 //     1 and 16 connections in NAR-equivalent MiB/s (wire bytes × NarSize ÷
 //     served size of the NARs wrk asked for). garretd's VmHWM is reset
 //     (clear_refs) before the 1000-connection run and read after it.
+//   - scale: a fresh garretd takes -scale-paths store paths (10⁶; 20,000
+//     under -quick) through Attic's upload-path from a loader in this
+//     process, 256 in flight, each a distinct path with the same tiny NAR,
+//     so every path is one command through Raft; then narinfo p50/p99 over
+//     a random sample at 1 and 64 connections, the snapshots Raft took (from
+//     the node's log), the data dir's size, a restart, a second node joining
+//     (time until its catalog has every entry), and VmHWM. It needs no
+//     corpus.
 //
 // One table (figure, Garret, peer, ratio, target, met) is printed and
 // appended to -out with the date, machine, commit, tool versions and corpus.
-// Not measured yet (issue 13 items 5–7: distance over the emulated WAN,
-// replication lag, a catalog of 10⁶ paths): each will be one more phase.
+// Not measured yet (issue 13 items 5–6: distance over the emulated WAN,
+// replication lag): each will be one more phase.
 // bench/README.md says how to run it and what each figure means.
 package main

@@ -123,8 +123,12 @@ func (s *suite) report() error {
 	if s.scale != "" {
 		items = append(items, "7")
 	}
-	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 items %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		strings.Join(items, ", "))
+	word := "items"
+	if len(items) == 1 && !strings.Contains(items[0], "–") {
+		word = "item"
+	}
+	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 %s %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		word, strings.Join(items, ", "))
 	fmt.Fprintf(&b, "- machine: %d cores, %s; %s; commit %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(), commit())
 	fmt.Fprintf(&b, "- tools: %s; %s; %s\n", firstLine("nix", "--version"), firstLine(nginxBin(), "-v"), wrkVersion())
 	if c != nil {

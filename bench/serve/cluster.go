@@ -79,7 +79,7 @@ api-url = "http://%s:%d"
 join = [%s]
 min-copies-before-ack = 1
 `, h.Name, region, base64.StdEncoding.EncodeToString(secret), ip, ip, ip, nodePort, join)
-		g, err := startNode(s, name+"-"+h.Name, placement{host: h, port: nodePort, secret: jwt, extra: extra})
+		g, err := startNode(s, name+"-"+h.Name, nodeSpec{host: h, port: nodePort, jwt: jwt, extra: extra, tokenArgs: []string{"--cluster-admin"}})
 		if err != nil {
 			return nil, err
 		}

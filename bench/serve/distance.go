@@ -52,7 +52,7 @@ func (s *suite) distancePhase() error {
 	log.Printf("distance: pushed in %s, on us-1 %s later", pushed.Round(10*time.Millisecond), time.Since(start).Round(10*time.Millisecond))
 
 	// The lone node runs on us-1's host too, so its client is as near.
-	lone, err := startNode(s, "distance-lone", placement{host: c.usHost, port: nodePort + 1})
+	lone, err := startNode(s, "distance-lone", nodeSpec{host: c.usHost, port: nodePort + 1})
 	if err != nil {
 		return err
 	}

@@ -31,10 +31,17 @@
 //   - lag: another such cluster with the link capped at 100 Mbit/s; -lag-mib
 //     of random bytes pushed at eu-1; the time from the push's start until
 //     us-1 holds all of it, against bytes ÷ bandwidth + RTT.
+//   - scale: a fresh garretd takes -scale-paths store paths (10⁶; 20,000
+//     under -quick) through Attic's upload-path from a loader in this
+//     process, 256 in flight, each a distinct path with the same tiny NAR,
+//     so every path is one command through Raft; then narinfo p50/p99 over
+//     a random sample at 1 and 64 connections, the snapshots Raft took (from
+//     the node's log), the data dir's size, a restart, a second node joining
+//     (time until its catalog has every entry), and VmHWM. It needs no
+//     corpus.
 //
 // One table (figure, Garret, peer, ratio, target, met) is printed and
 // appended to -out with the date, machine, commit, tool versions and corpus.
-// Not measured yet (issue 13 item 7, a catalog of 10⁶ paths): it will be one
-// more phase. distance and lag need root, /dev/net/tun and iproute2.
+// distance and lag need root, /dev/net/tun and iproute2.
 // bench/README.md says how to run it and what each figure means.
 package main

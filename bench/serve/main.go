@@ -29,26 +29,30 @@ type options struct {
 	only       string
 	note       string
 	keep       bool
+	scalePaths int
+	scalePprof string
 }
 
-// phase is one part of the suite. Later items of issue 13 (scale) are added
-// as more phases; each appends the rows it measured.
+// phase is one part of the suite (issue 13's items 1–4, 5, 6 and 7); each
+// appends the rows it measured.
 type phase struct {
-	name string
-	run  func(*suite) error
-	wan  bool // needs the WAN emulator (root, /dev/net/tun, iproute2)
+	name   string
+	run    func(*suite) error
+	corpus bool // needs the corpus
+	wan    bool // needs the WAN emulator (root, /dev/net/tun, iproute2)
 }
 
 var phases = []phase{
-	{"push", (*suite).pushPhase, false},
-	{"reads", (*suite).readsPhase, false},
-	{"distance", (*suite).distancePhase, true},
-	{"lag", (*suite).lagPhase, true},
+	{"push", (*suite).pushPhase, true, false},
+	{"reads", (*suite).readsPhase, true, false},
+	{"distance", (*suite).distancePhase, false, true},
+	{"lag", (*suite).lagPhase, false, true},
+	{"scale", (*suite).scalePhase, false, false},
 }
 
 func main() {
 	var o options
-	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -distance-paths 200 -lag-mib 64 (unless set)")
+	quick := flag.Bool("quick", false, "a quick run: -corpus-mib 160 -generated 64 -duration 2s -push-rounds 1 -distance-paths 200 -lag-mib 64 -scale-paths 20000 (unless set)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", `Markdown file the run's section is appended to ("" or "-": stdout only)`)
 	flag.StringVar(&o.garretd, "garretd", "bin/garretd", "garretd binary")
 	flag.StringVar(&o.garret, "garret", "bin/garret", "garret client binary")
@@ -61,10 +65,12 @@ func main() {
 	flag.IntVar(&o.pushRounds, "push-rounds", 2, "rounds of the three pushes, interleaved; each row keeps the least time")
 	flag.IntVar(&o.distPaths, "distance-paths", 240, "paths of the closure the distance phase substitutes (issue 13 asks ≥ 200)")
 	flag.IntVar(&o.lagMiB, "lag-mib", 128, "MiB of random bytes (4 MiB paths) the lag phase pushes across 100 Mbit/s")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, distance, lag); default all. "+
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run (push, reads, distance, lag, scale); default all. "+
 		"distance and lag need root, /dev/net/tun and iproute2 (the e2e tests' WAN emulator)")
 	flag.StringVar(&o.note, "note", "", "a note for the run's header (e.g. what else ran on the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
+	flag.IntVar(&o.scalePaths, "scale-paths", 1_000_000, "store paths the scale phase commits to one node's catalog")
+	flag.StringVar(&o.scalePprof, "scale-pprof", "", "serve the scale phase's first node's profiler on this loopback address (garretd --pprof-listen)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -86,6 +92,9 @@ func main() {
 		}
 		if !set["lag-mib"] {
 			o.lagMiB = 64
+		}
+		if !set["scale-paths"] {
+			o.scalePaths = 20_000
 		}
 	}
 	if err := run(o); err != nil {
@@ -112,6 +121,9 @@ func run(o options) error {
 			return fmt.Errorf("phase %s: %s (leave it out with -only)", p.name, why)
 		}
 	}
+	if o.scalePaths < 1 {
+		return fmt.Errorf("-scale-paths must be at least 1")
+	}
 	for _, b := range []*string{&o.garretd, &o.garret} {
 		abs, err := filepath.Abs(*b)
 		if err != nil {
@@ -131,20 +143,24 @@ func run(o options) error {
 	}
 	s := &suite{opts: o, env: newEnv(dir), started: start, loadStart: loadAvg()}
 	defer s.stopAll()
-	if s.corpus, err = buildCorpus(s.env, o); err != nil {
-		return err
+	if slices.ContainsFunc(selected, func(p phase) bool { return p.corpus }) {
+		if s.corpus, err = buildCorpus(s.env, o); err != nil {
+			return err
+		}
 	}
 	for _, p := range selected {
 		log.Printf("phase %s", p.name)
 		if err := p.run(s); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
+		s.ran = append(s.ran, p.name)
 	}
 	s.stopAll()
 	return s.report()
 }
 
-// suite holds what the phases share: the corpus, the work directory, the
+// suite holds what the phases share: the corpus (nil when no selected
+// phase needs it), the work directory, the
 // servers still running and the rows measured so far.
 type suite struct {
 	opts      options
@@ -156,6 +172,8 @@ type suite struct {
 	fileCache string   // the `nix copy --to file://` cache, once written
 	served    []string // what each read target serves the corpus's NARs as
 	notes     []string // lines for the header, from the phases
+	scale     string   // how the scale phase loaded its node (the header's line)
+	ran       []string // the phases run
 	stops     []func()
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -130,19 +131,40 @@ func memRow(figure string, g, p int64, maxMiB float64) row {
 func (s *suite) report() error {
 	c := s.corpus
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 items 1–6)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	// The issue's items each phase measures.
+	var items []string
+	for _, it := range []struct{ phases, item string }{{"push reads", "1–4"}, {"distance", "5"}, {"lag", "6"}, {"scale", "7"}} {
+		if slices.ContainsFunc(strings.Fields(it.phases), func(p string) bool { return slices.Contains(s.ran, p) }) {
+			items = append(items, it.item)
+		}
+	}
+	word := "items"
+	if len(items) == 1 && !strings.Contains(items[0], "–") {
+		word = "item"
+	}
+	fmt.Fprintf(&b, "\n## %s: `make bench` (bench/serve, issue 13 %s %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		word, strings.Join(items, ", "))
 	fmt.Fprintf(&b, "- machine: %d cores, %s; %s; commit %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(), commit())
 	fmt.Fprintf(&b, "- tools: %s; %s; %s\n", firstLine("nix", "--version"), firstLine(nginxBin(), "-v"), wrkVersion())
-	fmt.Fprintf(&b, "- corpus: %d store paths, %.0f MiB of NAR: %d entries of %s added with `nix-store --add` (%.0f MiB), "+
-		"and %d generated paths with %d references among them and to the tree paths\n",
-		len(c.paths), mib(c.total), c.treePaths, strings.Join(c.trees, ", "), mib(c.treeBytes), c.genPaths, c.refs)
+	if c != nil {
+		fmt.Fprintf(&b, "- corpus: %d store paths, %.0f MiB of NAR: %d entries of %s added with `nix-store --add` (%.0f MiB), "+
+			"and %d generated paths with %d references among them and to the tree paths\n",
+			len(c.paths), mib(c.total), c.treePaths, strings.Join(c.trees, ", "), mib(c.treeBytes), c.genPaths, c.refs)
+	}
 	if len(s.served) > 0 {
 		fmt.Fprintf(&b, "- reads: wrk over loopback, %s per run, Lua script cycling through every narinfo (or NAR) URL of the corpus; "+
 			"`-t2` (`-t1` at 1 connection); the peer is nginx serving the `nix copy --to file://…?compression=zstd` cache of the corpus; "+
 			"NARs as served (zstd): %s\n", s.opts.duration, strings.Join(s.served, ", "))
 	}
-	fmt.Fprintf(&b, "- load average (1/5/15 min) at start %s, at end %s; the suite ran %s (corpus %s)\n",
-		s.loadStart, loadAvg(), time.Since(s.started).Round(time.Second), c.built.Round(time.Second))
+	if s.scale != "" {
+		fmt.Fprintf(&b, "- scale: %s\n", s.scale)
+	}
+	corpusTime := "no corpus"
+	if c != nil {
+		corpusTime = "corpus " + c.built.Round(time.Second).String()
+	}
+	fmt.Fprintf(&b, "- load average (1/5/15 min) at start %s, at end %s; the suite ran %s (%s)\n",
+		s.loadStart, loadAvg(), time.Since(s.started).Round(time.Second), corpusTime)
 	for _, n := range s.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}

@@ -59,94 +59,118 @@ type garret struct {
 	token string
 	dir   string
 	http  *http.Client // a client on that host
+	host  *wan.Host    // nil: this machine
+	bin   string       // garretd
+	cfg   string       // server.toml
+	args  []string     // garretd flags besides -f
+	log   *os.File     // garretd.log, appended to by every start
+	port  int
 }
 
-// placement puts a garretd on an emulated WAN host (host nil: this
-// machine's loopback, on a free port) with extra config (a [cluster]
-// section) and a token signing secret (nil: a fresh one).
-type placement struct {
-	host   *wan.Host
-	port   int
-	secret []byte
-	extra  string
+// nodeSpec is what startNode makes of a node beyond startGarret's defaults.
+type nodeSpec struct {
+	host      *wan.Host // an emulated WAN host to run on, on port; nil: this machine's loopback, a free port
+	port      int
+	extra     string   // TOML appended to the config (a [cluster] section)
+	jwt       []byte   // HS256 token secret (nodes of a cluster share one); nil: a fresh one
+	args      []string // more garretd flags
+	tokenArgs []string // more make-token flags (--cluster-admin)
 }
 
 // startGarret starts a fresh node under dir/name with a token that may do
 // everything, and waits until it answers.
-func startGarret(s *suite, name string) (*garret, error) { return startNode(s, name, placement{}) }
+func startGarret(s *suite, name string) (*garret, error) { return startNode(s, name, nodeSpec{}) }
 
-// startNode is startGarret on the host p names, with p's config.
-func startNode(s *suite, name string, p placement) (*garret, error) {
+// startNode is startGarret on spec's host, with its config, flags and token
+// claims.
+func startNode(s *suite, name string, spec nodeSpec) (*garret, error) {
 	dir := filepath.Join(s.env.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	secret := p.secret
+	secret := spec.jwt
 	if secret == nil {
 		secret = make([]byte, 64)
 		_, _ = rand.Read(secret)
 	}
-	listen, client, port := "0.0.0.0", http.DefaultClient, p.port
-	if p.host == nil {
+	g := &garret{dir: dir, host: spec.host, port: spec.port, http: http.DefaultClient,
+		bin: s.opts.garretd, cfg: filepath.Join(dir, "server.toml"), args: spec.args}
+	if spec.host == nil {
 		var err error
-		if port, err = freePort(); err != nil {
+		if g.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		listen = "127.0.0.1"
 	} else {
-		client = p.host.HTTPClient()
+		g.http = spec.host.HTTPClient()
 	}
-	cfg := filepath.Join(dir, "server.toml")
-	text := fmt.Sprintf("listen = \"%s:%d\"\ndata-dir = %q\n[jwt.signing]\ntoken-hs256-secret-base64 = %q\n%s",
-		listen, port, filepath.Join(dir, "data"), base64.StdEncoding.EncodeToString(secret), p.extra)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+	g.url = fmt.Sprintf("http://127.0.0.1:%d/", g.port)
+	if err := g.writeConfig(secret, spec.extra); err != nil {
 		return nil, err
 	}
-	g := &garret{url: fmt.Sprintf("http://127.0.0.1:%d/", port), dir: dir, http: client}
-	args := []string{"make-token", "-f", cfg, "--sub", "bench", "--validity", "1 day",
-		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*"}
-	if p.extra != "" {
-		args = append(args, "--cluster-admin")
-	}
-	tok, err := exec.Command(s.opts.garretd, args...).Output()
+	tok, err := exec.Command(s.opts.garretd, append([]string{"make-token", "-f", g.cfg, "--sub", "bench", "--validity", "1 day",
+		"--pull", "*", "--push", "*", "--create-cache", "*", "--configure-cache", "*"}, spec.tokenArgs...)...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("garretd make-token: %w", err)
 	}
 	g.token = strings.TrimSpace(string(tok))
-	logf, err := os.Create(filepath.Join(dir, "garretd.log"))
-	if err != nil {
+	if g.log, err = os.Create(filepath.Join(dir, "garretd.log")); err != nil {
 		return nil, err
 	}
-	if p.host == nil {
-		g.cmd = exec.Command(s.opts.garretd, "-f", cfg)
+	s.onStop(func() { g.stop(); g.log.Close() })
+	return g, g.start()
+}
+
+// writeConfig writes the node's server.toml: its listen address (every
+// address of a WAN host, loopback here), data dir and token secret, then
+// extra.
+func (g *garret) writeConfig(jwt []byte, extra string) error {
+	listen := "127.0.0.1"
+	if g.host != nil {
+		listen = "0.0.0.0"
+	}
+	text := fmt.Sprintf("listen = \"%s:%d\"\ndata-dir = %q\n[jwt.signing]\ntoken-hs256-secret-base64 = %q\n%s",
+		listen, g.port, filepath.Join(g.dir, "data"), base64.StdEncoding.EncodeToString(jwt), extra)
+	return os.WriteFile(g.cfg, []byte(text), 0o600)
+}
+
+// start runs garretd on the node's config and data dir and waits until it
+// answers HTTP.
+func (g *garret) start() error {
+	args := append([]string{"-f", g.cfg}, g.args...)
+	if g.host == nil {
+		g.cmd = exec.Command(g.bin, args...)
 	} else {
-		g.cmd = p.host.Command(context.Background(), s.opts.garretd, "-f", cfg)
+		g.cmd = g.host.Command(context.Background(), g.bin, args...)
 	}
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
+		return err
 	}
-	s.onStop(func() { g.stop(); logf.Close() })
 	for range 600 {
-		if resp, err := client.Get(g.url + "healthz"); err == nil {
+		if resp, err := g.http.Get(g.url + "healthz"); err == nil {
 			resp.Body.Close()
-			return g, nil
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("garretd did not start (see %s)", logf.Name())
+	return fmt.Errorf("garretd did not start (see %s)", g.log.Name())
 }
 
-// stop stops the node (once; killed if it takes over 20 s) and removes its data.
-func (g *garret) stop() {
-	if g.cmd.ProcessState != nil {
+// halt stops the node's process (once; killed if it takes over 20 s),
+// keeping its data.
+func (g *garret) halt() {
+	if g.cmd == nil || g.cmd.ProcessState != nil {
 		return
 	}
 	_ = g.cmd.Process.Signal(os.Interrupt)
 	t := time.AfterFunc(20*time.Second, func() { _ = g.cmd.Process.Kill() })
 	_ = g.cmd.Wait()
 	t.Stop()
+}
+
+// stop stops the node and removes its data.
+func (g *garret) stop() {
+	g.halt()
 	_ = os.RemoveAll(filepath.Join(g.dir, "data"))
 }
 

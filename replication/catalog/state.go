@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/garret-cache/garret/internal/logbridge"
 	"github.com/garret-cache/garret/internal/nixid"
@@ -87,8 +88,32 @@ func livePath(dir string) string {
 	return filepath.Join(dir, name)
 }
 
+// stateCacheSize is the state's block cache. Every push reads the catalog
+// several times (the token's revocation, the object it replaces, the
+// object again in apply) and every narinfo once; with pebble's default of
+// 8 MiB, a catalog of 10⁵ paths (36 MiB of tables) read most index and
+// data blocks from the file again, and applying an entry took 4.9 ms
+// (2.3 ms with 32 MiB). The chunk store's index has 64 MiB. Blocks are
+// cached as they are read: a small catalog uses little of it.
+const stateCacheSize = 32 << 20
+
+// pebbleOptions are the catalog state's: a block cache of stateCacheSize,
+// and on every level's tables a bloom filter (10 bits per key, ~1% false
+// positives), so a point read of an absent key (the object a push adds, a
+// token id never revoked) skips a table's data blocks. Tables written
+// before (older nodes) get filters as compactions rewrite them.
+func pebbleOptions(log pebble.Logger, cache *pebble.Cache) *pebble.Options {
+	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: log, Cache: cache}
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o
+}
+
 func openPebble(path string, log pebble.Logger) (*pebble.DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: log})
+	cache := pebble.NewCache(stateCacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(path, pebbleOptions(log, cache))
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open state %s: %w", path, err)
 	}

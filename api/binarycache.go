@@ -78,31 +78,44 @@ func (s *Server) getNarInfo(w http.ResponseWriter, r *http.Request, hashPart str
 	if err != nil {
 		return err
 	}
-	// The rendered, signed narinfo is kept by a digest of the cache's key
-	// and the object as stored: any change to either is a new entry.
-	raw, err := s.catalog.ObjectRaw(name, h)
-	if errors.Is(err, catalog.ErrNoSuchObject) {
-		return errNoSuchObject
-	} else if err != nil {
+	body, err := s.narinfo(name, cache, h)
+	if err != nil {
 		return err
-	}
-	key := narinfoKey(cache.Keypair, raw)
-	body, ok := s.narinfos.get(key)
-	if !ok {
-		obj, err := catalog.DecodeObject(raw)
-		if err != nil {
-			return err
-		}
-		if body, err = s.renderNarInfo(cache, obj); err != nil {
-			return err
-		}
-		s.narinfos.add(key, body)
 	}
 	setVisibility(w, cache)
 	w.Header().Set("Content-Type", mimeNarInfo)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, err = io.WriteString(w, body)
 	return err
+}
+
+// narinfo is the rendered, signed narinfo of a store path, from the
+// narinfo cache while nothing it derives from has changed (narinfoCache).
+func (s *Server) narinfo(name nixid.CacheName, cache catalog.Cache, h nixid.StorePathHash) (string, error) {
+	id := narinfoID{name, h}
+	gen := s.catalog.ObjectsGeneration() // before the reads below
+	e, ok := s.narinfos.get(id)
+	if ok && e.gen == gen {
+		return e.body, nil
+	}
+	raw, err := s.catalog.ObjectRaw(name, h)
+	if errors.Is(err, catalog.ErrNoSuchObject) {
+		return "", errNoSuchObject
+	} else if err != nil {
+		return "", err
+	}
+	key := narinfoKey(cache.Keypair, raw)
+	if !ok || e.key != key {
+		obj, err := catalog.DecodeObject(raw)
+		if err != nil {
+			return "", err
+		}
+		if e.body, err = s.renderNarInfo(cache, obj); err != nil {
+			return "", err
+		}
+	}
+	s.narinfos.add(id, narinfoEntry{gen: gen, key: key, body: e.body})
+	return e.body, nil
 }
 
 // pullHash parses a store path hash and checks pull permission, before any

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/garret-cache/garret/api/v1"
+	"github.com/garret-cache/garret/internal/nixid"
 )
 
 // sigLine is the first Sig: line of a narinfo.
@@ -68,6 +70,69 @@ func TestNarInfoCache_NeverStale(t *testing.T) {
 	if body := get(); !strings.Contains(body, "Deriver: 0zn4q9nqkl8w8qj3vns3rypdyssgqxmd-b.drv") {
 		t.Fatalf("after a re-push:\n%s", body)
 	}
+	// Deleted while its narinfo is cached: 404 from the next request.
+	del := `{"cache":"pub","store_path_hashes":["` + info.StorePathHash + `"]}`
+	if st, b := e.do("POST", "/_api/v1/delete-paths", e.root, strings.NewReader(del), nil); st != 200 {
+		t.Fatalf("delete: %d %s", st, b)
+	}
+	if st, _ := e.do("GET", path, "", nil, nil); st != 404 {
+		t.Fatalf("narinfo after delete: %d", st)
+	}
+}
+
+// countingCatalog counts object reads.
+type countingCatalog struct {
+	Catalog
+	reads atomic.Int64
+}
+
+func (c *countingCatalog) ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byte, error) {
+	c.reads.Add(1)
+	return c.Catalog.ObjectRaw(cache, h)
+}
+
+// TestNarInfoCache_NoReadWhileNothingChanged: a cached narinfo is served
+// without reading the catalog until an object or a cache changes; a change
+// elsewhere costs one read, and an unchanged object keeps its rendering.
+func TestNarInfoCache_NoReadWhileNothingChanged(t *testing.T) {
+	e := newTestEnv(t)
+	e.createCache("pub", true)
+	cc := &countingCatalog{Catalog: e.api.catalog}
+	e.api.catalog = cc
+	nar := fileNAR("hot")
+	info := uploadInfo("pub", "hot", nar)
+	if st, b := e.upload(e.root, info, nar); st != 200 {
+		t.Fatalf("upload: %d %s", st, b)
+	}
+	path := "/pub/" + info.StorePathHash + ".narinfo"
+	get := func() string {
+		st, b := e.do("GET", path, "", nil, nil)
+		if st != 200 {
+			t.Fatalf("narinfo: %d %s", st, b)
+		}
+		return string(b)
+	}
+	first := get()
+	before := cc.reads.Load()
+	for range 10 {
+		if get() != first {
+			t.Fatal("the narinfo changed")
+		}
+	}
+	if n := cc.reads.Load() - before; n != 0 {
+		t.Fatalf("%d catalog reads for 10 cached narinfos, nothing changed", n)
+	}
+	other := uploadInfo("pub", "other", fileNAR("other"))
+	if st, b := e.upload(e.root, other, fileNAR("other")); st != 200 {
+		t.Fatalf("upload: %d %s", st, b)
+	}
+	before = cc.reads.Load()
+	if get() != first || get() != first {
+		t.Fatal("another path's push changed this narinfo")
+	}
+	if n := cc.reads.Load() - before; n != 1 {
+		t.Fatalf("%d catalog reads after another path changed, want 1", n)
+	}
 }
 
 // TestNarInfoCache_ByteBudget: the cache never holds more than its byte
@@ -76,24 +141,29 @@ func TestNarInfoCache_NeverStale(t *testing.T) {
 func TestNarInfoCache_ByteBudget(t *testing.T) {
 	var c narinfoCache
 	body := strings.Repeat("x", 4096)
+	id := func(i int) narinfoID { return narinfoID{"c", nixid.StorePathHash(fmt.Sprint(i))} }
 	n := narinfoCacheBytes/len(body) + 100
 	for i := range n {
-		c.add(narinfoKey("k", []byte(fmt.Sprint(i))), body)
+		c.add(id(i), narinfoEntry{body: body})
 		if i == 0 {
 			continue
 		}
-		if _, ok := c.get(narinfoKey("k", []byte("0"))); !ok {
+		if _, ok := c.get(id(0)); !ok {
 			t.Fatalf("the most recently used entry went after %d adds", i)
 		}
 	}
 	if c.bytes > narinfoCacheBytes || c.bytes != c.lru.Len()*len(body) {
 		t.Fatalf("%d bytes in %d entries, budget %d", c.bytes, c.lru.Len(), narinfoCacheBytes)
 	}
-	if _, ok := c.get(narinfoKey("k", []byte("1"))); ok {
+	if _, ok := c.get(id(1)); ok {
 		t.Fatal("the least recently used entry stayed")
 	}
-	c.add(narinfoKey("k", []byte("big")), strings.Repeat("y", narinfoCacheMaxBody+1))
-	if _, ok := c.get(narinfoKey("k", []byte("big"))); ok {
+	c.add(id(0), narinfoEntry{body: "short"}) // replaced: its bytes are counted once
+	if c.bytes != (c.lru.Len()-1)*len(body)+len("short") {
+		t.Fatalf("%d bytes after replacing an entry", c.bytes)
+	}
+	c.add(id(-1), narinfoEntry{body: strings.Repeat("y", narinfoCacheMaxBody+1)})
+	if _, ok := c.get(id(-1)); ok {
 		t.Fatal("an oversized body was kept")
 	}
 	if narinfoKey("k1", []byte("o")) == narinfoKey("k", []byte("1o")) {

@@ -45,6 +45,9 @@ type Catalog interface {
 	// ObjectRaw is the object as stored (catalog.DecodeObject decodes it):
 	// the narinfo cache's key.
 	ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byte, error)
+	// ObjectsGeneration moves whenever an object or a cache changes: a
+	// narinfo rendered since it last moved is current.
+	ObjectsGeneration() uint64
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)

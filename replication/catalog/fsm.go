@@ -43,6 +43,9 @@ type fsm struct {
 	// restore, which makes every memo stale.
 	caches   sync.Map // nixid.CacheName → cacheMemo
 	cacheGen atomic.Uint64
+	// objectsGen moves after every entry that changes an object or a
+	// cache, and on restore (Catalog.ObjectsGeneration).
+	objectsGen atomic.Uint64
 }
 
 // cacheMemo is a decoded cache as of a cacheGen.
@@ -60,6 +63,18 @@ func changesCaches(cmds []decoded) bool {
 		}
 	}
 	return false
+}
+
+// changesObjects reports whether an entry's commands change an object or a
+// cache (what a rendered narinfo derives from).
+func changesObjects(cmds []decoded) bool {
+	for _, d := range cmds {
+		switch d.cmd.Type {
+		case cmdPutObject, cmdDeleteObjects, cmdTouchObjects, cmdExpireObjects:
+			return true
+		}
+	}
+	return changesCaches(cmds)
 }
 
 // retryWait bounds the wait between two tries of an unwritable entry.
@@ -188,6 +203,9 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 	if changesCaches(cmds) {
 		f.cacheGen.Add(1)
 	}
+	if changesObjects(cmds) {
+		f.objectsGen.Add(1)
+	}
 	return res, nil
 }
 
@@ -217,6 +235,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.cacheGen.Add(1)
+	f.objectsGen.Add(1)
 	f.applied.Store(idx)
 	f.advanced.broadcast()
 	f.log.Info("catalog restored from snapshot", "applied_index", idx)

@@ -158,6 +158,14 @@ func (c *Catalog) ObjectRaw(cache nixid.CacheName, h nixid.StorePathHash) ([]byt
 	return raw, err
 }
 
+// ObjectsGeneration moves after every applied entry that changes an object
+// or a cache, and on a restore from a snapshot: a value derived from objects
+// and caches read after ObjectsGeneration returned g is current while it
+// still returns g. (An entry is visible a moment before the generation
+// moves, so such a value may be that moment old, as if read just before the
+// entry.)
+func (c *Catalog) ObjectsGeneration() uint64 { return c.fsm.objectsGen.Load() }
+
 // DecodeObject decodes what ObjectRaw returned.
 func DecodeObject(raw []byte) (Object, error) {
 	var o Object

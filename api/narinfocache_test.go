@@ -23,24 +23,32 @@ func sigLine(t *testing.T, body string) string {
 	return ""
 }
 
-// TestNarInfoCache_NeverStale: a served narinfo follows a new signing key
-// and a re-pushed object at once (the cache is keyed by their content).
-func TestNarInfoCache_NeverStale(t *testing.T) {
-	e := newTestEnv(t)
-	e.createCache("pub", true)
-	nar := fileNAR("cached")
-	info := uploadInfo("pub", "cached", nar)
+// pushed uploads a store path to the public cache "pub" and returns it,
+// its narinfo's path and a GET of that narinfo that must answer 200.
+func pushed(t *testing.T, e *testEnv, name string, nar []byte) (v1.UploadPathNarInfo, string, func() string) {
+	t.Helper()
+	info := uploadInfo("pub", name, nar)
 	if st, b := e.upload(e.root, info, nar); st != 200 {
 		t.Fatalf("upload: %d %s", st, b)
 	}
 	path := "/pub/" + info.StorePathHash + ".narinfo"
-	get := func() string {
+	return info, path, func() string {
+		t.Helper()
 		st, b := e.do("GET", path, "", nil, nil)
 		if st != 200 {
 			t.Fatalf("narinfo: %d %s", st, b)
 		}
 		return string(b)
 	}
+}
+
+// TestNarInfoCache_NeverStale: a served narinfo follows a new signing key
+// and a re-pushed object at once (the cache is keyed by their content).
+func TestNarInfoCache_NeverStale(t *testing.T) {
+	e := newTestEnv(t)
+	e.createCache("pub", true)
+	nar := fileNAR("cached")
+	info, path, get := pushed(t, e, "cached", nar)
 	first := get()
 	if again := get(); again != first {
 		t.Fatalf("the same narinfo twice differs:\n%s\n%s", first, again)
@@ -99,19 +107,7 @@ func TestNarInfoCache_NoReadWhileNothingChanged(t *testing.T) {
 	e.createCache("pub", true)
 	cc := &countingCatalog{Catalog: e.api.catalog}
 	e.api.catalog = cc
-	nar := fileNAR("hot")
-	info := uploadInfo("pub", "hot", nar)
-	if st, b := e.upload(e.root, info, nar); st != 200 {
-		t.Fatalf("upload: %d %s", st, b)
-	}
-	path := "/pub/" + info.StorePathHash + ".narinfo"
-	get := func() string {
-		st, b := e.do("GET", path, "", nil, nil)
-		if st != 200 {
-			t.Fatalf("narinfo: %d %s", st, b)
-		}
-		return string(b)
-	}
+	_, _, get := pushed(t, e, "hot", fileNAR("hot"))
 	first := get()
 	before := cc.reads.Load()
 	for range 10 {

@@ -205,4 +205,9 @@ func fillScaleState(t *testing.T, db *pebble.DB, n int, bytes *int64) {
 	if err := db.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// Let the compactions the fill started end, so they do not share the
+	// cores with what is measured.
+	for db.Metrics().Compact.NumInProgress > 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -179,8 +179,10 @@ func (n *NAR) WriteRange(ctx context.Context, w io.Writer, off, length int64) (i
 				return written, err
 			}
 		} else {
-			if frame, err = n.s.readFrame(n.chunks[i].ID, n.metas[i], buf); err == nil {
+			var at chunkMeta
+			if frame, at, err = n.s.readFrameAt(n.chunks[i].ID, n.metas[i], buf); err == nil {
 				buf = frame[:0]
+				n.s.verified.add(at) // where it was read (compaction may have moved it)
 			} else if frame, err = n.repair(ctx, i, err); err != nil {
 				return written, err
 			}

@@ -10,8 +10,9 @@ import (
 // Zero-copy serving. A frame served with pread + write crosses memory twice
 // (page cache → buffer → socket) and is CRC-checked on the way; BenchmarkNarDownload's
 // profile puts 42 % of the server's CPU in pread and 42 % in write. A frame
-// whose bytes passed a CRC-32C check here recently is instead handed to the
-// socket with sendfile (io.ReaderFrom on an *os.File section, which
+// whose bytes passed a CRC-32C check recently in a NAR stream (only there:
+// frames sent to peers or scrubbed do not enter the set) is instead handed
+// to the socket with sendfile (io.ReaderFrom on an *os.File section, which
 // net.TCPConn turns into sendfile(2)): one copy, no buffer, no CRC again.
 //
 // What that gives up: bytes that change on disk within seconds of a check
@@ -86,6 +87,11 @@ func (v *verifiedFrames) drop(m chunkMeta) {
 	delete(v.prev, l)
 	v.mu.Unlock()
 }
+
+// ForgetChecks makes the next stream of every frame check its CRC again, as
+// it would once the recent checks aged out (at most 20 s): for a test that
+// damages a frame on disk and reads it at once.
+func (s *Store) ForgetChecks() { s.verified.forget() }
 
 // forget empties the set, as if every check had aged out.
 func (v *verifiedFrames) forget() {

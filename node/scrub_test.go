@@ -45,6 +45,9 @@ func corruptOnDisk(t *testing.T, n *Node, id chunkstore.ChunkID) {
 	if _, err := f.WriteAt(b, pos); err != nil {
 		t.Fatal(err)
 	}
+	// The next read checks it, as it would some seconds later (a frame
+	// streamed lately is sent unchecked for a while: chunkstore/sendfile.go).
+	n.Store().ForgetChecks()
 }
 
 // narData is a NAR's worth of varied bytes: many distinct chunks.

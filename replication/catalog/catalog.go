@@ -146,6 +146,9 @@ func Open(cfg Config, deps Deps) (_ *Catalog, err error) {
 		return nil, err
 	}
 	c.fsm = &fsm{st: st, log: log, stop: c.stop, metrics: c.metrics}
+	if cfg.MinVersion != nil {
+		c.fsm.oldSnapshots = func() bool { return cfg.MinVersion() < snapshotV2Since }
+	}
 	idx, err := appliedIndex(st.db)
 	if err != nil {
 		return nil, err

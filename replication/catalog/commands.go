@@ -34,7 +34,10 @@ const (
 // introduced its type (spec.since), so no replica ever skips a command
 // during a rolling upgrade because it does not know it yet. Raise it, and
 // give the new type's spec its since, with every new command type.
-const CommandVersion = 3
+//
+// Version 4 adds no command: it is the first that reads snapshot format 2
+// (snapshot.go), which a leader writes only once every server has it.
+const CommandVersion = 4
 
 // payload is one command type's content (payloads.go): its fields, its
 // checks and its apply (apply.go).

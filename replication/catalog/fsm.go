@@ -46,6 +46,10 @@ type fsm struct {
 	// objectsGen moves after every entry that changes an object or a
 	// cache, and on restore (Catalog.ObjectsGeneration).
 	objectsGen atomic.Uint64
+
+	// oldSnapshots, if set, says whether a Raft server may be too old to
+	// read snapshot format 2 (then format 1 is written).
+	oldSnapshots func() bool
 }
 
 // cacheMemo is a decoded cache as of a cacheGen.
@@ -224,7 +228,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
-	return &snapshot{snap: f.st.db.NewSnapshot()}, nil
+	return &snapshot{snap: f.st.db.NewSnapshot(), v1: f.oldSnapshots != nil && f.oldSnapshots()}, nil
 }
 
 // Restore builds a fresh state from a snapshot and swaps it in.

@@ -58,10 +58,21 @@ var snapshotEncoderOptions = []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFast
 // at the fastest level is 4 MiB), hence the decoder's memory.
 const snapshotMaxWindow = 8 << 20
 
-type snapshot struct{ snap *pebble.Snapshot }
+// snapshotV2Since is the CommandVersion that reads snapshot format 2: while
+// a Raft server is older, snapshots are written in format 1, which it can
+// restore (a leader sends its latest snapshot to a follower far behind).
+const snapshotV2Since = 4
+
+type snapshot struct {
+	snap *pebble.Snapshot
+	v1   bool // write format 1: some server may not read format 2
+}
 
 // Persist writes every key of the pebble snapshot, the applied index included.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if s.v1 {
+		return s.persistV1(sink)
+	}
 	err := func() error {
 		if _, err := io.WriteString(sink, snapshotHeader); err != nil {
 			return err
@@ -72,7 +83,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		}
 		defer enc.Close() // frees its goroutines; a no-op once closed
 		w := bufio.NewWriterSize(enc, 256<<10)
-		if err := s.writeRecords(w); err != nil {
+		if err := s.writeRecords(w, true); err != nil {
 			return err
 		}
 		if err := w.Flush(); err != nil {
@@ -80,6 +91,23 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		}
 		return enc.Close()
 	}()
+	return finishPersist(sink, err)
+}
+
+// persistV1 writes format 1: the records uncompressed, no trailer.
+func (s *snapshot) persistV1(sink raft.SnapshotSink) error {
+	w := bufio.NewWriterSize(sink, 256<<10)
+	_, err := w.WriteString(snapshotHeaderV1)
+	if err == nil {
+		err = s.writeRecords(w, false)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	return finishPersist(sink, err)
+}
+
+func finishPersist(sink raft.SnapshotSink, err error) error {
 	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("catalog: persist snapshot: %w", err)
@@ -87,7 +115,8 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *snapshot) writeRecords(w *bufio.Writer) error {
+// writeRecords writes every record, then (format 2) the trailer.
+func (s *snapshot) writeRecords(w *bufio.Writer, trailer bool) error {
 	it, err := s.snap.NewIter(nil)
 	if err != nil {
 		return err
@@ -113,6 +142,9 @@ func (s *snapshot) writeRecords(w *bufio.Writer) error {
 	}
 	if err := it.Error(); err != nil {
 		return err
+	}
+	if !trailer {
+		return nil
 	}
 	binary.LittleEndian.PutUint32(l[:], snapshotEnd)
 	if _, err := w.Write(l[:]); err != nil {

@@ -170,6 +170,38 @@ func TestSnapshot_RestoresV1(t *testing.T) {
 	restored(t, encodeV1(want), want, n)
 }
 
+// TestSnapshot_V1WhileAnOldServerIsIn: while a Raft server's version
+// predates format 2, the FSM writes format 1 (what that server restores);
+// once every server has it, format 2.
+func TestSnapshot_V1WhileAnOldServerIsIn(t *testing.T) {
+	const n = 500
+	st := filledState(t, n)
+	want := dump(t, st.db)
+	oldest := snapshotV2Since - 1
+	f := &fsm{st: st, log: quiet, oldSnapshots: func() bool { return oldest < snapshotV2Since }}
+	persist := func() []byte {
+		snap, err := f.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer snap.Release()
+		sink := &memSink{}
+		if err := snap.Persist(sink); err != nil {
+			t.Fatal(err)
+		}
+		return sink.Bytes()
+	}
+	if got := persist(); !bytes.Equal(got, encodeV1(want)) {
+		t.Fatalf("with a version %d server: %d bytes starting %q, want format 1", oldest, len(got), got[:min(len(got), 30)])
+	}
+	oldest = CommandVersion
+	got := persist()
+	if !bytes.HasPrefix(got, []byte(snapshotHeader)) {
+		t.Fatalf("every server on version %d: starts %q, want format 2", oldest, got[:min(len(got), 30)])
+	}
+	restored(t, got, want, n)
+}
+
 // TestSnapshot_EmptyRestores: a snapshot of an empty state restores an
 // empty state.
 func TestSnapshot_EmptyRestores(t *testing.T) {

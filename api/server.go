@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -431,6 +432,15 @@ func (s *Server) withRequestState(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), ctxCaller, c))
 		defer withBodyDeadline(w, r, s.cfg.BodyIdleTimeout)()
 		next.ServeHTTP(w, r)
+		// Yield before net/http flushes this response and reads the
+		// connection's next request: without it a goroutine whose client
+		// answers at once serves it again and again while other ready
+		// connections wait, and the latency tail grows with the number of
+		// connections. With it, ready connections take turns. Measured with
+		// wrk on narinfo (2 cores, 1 s warm-up, 5 s runs, 3 pairs): p99 at 64
+		// connections 18–21 → 6–7 ms at the same req/s; at 1000, 95–128 →
+		// 60–77 ms, req/s −10 %.
+		runtime.Gosched()
 	})
 }
 

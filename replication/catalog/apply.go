@@ -35,7 +35,7 @@ func cacheExists(b pebble.Reader, name nixid.CacheName) bool {
 
 // stateError is an I/O error of the state store met while applying an
 // entry. Apply functions panic with it (they are deep in a batch and have
-// no error path); fsm.writeEntry recovers it and retries the entry.
+// no error path); fsm.writeEntries recovers it and retries the entries.
 type stateError struct{ err error }
 
 func (e stateError) Error() string { return "catalog: state store: " + e.err.Error() }

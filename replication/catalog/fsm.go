@@ -88,65 +88,100 @@ const retryWait = 5 * time.Second
 // before it could write.
 var errStopped = errors.New("catalog: the node stopped before this entry could be written")
 
-var _ raft.FSM = (*fsm)(nil)
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
 
-// Apply decodes one entry and applies its commands in order, atomically with
-// the new applied index. Entries at or below the stored index are skipped.
+// Apply applies one entry (ApplyBatch of one).
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// logEntry is a log entry to apply: its index and decoded commands.
+type logEntry struct {
+	index uint64
+	cmds  []decoded
+}
+
+// ApplyBatch decodes the entries Raft committed together and applies their
+// commands in order, in one pebble batch committed (synced) once with the
+// new applied index: a follower catching up, or a leader under many
+// concurrent writes, pays one sync per batch (up to MaxAppendEntries
+// entries) rather than one per entry. Entries at or below the stored index
+// are skipped.
 //
 // An entry or a command this node cannot apply — written by a newer node
 // during a rolling upgrade, or malformed — is logged and skipped, and the
 // applied index still advances: the decision depends only on the entry's
 // bytes, so every replica, and this one replaying its log after a restart,
 // skips the same commands and the states stay equal.
-func (f *fsm) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var entries []logEntry
+	var at []int // entries[k] answers logs[at[k]]
+	for i, l := range logs {
+		if l.Type != raft.LogCommand || l.Index <= f.applied.Load() {
+			continue
+		}
+		cmds, err := decodeBatch(l.Data)
+		if err != nil {
+			f.log.Error("skipping a log entry this node cannot decode; upgrade it to the cluster's newest version", "index", l.Index, "err", err)
+		}
+		entries = append(entries, logEntry{l.Index, cmds})
+		at = append(at, i)
 	}
-	if l.Index <= f.applied.Load() {
-		return nil
+	if len(entries) == 0 {
+		return out
 	}
-	cmds, err := decodeBatch(l.Data)
-	if err != nil {
-		f.log.Error("skipping a log entry this node cannot decode; upgrade it to the cluster's newest version", "index", l.Index, "err", err)
+	last := entries[len(entries)-1].index
+	stopped := func() []any {
+		for k, e := range entries {
+			out[at[k]] = stoppedResult(len(e.cmds))
+		}
+		return out
 	}
 	wait := 100 * time.Millisecond
 	for {
 		if f.broken.Load() {
-			return stoppedResult(len(cmds))
+			return stopped()
 		}
 		start := time.Now()
-		res, err := f.writeEntry(l.Index, cmds)
+		res, err := f.writeEntries(entries)
 		if f.metrics != nil {
 			if err != nil {
 				f.metrics.stalls.Inc()
 			} else {
 				f.metrics.applySeconds.Observe(time.Since(start).Seconds())
-				f.metrics.batchSize.Observe(float64(len(cmds)))
+				for _, e := range entries {
+					f.metrics.batchSize.Observe(float64(len(e.cmds)))
+				}
 			}
 		}
 		if err == nil {
 			if f.stalled.Swap(nil) != nil {
-				f.log.Warn("catalog: state writes work again", "index", l.Index)
+				f.log.Warn("catalog: state writes work again", "index", last)
 			}
-			f.applied.Store(l.Index)
+			f.applied.Store(last)
 			f.advanced.broadcast()
-			if f.applyHook != nil {
-				f.applyHook(l.Index)
+			for k, e := range entries {
+				out[at[k]] = res[k]
+				if f.applyHook != nil {
+					f.applyHook(e.index)
+				}
 			}
-			return res
+			return out
 		}
-		// The entry is committed: skipping it would make this replica
+		// The entries are committed: skipping them would make this replica
 		// differ from the others, and a panic would crash-loop the node
-		// on it (a full disk stays full across restarts). Wait and try
+		// on them (a full disk stays full across restarts). Wait and try
 		// again; reads keep being served from the state as it is.
 		if f.stalled.Swap(&err) == nil {
-			f.log.Error("catalog: cannot write a committed entry; this node's catalog stops advancing until the state store can be written (is the disk full?)", "index", l.Index, "err", err)
+			f.log.Error("catalog: cannot write a committed entry; this node's catalog stops advancing until the state store can be written (is the disk full?)", "index", entries[0].index, "err", err)
 		}
 		select {
 		case <-f.stop:
 			f.broken.Store(true)
-			f.log.Error("catalog: stopping with an entry unwritten; it is applied again after the restart", "index", l.Index)
-			return stoppedResult(len(cmds))
+			f.log.Error("catalog: stopping with an entry unwritten; it is applied again after the restart", "index", entries[0].index)
+			return stopped()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, retryWait)
@@ -161,13 +196,14 @@ func stoppedResult(n int) *batchResult {
 	return res
 }
 
-// writeEntry applies one entry's commands in one batch and commits it with
-// the new applied index; an I/O error of the state store (stateError) is
-// returned, and nothing of the entry is written.
-func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err error) {
+// writeEntries applies the entries' commands, in order, in one batch and
+// commits it with the new applied index (the last entry's); an I/O error of
+// the state store (stateError) is returned, and nothing of the entries is
+// written.
+func (f *fsm) writeEntries(entries []logEntry) (res []*batchResult, err error) {
 	f.st.mu.RLock()
 	defer f.st.mu.RUnlock()
-	b := &applier{Batch: f.st.db.NewIndexedBatch(), index: index, prev: f.applied.Load()}
+	b := &applier{Batch: f.st.db.NewIndexedBatch(), prev: f.applied.Load()}
 	defer b.Close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -178,36 +214,44 @@ func (f *fsm) writeEntry(index uint64, cmds []decoded) (res *batchResult, err er
 			res, err = nil, se
 		}
 	}()
-	b.startChanges()
-	res = &batchResult{results: make([]result, len(cmds))}
-	for i, d := range cmds {
-		err := d.err
-		if err == nil {
-			err = d.cmd.wellFormed()
-		}
-		if err != nil {
-			f.log.Error("skipping a command this node cannot apply", "index", index, "command", i, "err", err)
-			if f.metrics != nil {
-				f.metrics.skipped.Inc()
+	var caches, objects bool
+	for _, e := range entries {
+		b.index, b.next = e.index, 0
+		b.startChanges()
+		r := &batchResult{results: make([]result, len(e.cmds))}
+		for i, d := range e.cmds {
+			err := d.err
+			if err == nil {
+				err = d.cmd.wellFormed()
 			}
-			res.results[i] = result{err: err}
-			continue
+			if err != nil {
+				f.log.Error("skipping a command this node cannot apply", "index", e.index, "command", i, "err", err)
+				if f.metrics != nil {
+					f.metrics.skipped.Inc()
+				}
+				r.results[i] = result{err: err}
+				continue
+			}
+			r.results[i] = applyCommand(b, d.cmd)
 		}
-		res.results[i] = applyCommand(b, d.cmd)
+		b.trimChanges()
+		res = append(res, r)
+		b.prev = e.index
+		caches = caches || changesCaches(e.cmds)
+		objects = objects || changesObjects(e.cmds)
 	}
-	b.trimChanges()
 	var idx [8]byte
-	binary.LittleEndian.PutUint64(idx[:], index)
+	binary.LittleEndian.PutUint64(idx[:], b.index)
 	check(b.Set(keyApplied, idx[:], nil))
 	commit := f.commit
 	if commit == nil {
 		commit = func(b *pebble.Batch) error { return b.Commit(pebble.Sync) }
 	}
 	check(commit(b.Batch))
-	if changesCaches(cmds) {
+	if caches {
 		f.cacheGen.Add(1)
 	}
-	if changesObjects(cmds) {
+	if objects {
 		f.objectsGen.Add(1)
 	}
 	return res, nil

@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer, c *Catalog) (*metrics, error) {
 	const ns, sub = "garret", "catalog"
 	m := &metrics{
 		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "apply_seconds",
-			Help: "Time to apply and commit one Raft log entry to the catalog state.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
+			Help: "Time to apply and commit the Raft log entries committed together (one synced write) to the catalog state.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "entry_commands",
 			Help: "Commands per applied log entry.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "skipped_commands_total",

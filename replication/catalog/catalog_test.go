@@ -66,6 +66,12 @@ func startNode(t *testing.T, dir string, bootstrap bool) *testNode {
 // are the test's own).
 func startNodeWith(t *testing.T, dir string, bootstrap bool, deps Deps) *testNode {
 	t.Helper()
+	return startNodeConfig(t, dir, bootstrap, deps, nil)
+}
+
+// startNodeConfig is startNodeWith with a change to TestConfig.
+func startNodeConfig(t *testing.T, dir string, bootstrap bool, deps Deps, change func(*Config)) *testNode {
+	t.Helper()
 	h, id := newHost(t, dir)
 	tr, err := p2p.NewRaftTransport(h, quiet)
 	if err != nil {
@@ -73,6 +79,9 @@ func startNodeWith(t *testing.T, dir string, bootstrap bool, deps Deps) *testNod
 	}
 	cfg := TestConfig(filepath.Join(dir, "catalog"))
 	cfg.NodeID, cfg.Bootstrap = id.String(), bootstrap
+	if change != nil {
+		change(&cfg)
+	}
 	deps.Transport, deps.Log = tr, quiet
 	cat, err := Open(cfg, deps)
 	if err != nil {

@@ -17,10 +17,11 @@ const module = "github.com/garret-cache/garret"
 // package gets its place in the diagram when it is added. "x/..." is x and
 // everything under it.
 var layers = [][]string{
-	// 0: wire types, the package map and small libraries without project imports.
+	// 0: wire types, the package map and small libraries without project imports
+	// (test/e2e/wan: the WAN emulator, for the e2e tests and the benchmarks).
 	{"api/v1", "replication", "internal/nixid", "internal/durable", "internal/humantime", "internal/diskspace",
 		"internal/nixcompress", "internal/nar", "internal/logbridge", "internal/eventually", "internal/dialurl",
-		"replication/placement"},
+		"replication/placement", "test/e2e/wan"},
 	// 1: Nix formats, the daemon client, configuration, tokens, the local chunk store.
 	{"internal/narinfo", "internal/nixdaemon", "internal/serverconfig", "api/token", "chunkstore"},
 	// 2: libp2p transport and protocols; gossip.

@@ -3,12 +3,12 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -59,9 +59,12 @@ func startCluster(s *suite, name string) (*wanCluster, error) {
 		})
 	}
 	s.onStop(c.close)
-	jwt, secret := make([]byte, 64), make([]byte, 32)
+	jwt := make([]byte, 64)
 	_, _ = rand.Read(jwt)
-	_, _ = rand.Read(secret)
+	secret, err := s.clusterSecret()
+	if err != nil {
+		return nil, err
+	}
 	join := ""
 	for _, region := range []string{"eu", "us"} {
 		h, err := n.AddHost(region+"-1", region)
@@ -78,7 +81,7 @@ p2p-listen = "/ip4/%s/tcp/4001"
 api-url = "http://%s:%d"
 join = [%s]
 min-copies-before-ack = 1
-`, h.Name, region, base64.StdEncoding.EncodeToString(secret), ip, ip, ip, nodePort, join)
+`, h.Name, region, secret, ip, ip, ip, nodePort, join)
 		g, err := startNode(s, name+"-"+h.Name, nodeSpec{host: h, port: nodePort, jwt: jwt, extra: extra, tokenArgs: []string{"--cluster-admin"}})
 		if err != nil {
 			return nil, err
@@ -254,4 +257,14 @@ func (s *suite) substitute(h *wan.Host, url, key string, paths []string) (time.D
 	_, err = s.env.nixOn(h, []string{"NIX_CONFIG=" + conf, "XDG_CACHE_HOME=" + filepath.Join(dir, "xdg")},
 		"nix-store", append([]string{"--store", filepath.Join(dir, "store"), "-r"}, paths...)...)
 	return time.Since(start), err
+}
+
+// clusterSecret is a fresh [cluster] secret from garretd gen-secret, as an
+// operator makes one; every cluster the suite starts uses it.
+func (s *suite) clusterSecret() (string, error) {
+	out, err := exec.Command(s.opts.garretd, "gen-secret").Output()
+	if err != nil {
+		return "", fmt.Errorf("garretd gen-secret: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -14,7 +14,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -221,15 +220,8 @@ func scaleLatencyRow(figure string, r wrkResult) row {
 		target: "p99 < 2 ms", met: yesNo(r.Requests > 0 && r.P99US < 2000)}
 }
 
-// clusterSecret is a fresh [cluster] secret from garretd gen-secret.
-func (s *suite) clusterSecret() (string, error) {
-	out, err := exec.Command(s.opts.garretd, "gen-secret").Output()
-	if err != nil {
-		return "", fmt.Errorf("garretd gen-secret: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
+// clusterTOML is the scale phase's [cluster] section: one region on loopback,
+// joining join (none: the node starts the cluster).
 func clusterTOML(name, secret string, gossipPort int, join string) string {
 	t := fmt.Sprintf("[cluster]\nnode-name = %q\nregion = \"bench\"\nsecret = %q\ngossip-listen = \"127.0.0.1:%d\"\n", name, secret, gossipPort)
 	if join != "" {

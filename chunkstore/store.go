@@ -273,3 +273,8 @@ func (s *Store) now() int64 {
 	}
 	return time.Now().UnixNano()
 }
+
+// CacheBytes is what the index's block cache holds now. Without cgo pebble
+// allocates its blocks on the Go heap, so the node counts them when it sets
+// the runtime's soft memory limit.
+func (s *Store) CacheBytes() int64 { return s.db.Metrics().BlockCache.Size }

@@ -49,6 +49,11 @@ type Config struct {
 	// before the leader removes it from Raft and gives its vote to a live
 	// non-voter. Default 30s.
 	DeadVoterTimeout time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit for all but the
+	// block caches of the chunk index and the catalog: the node keeps the
+	// runtime's limit at MemoryLimit plus what those caches hold (see
+	// memory.go). 0 leaves the runtime's limit alone (GOMEMLIMIT set).
+	MemoryLimit int64
 }
 
 // NodeSecretFile, in the data dir, holds a lone node's own secret (a node
@@ -316,6 +321,13 @@ func New(cfg Config) (_ *Node, err error) {
 		defer n.wg.Done()
 		n.collector.Accesses.Run(bg, cfg.AccessFlush) // on every node: a download anywhere counts
 	}()
+	if cfg.MemoryLimit > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			governMemory(bg, cfg.MemoryLimit, memoryEvery, n.cacheBytes)
+		}()
+	}
 	if sc.GC.Interval > 0 {
 		n.wg.Add(1)
 		go func() {

@@ -106,7 +106,9 @@ func loadConfig(path string, generate bool) (cfg *serverconfig.Config, created b
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
 // is set: the garbage collector works harder as the heap nears it, which
-// keeps a node under the 128 MiB RSS budget during concurrent pushes.
+// keeps a node under the 128 MiB RSS budget during concurrent pushes. A
+// running node raises it by what its pebble block caches hold
+// (node.Config.MemoryLimit).
 const defaultMemoryLimit = 96 << 20
 
 // newLogger is the node's logger on w, as --log-level and --log-format ask.
@@ -132,8 +134,10 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	// libp2p's loggers are process-wide: set before the node logs anything.
 	gologshim.SetDefaultHandler(logbridge.Libp2p(log.Handler()))
+	var memoryLimit int64 // 0: the operator's GOMEMLIMIT stands
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		memoryLimit = defaultMemoryLimit
+		debug.SetMemoryLimit(memoryLimit)
 	}
 
 	// 1. Config (generated on a node's first start).
@@ -183,7 +187,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 		defer stop()
 	}
-	n, err := node.New(node.Config{Server: cfg, Logger: log})
+	n, err := node.New(node.Config{Server: cfg, Logger: log, MemoryLimit: memoryLimit})
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,10 @@ func (c *Catalog) IsLeader() bool { return c.raft.State() == raft.Leader }
 // AppliedIndex is the last log index applied to the local state.
 func (c *Catalog) AppliedIndex() uint64 { return c.fsm.applied.Load() }
 
+// CacheBytes is what the state's block cache holds now: on the Go heap
+// without cgo, so the node counts it when it sets the soft memory limit.
+func (c *Catalog) CacheBytes() int64 { return c.fsm.st.cacheBytes() }
+
 // Close stops proposing, shuts Raft down and closes the stores.
 func (c *Catalog) Close() error {
 	c.closeOnce.Do(func() {

@@ -120,6 +120,16 @@ func openPebble(path string, log pebble.Logger) (*pebble.DB, error) {
 	return db, nil
 }
 
+// cacheBytes is what the state's block cache holds now (0 while closed).
+func (s *state) cacheBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	return s.db.Metrics().BlockCache.Size
+}
+
 func (s *state) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

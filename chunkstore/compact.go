@@ -141,7 +141,9 @@ func (s *Store) relocate(moves []move) (int64, error) {
 			return copied, err
 		}
 	}
-	return copied, b.Commit(pebble.Sync)
+	err := b.Commit(pebble.Sync)
+	s.resolved.moved()
+	return copied, err
 }
 
 // scanMetas visits every chunk's index entry; undecodable ones are skipped

@@ -217,6 +217,7 @@ func (s *Store) dropCorrupt(id ChunkID, bad chunkMeta, why string) error {
 		if err := s.db.Delete(chunkKey(id), pebble.Sync); err != nil {
 			s.log.Error("dropping corrupt chunk failed", "chunk", id, "err", err)
 		}
+		s.resolved.moved()
 	}
 	return fmt.Errorf("%w: chunk %s: %s", ErrCorrupt, id, why)
 }

@@ -84,6 +84,11 @@ func (s *Store) OpenNARWith(id ManifestID, src Sources) (*NAR, error) {
 		return nil, err
 	}
 	defer s.exit()
+	if rn, ok := s.resolved.get(id); ok {
+		return &NAR{Size: rn.size, RawSize: rn.rawSize, s: s, chunks: rn.chunks, metas: rn.metas, offsets: rn.offsets,
+			refetch: src.Refetch}, nil
+	}
+	gen := s.resolved.gen.Load() // before the index is read (resolved.go)
 	m, _, err := s.manifest(id)
 	if err != nil {
 		return nil, err
@@ -119,6 +124,9 @@ func (s *Store) OpenNARWith(id ManifestID, src Sources) (*NAR, error) {
 	}
 	if len(missing) > 0 {
 		return nil, &MissingChunksError{Chunks: missing}
+	}
+	if n.pending == nil {
+		s.resolved.add(&resolvedNAR{id: id, gen: gen, chunks: n.chunks, metas: n.metas, offsets: n.offsets, size: n.Size, rawSize: n.RawSize})
 	}
 	return n, nil
 }

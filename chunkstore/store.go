@@ -59,6 +59,8 @@ type Store struct {
 	// verified are frame locations CRC-checked recently, which a NAR
 	// stream may send with sendfile (sendfile.go).
 	verified *verifiedFrames
+	// resolved are NARs recently opened, kept resolved (resolved.go).
+	resolved *resolvedNARs
 }
 
 // castagnoli is CRC-32C: hardware-accelerated, checked on every frame served.
@@ -102,7 +104,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		dec.Close()
 		return nil, fmt.Errorf("chunkstore: metrics: %w", err)
 	}
-	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(), metrics: m, verified: newVerifiedFrames(),
+	s := &Store{cfg: cfg, log: log, db: db, segs: segs, decoder: dec, holds: newHolds(), metrics: m, verified: newVerifiedFrames(), resolved: newResolvedNARs(),
 		inflight: semaphore.NewWeighted(cfg.MaxBytesInFlight), jobs: make(chan job)}
 	for range runtime.GOMAXPROCS(0) {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1),

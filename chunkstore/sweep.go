@@ -164,7 +164,9 @@ func (s *Store) deleteIf(keys [][]byte, stale func(key, value []byte) bool, free
 			n++
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	err := b.Commit(pebble.Sync)
+	s.resolved.moved()
+	if err != nil {
 		return 0, fmt.Errorf("chunkstore: sweep commit: %w", err)
 	}
 	return n, nil

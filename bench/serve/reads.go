@@ -40,7 +40,11 @@ func (s *suite) readsPhase() error {
 		}
 		s.fileCache = dir
 	}
-	g, err := startGarret(s, "garret-reads")
+	var spec nodeSpec
+	if s.opts.readsPprof != "" {
+		spec.args = []string{"--pprof-listen", s.opts.readsPprof}
+	}
+	g, err := startNode(s, "garret-reads", spec)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +26,7 @@ func (s *suite) pushPhase() error {
 	c := s.corpus
 	var fileTimes, copyTimes, pushTimes []time.Duration
 	var fileCPU, copyCPU []cpuUse
+	var copyPuts []string
 	for r := range s.opts.pushRounds {
 		log.Printf("push, round %d: nix copy --to file://…?compression=zstd", r+1)
 		dir := filepath.Join(s.env.dir, fmt.Sprintf("filecache-%d", r))
@@ -59,6 +62,12 @@ func (s *suite) pushPhase() error {
 		}
 		copyTimes = append(copyTimes, time.Since(start))
 		copyCPU = append(copyCPU, cpuUse{nix: childrenCPU() - nixBefore, node: processCPU(g.cmd.Process.Pid) - nodeBefore})
+		if puts, err := g.putTimes(); err == nil {
+			log.Printf("push, round %d: garretd answering nix copy's PUTs: %s", r+1, puts)
+			copyPuts = append(copyPuts, puts)
+		} else {
+			return err
+		}
 		g.stop()
 
 		log.Printf("push, round %d: garret push -j 8", r+1)
@@ -84,7 +93,8 @@ func (s *suite) pushPhase() error {
 	s.notes = append(s.notes, fmt.Sprintf("push CPU (user + system, core-seconds, of the rounds in the table): `nix copy --to file://` %.1f; "+
 		"`nix copy --to` Garret: nix %.1f + garretd %.1f = %.1f. Nix compresses each NAR whole, uploads it, and waits for the answer "+
 		"before its next NAR on that thread, so the node's work on a NAR adds to the wall time unless Nix's other thread overlaps it",
-		fc.nix.Seconds(), cc.nix.Seconds(), cc.node.Seconds(), (cc.nix+cc.node).Seconds()))
+		fc.nix.Seconds(), cc.nix.Seconds(), cc.node.Seconds(), (cc.nix+cc.node).Seconds()),
+		"time garretd spent answering the PUTs of that `nix copy` (its request latency histograms): "+copyPuts[slices.Index(copyTimes, slices.Min(copyTimes))])
 	s.rows = append(s.rows,
 		timeRow(fmt.Sprintf("push %.0f MiB: `nix copy --to` (Garret) vs `--to file://`", mib(c.total))+least,
 			slices.Min(copyTimes), slices.Min(fileTimes), 1.2),
@@ -196,4 +206,52 @@ func processCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// putTimes sums the node's PUT latencies by route from its request
+// histograms: where a `nix copy` waited for the node.
+func (g *garret) putTimes() (string, error) {
+	resp, err := g.get("metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	type put struct{ sum, count float64 }
+	byRoute := map[string]*put{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		series, v, _ := strings.Cut(sc.Text(), " ")
+		name, labels, _ := strings.Cut(series, "{")
+		if !strings.Contains(labels, `method="PUT"`) {
+			continue
+		}
+		_, route, _ := strings.Cut(labels, `route="`)
+		route, _, _ = strings.Cut(route, `"`)
+		f, _ := strconv.ParseFloat(v, 64)
+		p := byRoute[route]
+		if p == nil {
+			p = &put{}
+			byRoute[route] = p
+		}
+		switch name {
+		case "garret_http_request_duration_seconds_sum":
+			p.sum = f
+		case "garret_http_request_duration_seconds_count":
+			p.count = f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, route := range slices.Sorted(maps.Keys(byRoute)) {
+		if p := byRoute[route]; p.count > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f s over %.0f requests (%.1f ms each)", route, p.sum, p.count, 1000*p.sum/p.count))
+		}
+	}
+	if len(parts) == 0 {
+		return "", fmt.Errorf("%smetrics has no PUT latencies", g.url)
+	}
+	return strings.Join(parts, "; "), nil
 }

@@ -31,7 +31,7 @@ type options struct {
 	keep       bool
 	scalePaths int
 	scalePprof string
-	readsPprof string
+	pprof      string
 }
 
 // phase is one part of the suite (issue 13's items 1–4, 5, 6 and 7); each
@@ -72,7 +72,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs, caches)")
 	flag.IntVar(&o.scalePaths, "scale-paths", 1_000_000, "store paths the scale phase commits to one node's catalog")
 	flag.StringVar(&o.scalePprof, "scale-pprof", "", "serve the scale phase's first node's profiler on this loopback address (garretd --pprof-listen)")
-	flag.StringVar(&o.readsPprof, "reads-pprof", "", "serve the reads phase's node's profiler on this loopback address (garretd --pprof-listen)")
+	flag.StringVar(&o.pprof, "pprof", "", "serve the profiler of the push and reads phases' nodes (one runs at a time) on this loopback address (garretd --pprof-listen)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +20,15 @@ import (
 	"time"
 )
 
-// pushPhase times three pushes of the whole corpus, each into an empty
-// destination: `nix copy --to file://` (the peer), `nix copy --to` a fresh
-// garretd, and `garret push -j 8` to another fresh garretd. It does so
+// pushPhase times four pushes of the whole corpus, each into an empty
+// destination: `nix copy --to file://` (the peer), `nix copy --to` a null
+// HTTP cache (Nix's floor), `nix copy --to` a fresh garretd, and `garret
+// push -j 8` to another fresh garretd. It does so
 // -push-rounds times, interleaved, and keeps each one's least time: on a
 // shared machine other load only ever adds time.
 func (s *suite) pushPhase() error {
 	c := s.corpus
-	var fileTimes, copyTimes, pushTimes []time.Duration
+	var fileTimes, copyTimes, pushTimes, nullTimes []time.Duration
 	var fileCPU, copyCPU []cpuUse
 	var copyPuts []string
 	for r := range s.opts.pushRounds {
@@ -42,6 +46,13 @@ func (s *suite) pushPhase() error {
 		} else if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
+
+		log.Printf("push, round %d: nix copy --to a null HTTP cache", r+1)
+		t, err = s.nullPush()
+		if err != nil {
+			return err
+		}
+		nullTimes = append(nullTimes, t)
 
 		log.Printf("push, round %d: nix copy --to http://garretd/upload/bench?compression=zstd", r+1)
 		g, err := startGarret(s, fmt.Sprintf("garret-nixcopy-%d", r))
@@ -99,6 +110,8 @@ func (s *suite) pushPhase() error {
 		timeRow(fmt.Sprintf("push %.0f MiB: `nix copy --to` (Garret) vs `--to file://`", mib(c.total))+least,
 			slices.Min(copyTimes), slices.Min(fileTimes), 1.2),
 		timeRow("push CPU, core-seconds: nix + garretd (Garret) vs nix `--to file://`", cc.nix+cc.node, fc.nix, 0),
+		timeRow("push: `nix copy --to` a null HTTP cache (answers every PUT at once: Nix's own floor over HTTP) vs `--to file://`"+least,
+			slices.Min(nullTimes), slices.Min(fileTimes), 0),
 		timeRow("push: `garret push -j 8` (Garret) vs `nix copy --to file://`"+least, slices.Min(pushTimes), slices.Min(fileTimes), 0))
 	return nil
 }
@@ -254,4 +267,45 @@ func (g *garret) putTimes() (string, error) {
 		return "", fmt.Errorf("%smetrics has no PUT latencies", g.url)
 	}
 	return strings.Join(parts, "; "), nil
+}
+
+// nullPush times `nix copy --to` an HTTP binary cache that stores no NAR:
+// it reads every PUT to its end and answers 200 at once, and keeps only the
+// narinfos (Nix checks that a path's references are in the cache).
+// No server can answer sooner, so this is what pushing over HTTP costs Nix
+// itself, the floor under the Garret row.
+func (s *suite) nullPush() (time.Duration, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	var mu sync.Mutex
+	narinfos := map[string][]byte{} // Nix checks that a path's references are there
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ni, ok := narinfos[r.URL.Path]
+		mu.Unlock()
+		switch {
+		case r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".narinfo"):
+			b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			mu.Lock()
+			narinfos[r.URL.Path] = b
+			mu.Unlock()
+		case r.Method == http.MethodPut:
+			_, _ = io.Copy(io.Discard, r.Body)
+		case r.URL.Path == "/nix-cache-info":
+			_, _ = io.WriteString(w, "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n")
+		case ok:
+			_, _ = w.Write(ni)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	start := time.Now()
+	if _, err := s.env.nix("nix", append([]string{"copy", "--to", "http://" + l.Addr().String() + "?compression=zstd"}, s.corpus.paths...)...); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }

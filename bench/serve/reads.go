@@ -40,11 +40,7 @@ func (s *suite) readsPhase() error {
 		}
 		s.fileCache = dir
 	}
-	var spec nodeSpec
-	if s.opts.readsPprof != "" {
-		spec.args = []string{"--pprof-listen", s.opts.readsPprof}
-	}
-	g, err := startNode(s, "garret-reads", spec)
+	g, err := startGarret(s, "garret-reads")
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,13 @@ type nodeSpec struct {
 
 // startGarret starts a fresh node under dir/name with a token that may do
 // everything, and waits until it answers.
-func startGarret(s *suite, name string) (*garret, error) { return startNode(s, name, nodeSpec{}) }
+func startGarret(s *suite, name string) (*garret, error) {
+	var spec nodeSpec
+	if s.opts.pprof != "" {
+		spec.args = []string{"--pprof-listen", s.opts.pprof}
+	}
+	return startNode(s, name, spec)
+}
 
 // startNode is startGarret on spec's host, with its config, flags and token
 // claims.

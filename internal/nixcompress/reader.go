@@ -85,7 +85,7 @@ func newDecoder(k Kind, r io.Reader, mem *reservation) (*decoder, error) {
 	switch k {
 	case Zstd:
 		scan := newZstdScan(r, mem)
-		d, err := zstd.NewReader(scan, zstd.WithDecoderConcurrency(2),
+		d, err := zstd.NewReader(scan, zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("nixcompress: zstd: %w", err)

@@ -9,17 +9,19 @@ import (
 
 // TestCatalog_FreshSnapshotForAJoiningNode: when the log has grown past
 // JoinSnapshotGap entries since the latest snapshot, the leader takes one
-// (and compacts its log behind it) before it adds a new server, which gets
-// the whole catalog; a server already in the configuration triggers none.
+// (and compacts its log behind it, TrailingLogs notwithstanding) before it
+// adds a new server, which gets
+// the whole catalog; TrailingLogs is back afterwards; a server already in
+// the configuration triggers none.
 // (Which way the new server gets the entries is Raft's: here the log is one
 // raft-wal segment, and raft-wal still reads entries of its tail segment
 // below the first index, so Raft sends them rather than the snapshot. At
 // scale the compacted segments are gone and the snapshot is sent: the
 // bench's scale phase shows it.)
 func TestCatalog_FreshSnapshotForAJoiningNode(t *testing.T) {
-	// A short log kept behind a snapshot (TrailingLogs), as 10240 entries
-	// are behind one at 10⁶ paths.
-	leader := startNodeConfig(t, t.TempDir(), true, Deps{}, func(c *Config) { c.JoinSnapshotGap, c.TrailingLogs = 32, 8 })
+	// The log is far shorter than TrailingLogs, as 9600 entries at 3·10⁵
+	// paths are than 10240: the join's snapshot still compacts it.
+	leader := startNodeConfig(t, t.TempDir(), true, Deps{}, func(c *Config) { c.JoinSnapshotGap, c.TrailingLogs = 32, 10240 })
 	waitLeader(t, leader.cat)
 	ctx := context.Background()
 	if err := leader.cat.CreateCache(ctx, Cache{Name: "j"}); err != nil {
@@ -50,6 +52,9 @@ func TestCatalog_FreshSnapshotForAJoiningNode(t *testing.T) {
 	}
 	if first, err := leader.cat.wal.FirstIndex(); err != nil || first <= 1 {
 		t.Fatalf("the log was not compacted behind the snapshot: first index %d, %v", first, err)
+	}
+	if got := leader.cat.raft.ReloadableConfig().TrailingLogs; got != 10240 {
+		t.Fatalf("TrailingLogs %d after the join, configured 10240", got)
 	}
 	eventually(t, "the joiner to have the catalog", func() bool { return joiner.cat.AppliedIndex() >= written })
 	if _, err := joiner.cat.Object("j", hashOf(60)); err != nil {

@@ -10,9 +10,8 @@ import (
 // TestCatalog_FreshSnapshotForAJoiningNode: when the log has grown past
 // JoinSnapshotGap entries since the latest snapshot, the leader takes one
 // (and compacts its log behind it, TrailingLogs notwithstanding) before it
-// adds a new server, which gets
-// the whole catalog; TrailingLogs is back afterwards; a server already in
-// the configuration triggers none.
+// adds a new server, which gets the whole catalog; TrailingLogs is back
+// afterwards; a server already in the configuration triggers none.
 // (Which way the new server gets the entries is Raft's: here the log is one
 // raft-wal segment, and raft-wal still reads entries of its tail segment
 // below the first index, so Raft sends them rather than the snapshot. At

@@ -417,3 +417,42 @@ func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalog_LoneWriterDoesNotWait: with nothing in flight a proposal is
+// submitted at once, not after BatchDelay (a sequential client paid it on
+// every write), while concurrent writers still share entries
+// (TestCatalog_BatchingAndOrder).
+func TestCatalog_LoneWriterDoesNotWait(t *testing.T) {
+	n := startNodeConfig(t, t.TempDir(), true, Deps{}, func(c *Config) { c.BatchDelay = time.Second })
+	waitLeader(t, n.cat)
+	ctx := context.Background()
+	if err := n.cat.CreateCache(ctx, Cache{Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		start := time.Now()
+		if err := n.cat.PutObject(ctx, object("w", i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d >= 500*time.Millisecond {
+			t.Fatalf("write %d alone took %v: it waited for company (BatchDelay 1s)", i, d)
+		}
+	}
+	// Writers that find an entry in flight still gather behind it.
+	var entries atomic.Int64
+	n.cat.fsm.applyHook = func(uint64) { entries.Add(1) }
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.cat.PutObject(ctx, object("w", 100+i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if entries.Load() > 10 {
+		t.Fatalf("50 concurrent writes took %d log entries", entries.Load())
+	}
+}

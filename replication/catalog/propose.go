@@ -43,9 +43,14 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 }
 
 // batcher gathers concurrent proposals into one log entry: it takes the first
-// waiting proposal, then whatever arrives within BatchDelay, up to MaxBatch
-// commands and MaxBatchBytes; a proposal that would overflow the entry starts
-// the next one (a command is at most MaxCommandBytes, so it always fits).
+// waiting proposal, then, up to MaxBatch commands and MaxBatchBytes, those
+// already queued and, while an earlier entry is still being committed, those
+// that arrive within BatchDelay; a proposal that would overflow the entry
+// starts the next one (a command is at most MaxCommandBytes, so it always
+// fits). A lone writer (Nix's narinfo PUTs come one at a time) is so never
+// made to wait BatchDelay for company that cannot come: that wait was half
+// of a narinfo PUT's 4 ms. Under load entries are in flight and proposals
+// gather as they arrive.
 func (c *Catalog) batcher() {
 	defer c.wg.Done()
 	var next *proposal
@@ -62,22 +67,38 @@ func (c *Catalog) batcher() {
 			}
 		}
 		size := len(batch[0].raw)
-		timer := time.NewTimer(c.cfg.BatchDelay)
+		var deadline <-chan time.Time // nil: take only what is queued
+		var timer *time.Timer
+		if c.inFlight.Load() > 0 {
+			timer = time.NewTimer(c.cfg.BatchDelay)
+			deadline = timer.C
+		}
 	gather:
 		for len(batch) < c.cfg.MaxBatch {
-			select {
-			case p := <-c.proposals:
-				if entryLen(len(batch)+1, size+len(p.raw)) > MaxBatchBytes {
-					next = &p
+			var p proposal
+			if deadline == nil {
+				select {
+				case p = <-c.proposals:
+				default:
 					break gather
 				}
-				batch = append(batch, p)
-				size += len(p.raw)
-			case <-timer.C:
+			} else {
+				select {
+				case p = <-c.proposals:
+				case <-deadline:
+					break gather
+				}
+			}
+			if entryLen(len(batch)+1, size+len(p.raw)) > MaxBatchBytes {
+				next = &p
 				break gather
 			}
+			batch = append(batch, p)
+			size += len(p.raw)
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		c.submit(batch)
 	}
 }
@@ -94,9 +115,12 @@ func (c *Catalog) submit(batch []proposal) {
 		}
 	}
 	data := encodeBatch(raws)
+	c.inFlight.Add(1)
 	f := c.raft.Apply(data, 30*time.Second)
 	go func() {
-		if err := f.Error(); err != nil {
+		err := f.Error()
+		c.inFlight.Add(-1)
+		if err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				err = fmt.Errorf("%w: %v", ErrNotLeader, err)
 			}

@@ -13,8 +13,22 @@ import (
 
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/internal/serverconfig"
 	"github.com/garret-cache/garret/replication/catalog"
 )
+
+// startWithCache starts a node on cfg with an empty cache of that name.
+func startWithCache(t *testing.T, cfg *serverconfig.Config, cache nixid.CacheName) *Node {
+	t.Helper()
+	n, err := start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Catalog().CreateCache(context.Background(), catalog.Cache{Name: cache}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
 // putPath stores size random bytes as a NAR of path hash h in cache.
 func putPath(t *testing.T, n *Node, cache nixid.CacheName, h nixid.StorePathHash, size int) chunkstore.ManifestID {
@@ -42,14 +56,8 @@ func putPath(t *testing.T, n *Node, cache nixid.CacheName, h nixid.StorePathHash
 func TestCollector_SweepsAStoppedNode(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := testConfig(t, dataDir, "127.0.0.1:0")
-	n, err := start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startWithCache(t, cfg, "c")
 	ctx := context.Background()
-	if err := n.Catalog().CreateCache(ctx, catalog.Cache{Name: "c"}); err != nil {
-		t.Fatal(err)
-	}
 	gone, kept := nixid.StorePathHash(strings.Repeat("0", 32)), nixid.StorePathHash(strings.Repeat("1", 32))
 	putPath(t, n, "c", gone, 1<<20)
 	keptID := putPath(t, n, "c", kept, 256<<10)

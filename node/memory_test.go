@@ -11,7 +11,6 @@ import (
 
 	"github.com/garret-cache/garret/chunkstore"
 	"github.com/garret-cache/garret/internal/nixid"
-	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // TestGovernMemory: the runtime's soft limit follows base + what the caches
@@ -48,19 +47,12 @@ func TestGovernMemory(t *testing.T) {
 }
 
 // TestNode_CacheBytes: a node's block caches count what they hold. After a
-// restart the catalog's and the index's data are in tables, which the
-// reads of narinfos and NARs bring into the caches.
+// restart the catalog's and the index's data are in tables, which reading
+// the objects and their NARs brings into the caches.
 func TestNode_CacheBytes(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := testConfig(t, dataDir, "127.0.0.1:0")
-	n, err := start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startWithCache(t, testConfig(t, dataDir, "127.0.0.1:0"), "c")
 	ctx := context.Background()
-	if err := n.Catalog().CreateCache(ctx, catalog.Cache{Name: "c"}); err != nil {
-		t.Fatal(err)
-	}
 	var paths []nixid.StorePathHash
 	var nars []chunkstore.ManifestID
 	for i := range 20 {
@@ -71,7 +63,7 @@ func TestNode_CacheBytes(t *testing.T) {
 	if err := n.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n, err = start(t, testConfig(t, dataDir, "127.0.0.1:0"))
+	n, err := start(t, testConfig(t, dataDir, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

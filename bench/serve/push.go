@@ -47,12 +47,14 @@ func (s *suite) pushPhase() error {
 			return err
 		}
 
-		log.Printf("push, round %d: nix copy --to a null HTTP cache", r+1)
-		t, err = s.nullPush()
-		if err != nil {
-			return err
+		if r == 0 { // a floor, not a target: one round keeps the suite under 15 minutes
+			log.Printf("push, round %d: nix copy --to a null HTTP cache", r+1)
+			t, err = s.nullPush()
+			if err != nil {
+				return err
+			}
+			nullTimes = append(nullTimes, t)
 		}
-		nullTimes = append(nullTimes, t)
 
 		log.Printf("push, round %d: nix copy --to http://garretd/upload/bench?compression=zstd", r+1)
 		g, err := startGarret(s, fmt.Sprintf("garret-nixcopy-%d", r))
@@ -110,8 +112,8 @@ func (s *suite) pushPhase() error {
 		timeRow(fmt.Sprintf("push %.0f MiB: `nix copy --to` (Garret) vs `--to file://`", mib(c.total))+least,
 			slices.Min(copyTimes), slices.Min(fileTimes), 1.2),
 		timeRow("push CPU, core-seconds: nix + garretd (Garret) vs nix `--to file://`", cc.nix+cc.node, fc.nix, 0),
-		timeRow("push: `nix copy --to` a null HTTP cache (answers every PUT at once: Nix's own floor over HTTP) vs `--to file://`"+least,
-			slices.Min(nullTimes), slices.Min(fileTimes), 0),
+		timeRow("push: `nix copy --to` a null HTTP cache (answers every PUT at once: Nix's own floor over HTTP; first round) vs `--to file://`, s",
+			nullTimes[0], fileTimes[0], 0),
 		timeRow("push: `garret push -j 8` (Garret) vs `nix copy --to file://`"+least, slices.Min(pushTimes), slices.Min(fileTimes), 0))
 	return nil
 }

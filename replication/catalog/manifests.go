@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -41,15 +42,22 @@ func (m *Manifests) Close() error { return m.st.close() }
 
 // forEachManifest visits the manifest of every object and file in st.
 func forEachManifest(st *state, fn func(chunkstore.ManifestID) error) error {
+	return forEachStored(st, func(id chunkstore.ManifestID, _ int64, _ time.Time) error { return fn(id) })
+}
+
+// forEachStored visits the manifest of every object and file in st with
+// what the change log records of it: the stored size (an object's
+// FileSize, a kept NAR file's or a file's Size) and when it was pushed.
+func forEachStored(st *state, fn func(id chunkstore.ManifestID, size int64, at time.Time) error) error {
 	if err := scan(st, []byte("o/"), func(o Object) error {
 		if o.Upload != nil && !o.Upload.File.IsZero() { // the NAR file as uploaded, when kept
-			if err := fn(o.Upload.File); err != nil {
+			if err := fn(o.Upload.File, o.Upload.FileSize, o.CreatedAt); err != nil {
 				return err
 			}
 		}
-		return fn(o.Manifest)
+		return fn(o.Manifest, o.FileSize, o.CreatedAt)
 	}); err != nil {
 		return err
 	}
-	return scan(st, []byte("f/"), func(f File) error { return fn(f.Manifest) })
+	return scan(st, []byte("f/"), func(f File) error { return fn(f.Manifest, f.Size, f.CreatedAt) })
 }

@@ -257,6 +257,13 @@ func (c *Catalog) ForEachManifest(fn func(chunkstore.ManifestID) error) error {
 	return forEachManifest(c.fsm.st, fn)
 }
 
+// ForEachStored is ForEachManifest with each manifest's stored size and push
+// time, as its change record has them (a syncer's full pass reads them
+// here, so its backlog's bytes and lag are the same as from the log).
+func (c *Catalog) ForEachStored(fn func(id chunkstore.ManifestID, size int64, at time.Time) error) error {
+	return forEachStored(c.fsm.st, fn)
+}
+
 // ClusterID is the identity recorded when the cluster was bootstrapped ("" on
 // a node that has not received it yet).
 func (c *Catalog) ClusterID() string {

@@ -25,7 +25,7 @@ import (
 
 // Catalog is what the syncer reads from the catalog.
 type Catalog interface {
-	ForEachManifest(fn func(chunkstore.ManifestID) error) error
+	ForEachStored(fn func(id chunkstore.ManifestID, size int64, at time.Time) error) error
 	ChangesHead() catalog.Cursor
 	Changes(after catalog.Cursor, limit int) ([]catalog.Change, catalog.Cursor, error)
 	WaitChanges(ctx context.Context, after catalog.Cursor) error
@@ -164,11 +164,11 @@ func (s *Syncer) follow(ctx context.Context) error {
 		cur := s.deps.Catalog.ChangesHead()
 		members := s.deps.Members()
 		s.setScanning(true)
-		err := s.deps.Catalog.ForEachManifest(func(id chunkstore.ManifestID) error {
+		err := s.deps.Catalog.ForEachStored(func(id chunkstore.ManifestID, size int64, at time.Time) error {
 			s.mu.Lock()
 			s.scanned++
 			s.mu.Unlock()
-			s.offer(ctx, members, id, due{})
+			s.offer(ctx, members, id, due{since: at, size: size})
 			return ctx.Err()
 		})
 		s.setScanning(false)

@@ -44,16 +44,21 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 
 // batcher gathers concurrent proposals into one log entry: it takes the first
 // waiting proposal, then, up to MaxBatch commands and MaxBatchBytes, those
-// already queued and, while an earlier entry is still being committed, those
-// that arrive within BatchDelay; a proposal that would overflow the entry
-// starts the next one (a command is at most MaxCommandBytes, so it always
-// fits). A lone writer (Nix's narinfo PUTs come one at a time) is so never
-// made to wait BatchDelay for company that cannot come: that wait was half
-// of a narinfo PUT's 4 ms. Under load entries are in flight and proposals
-// gather as they arrive.
+// already queued and, when there are other writers about, those that arrive
+// within BatchDelay; a proposal that would overflow the entry starts the
+// next one (a command is at most MaxCommandBytes, so it always fits).
+//
+// Other writers are about when an earlier entry is still being committed,
+// or when the previous entry had more than one command: concurrent clients
+// fall into step with the commits (each entry's answers release them all
+// at once), so their next proposals arrive together just after the
+// previous entry is applied. A lone writer (Nix's narinfo PUTs come one at
+// a time) is not made to wait BatchDelay for company that cannot come:
+// that wait was half of a narinfo PUT's 4 ms.
 func (c *Catalog) batcher() {
 	defer c.wg.Done()
 	var next *proposal
+	lastBatch := 0 // commands in the previous entry
 	for {
 		var batch []proposal
 		if next != nil {
@@ -69,7 +74,7 @@ func (c *Catalog) batcher() {
 		size := len(batch[0].raw)
 		var deadline <-chan time.Time // nil: take only what is queued
 		var timer *time.Timer
-		if c.inFlight.Load() > 0 {
+		if c.inFlight.Load() > 0 || lastBatch > 1 {
 			timer = time.NewTimer(c.cfg.BatchDelay)
 			deadline = timer.C
 		}
@@ -99,6 +104,7 @@ func (c *Catalog) batcher() {
 		if timer != nil {
 			timer.Stop()
 		}
+		lastBatch = len(batch)
 		c.submit(batch)
 	}
 }

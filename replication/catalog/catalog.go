@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -96,7 +95,6 @@ type Catalog struct {
 	metrics   *metrics
 	probe     voterProbe
 	proposals chan proposal
-	inFlight  atomic.Int64 // entries submitted and not yet applied (the batcher's)
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once

@@ -43,22 +43,12 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 }
 
 // batcher gathers concurrent proposals into one log entry: it takes the first
-// waiting proposal, then, up to MaxBatch commands and MaxBatchBytes, those
-// already queued and, when there are other writers about, those that arrive
-// within BatchDelay; a proposal that would overflow the entry starts the
-// next one (a command is at most MaxCommandBytes, so it always fits).
-//
-// Other writers are about when an earlier entry is still being committed,
-// or when the previous entry had more than one command: concurrent clients
-// fall into step with the commits (each entry's answers release them all
-// at once), so their next proposals arrive together just after the
-// previous entry is applied. A lone writer (Nix's narinfo PUTs come one at
-// a time) is not made to wait BatchDelay for company that cannot come:
-// that wait was half of a narinfo PUT's 4 ms.
+// waiting proposal, then whatever arrives within BatchDelay, up to MaxBatch
+// commands and MaxBatchBytes; a proposal that would overflow the entry starts
+// the next one (a command is at most MaxCommandBytes, so it always fits).
 func (c *Catalog) batcher() {
 	defer c.wg.Done()
 	var next *proposal
-	lastBatch := 0 // commands in the previous entry
 	for {
 		var batch []proposal
 		if next != nil {
@@ -72,39 +62,22 @@ func (c *Catalog) batcher() {
 			}
 		}
 		size := len(batch[0].raw)
-		var deadline <-chan time.Time // nil: take only what is queued
-		var timer *time.Timer
-		if c.inFlight.Load() > 0 || lastBatch > 1 {
-			timer = time.NewTimer(c.cfg.BatchDelay)
-			deadline = timer.C
-		}
+		timer := time.NewTimer(c.cfg.BatchDelay)
 	gather:
 		for len(batch) < c.cfg.MaxBatch {
-			var p proposal
-			if deadline == nil {
-				select {
-				case p = <-c.proposals:
-				default:
+			select {
+			case p := <-c.proposals:
+				if entryLen(len(batch)+1, size+len(p.raw)) > MaxBatchBytes {
+					next = &p
 					break gather
 				}
-			} else {
-				select {
-				case p = <-c.proposals:
-				case <-deadline:
-					break gather
-				}
-			}
-			if entryLen(len(batch)+1, size+len(p.raw)) > MaxBatchBytes {
-				next = &p
+				batch = append(batch, p)
+				size += len(p.raw)
+			case <-timer.C:
 				break gather
 			}
-			batch = append(batch, p)
-			size += len(p.raw)
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		lastBatch = len(batch)
+		timer.Stop()
 		c.submit(batch)
 	}
 }
@@ -121,12 +94,9 @@ func (c *Catalog) submit(batch []proposal) {
 		}
 	}
 	data := encodeBatch(raws)
-	c.inFlight.Add(1)
 	f := c.raft.Apply(data, 30*time.Second)
 	go func() {
-		err := f.Error()
-		c.inFlight.Add(-1)
-		if err != nil {
+		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				err = fmt.Errorf("%w: %v", ErrNotLeader, err)
 			}

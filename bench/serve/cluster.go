@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,26 +185,35 @@ func (g *garret) publicKey(cache string) (string, error) {
 	return *cfg.PublicKey, nil
 }
 
-// metrics reads the named unlabelled series of the node's /metrics (absent
-// ones are missing from the map).
-func (g *garret) metrics(names ...string) (map[string]float64, error) {
+// scrape reads the node's /metrics and calls fn with each sample: the
+// series as written (name and labels) and its value.
+func (g *garret) scrape(fn func(series string, v float64)) error {
 	resp, err := g.get("metrics")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		for _, want := range names {
-			if ok && name == want {
-				out[name], _ = strconv.ParseFloat(v, 64)
-			}
+		if series, v, ok := strings.Cut(sc.Text(), " "); ok && !strings.HasPrefix(series, "#") {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			fn(series, f)
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
+}
+
+// metrics reads the named unlabelled series of the node's /metrics (absent
+// ones are missing from the map).
+func (g *garret) metrics(names ...string) (map[string]float64, error) {
+	out := map[string]float64{}
+	err := g.scrape(func(series string, v float64) {
+		if slices.Contains(names, series) {
+			out[series] = v
+		}
+	})
+	return out, err
 }
 
 // caught reports whether the node holds everything it should: every

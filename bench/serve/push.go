@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -75,12 +74,12 @@ func (s *suite) pushPhase() error {
 		}
 		copyTimes = append(copyTimes, time.Since(start))
 		copyCPU = append(copyCPU, cpuUse{nix: childrenCPU() - nixBefore, node: processCPU(g.cmd.Process.Pid) - nodeBefore})
-		if puts, err := g.putTimes(); err == nil {
-			log.Printf("push, round %d: garretd answering nix copy's PUTs: %s", r+1, puts)
-			copyPuts = append(copyPuts, puts)
-		} else {
+		puts, err := g.putTimes()
+		if err != nil {
 			return err
 		}
+		log.Printf("push, round %d: garretd answering nix copy's PUTs: %s", r+1, puts)
+		copyPuts = append(copyPuts, puts)
 		g.stop()
 
 		log.Printf("push, round %d: garret push -j 8", r+1)
@@ -226,24 +225,15 @@ func processCPU(pid int) time.Duration {
 // putTimes sums the node's PUT latencies by route from its request
 // histograms: where a `nix copy` waited for the node.
 func (g *garret) putTimes() (string, error) {
-	resp, err := g.get("metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
 	type put struct{ sum, count float64 }
 	byRoute := map[string]*put{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		series, v, _ := strings.Cut(sc.Text(), " ")
+	err := g.scrape(func(series string, v float64) {
 		name, labels, _ := strings.Cut(series, "{")
 		if !strings.Contains(labels, `method="PUT"`) {
-			continue
+			return
 		}
 		_, route, _ := strings.Cut(labels, `route="`)
 		route, _, _ = strings.Cut(route, `"`)
-		f, _ := strconv.ParseFloat(v, 64)
 		p := byRoute[route]
 		if p == nil {
 			p = &put{}
@@ -251,12 +241,12 @@ func (g *garret) putTimes() (string, error) {
 		}
 		switch name {
 		case "garret_http_request_duration_seconds_sum":
-			p.sum = f
+			p.sum = v
 		case "garret_http_request_duration_seconds_count":
-			p.count = f
+			p.count = v
 		}
-	}
-	if err := sc.Err(); err != nil {
+	})
+	if err != nil {
 		return "", err
 	}
 	var parts []string

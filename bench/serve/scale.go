@@ -363,22 +363,15 @@ func checkNarinfo(u string) error {
 // metric is the value of a sample of the node's /metrics without labels
 // (a gauge, or a histogram's _sum or _count).
 func (g *garret) metric(name string) (float64, error) {
-	resp, err := http.Get(g.url + "metrics")
+	m, err := g.metrics(name)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("%smetrics has no %s", g.url, name)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%smetrics has no %s", g.url, name)
+	return v, nil
 }
 
 // appliedIndex is the last log index applied to the node's catalog state

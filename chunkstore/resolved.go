@@ -18,9 +18,9 @@ import (
 // chunks (an ingest, PutVerifiedFrames, a repair after a drop) do not move
 // it: they cannot change a NAR already wholly here. (Two writers racing on
 // one chunk leave the loser's copy as dead bytes, still intact until a
-// compaction, which moves the generation.) The
-// generation is read before the index is, and moved after the change
-// commits, so an entry resolved across a change is never taken as current.
+// compaction, which moves the generation.) The generation is read before
+// the index is, and moved after the change commits, so an entry resolved
+// across a change is never taken as current.
 // A NAR served from a stale entry would still be served right (WriteRange
 // follows moved frames and repairs missing ones); the generation keeps that
 // path for the rare case.

@@ -25,17 +25,9 @@ import (
 // memoryEvery is how often the limit follows the caches.
 const memoryEvery = 2 * time.Second
 
-// cacheBytes is what the chunk index's and the catalog's block caches hold.
-func (n *Node) cacheBytes() int64 {
-	var b int64
-	if n.store != nil {
-		b += n.store.CacheBytes()
-	}
-	if n.catalog != nil {
-		b += n.catalog.CacheBytes()
-	}
-	return b
-}
+// cacheBytes is what the chunk index's and the catalog's block caches hold
+// (both open: governMemory starts once New has built them).
+func (n *Node) cacheBytes() int64 { return n.store.CacheBytes() + n.catalog.CacheBytes() }
 
 // governMemory sets the runtime's soft limit to base plus caches(), now
 // and every interval until ctx ends. The limit is process-wide: one

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -95,6 +96,7 @@ type Catalog struct {
 	metrics   *metrics
 	probe     voterProbe
 	proposals chan proposal
+	inFlight  atomic.Int64 // entries the batcher submitted and Raft has not yet answered
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once

@@ -417,3 +417,50 @@ func TestCatalog_ThreeNodesOverLibp2p(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalog_SparseWriterDoesNotWait: a client that writes one command at a
+// time, with more than BatchDelay between its writes (Nix's narinfo PUTs, a
+// NAR upload apart), is not made to wait BatchDelay for company once two
+// such gaps are seen; a burst of concurrent writers right after it still
+// shares entries.
+func TestCatalog_SparseWriterDoesNotWait(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	n := startNodeConfig(t, t.TempDir(), true, Deps{}, func(c *Config) { c.BatchDelay = delay })
+	waitLeader(t, n.cat)
+	ctx := context.Background()
+	if err := n.cat.CreateCache(ctx, Cache{Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	var waited []int
+	for i := range 6 {
+		time.Sleep(delay + 50*time.Millisecond)
+		start := time.Now()
+		if err := n.cat.PutObject(ctx, object("w", i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) >= delay {
+			waited = append(waited, i)
+		}
+	}
+	// The create and the first put came after long gaps too, so at most the
+	// first put may still wait; a loaded machine may stretch one more.
+	if len(waited) > 2 {
+		t.Fatalf("writes %v of 6, each %v after the last, waited BatchDelay for company", waited, delay+50*time.Millisecond)
+	}
+	var entries atomic.Int64
+	n.cat.fsm.applyHook = func(uint64) { entries.Add(1) }
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.cat.PutObject(ctx, object("w", 100+i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if entries.Load() > 5 {
+		t.Fatalf("50 concurrent writes after the sparse ones took %d log entries", entries.Load())
+	}
+}

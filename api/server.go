@@ -49,6 +49,9 @@ type Catalog interface {
 	// ObjectsGeneration moves whenever an object or a cache changes: a
 	// narinfo rendered since it last moved is current.
 	ObjectsGeneration() uint64
+	// RevocationsGeneration moves whenever tokens are revoked: a token
+	// found not revoked since it last moved is still not revoked.
+	RevocationsGeneration() uint64
 	ObjectByNarURL(cache nixid.CacheName, url string) (catalog.Object, error)
 	MissingPaths(cache nixid.CacheName, hs []nixid.StorePathHash) ([]nixid.StorePathHash, error)
 	File(cache nixid.CacheName, name string) (catalog.File, error)
@@ -162,6 +165,7 @@ type Server struct {
 	catalog   Catalog
 	store     ChunkStore
 	tokens    Verifier
+	unrevoked unrevoked
 	log       *slog.Logger
 	staging   *staging
 	preauth   *byteBudget

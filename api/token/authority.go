@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -35,6 +36,9 @@ type Authority struct {
 	method jwt.SigningMethod
 	sign   any
 	verify any
+
+	verified verifiedTokens
+	now      func() time.Time // time.Now; tests move it
 }
 
 // NewAuthority checks the config and prepares the keys.
@@ -48,7 +52,7 @@ func NewAuthority(cfg Config) (*Authority, error) {
 	if n != 1 {
 		return nil, errors.New("token: configure exactly one of an HS256 secret, an RS256 private key or an RS256 public key")
 	}
-	a := &Authority{cfg: cfg}
+	a := &Authority{cfg: cfg, now: time.Now}
 	switch {
 	case len(cfg.HS256Secret) > 0:
 		a.method, a.sign, a.verify = jwt.SigningMethodHS256, cfg.HS256Secret, cfg.HS256Secret
@@ -77,11 +81,31 @@ func (a *Authority) Sign(c *Claims) (string, error) {
 
 // Verify checks signature, algorithm, time claims (with leeway; exp is
 // required, as Attic requires it), issuer and audience, and returns the
-// claims. The error names the fault.
+// claims. The error names the fault. A token verified before is found in a
+// small cache (verified.go) and only its time claims are checked again; the
+// claims returned are then shared, and callers must not change them.
 func (a *Authority) Verify(raw string) (*Claims, error) {
+	now := a.now()
+	keep := len(raw) <= maxVerifiedToken
+	var key [sha256.Size]byte
+	if keep {
+		key = sha256.Sum256([]byte(raw))
+		if c, ok := a.verified.get(key); ok && a.inForce(c, now) {
+			return c, nil
+		}
+	}
+	c, err := a.verifyAt(raw, now)
+	if err == nil && keep {
+		a.verified.add(key, c)
+	}
+	return c, err
+}
+
+func (a *Authority) verifyAt(raw string, now time.Time) (*Claims, error) {
 	var w wireClaims
 	_, err := jwt.ParseWithClaims(raw, &w, func(t *jwt.Token) (any, error) { return a.verify, nil },
-		jwt.WithValidMethods([]string{a.method.Alg()}), jwt.WithLeeway(a.cfg.Leeway), jwt.WithExpirationRequired())
+		jwt.WithValidMethods([]string{a.method.Alg()}), jwt.WithLeeway(a.cfg.Leeway), jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil {
 		return nil, describe(err, raw)
 	}

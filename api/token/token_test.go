@@ -231,3 +231,44 @@ func TestClaims_Scope(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthority_KeptVerification: a token verified once is answered from
+// the cache (the same claims), but its time claims are checked again on
+// every Verify, with the same leeway: it expires and is "not valid yet"
+// exactly as an uncached token would be.
+func TestAuthority_KeptVerification(t *testing.T) {
+	a := mustAuthority(t, Config{HS256Secret: secret, Leeway: 30 * time.Second})
+	start := time.Now().Truncate(time.Second)
+	clock := start
+	a.now = func() time.Time { return clock }
+	tok := mint(t, a, MintOptions{Subject: "alice", Validity: time.Hour, Now: start.Add(time.Minute), Pull: []string{"c"}})
+	if _, err := a.Verify(tok); err == nil || err.Error() != "token is not valid yet" {
+		t.Fatalf("before nbf − leeway: %v", err)
+	}
+	clock = start.Add(31 * time.Second) // nbf − leeway has passed
+	c1, err := a.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := a.Verify(tok); err != nil || c2 != c1 {
+		t.Fatalf("second verification: %p %v, want the kept %p", c2, err, c1)
+	}
+	clock = start.Add(time.Minute + time.Hour + 29*time.Second) // within exp + leeway
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatalf("within the leeway after exp: %v", err)
+	}
+	clock = start.Add(time.Minute + time.Hour + 30*time.Second)
+	if _, err := a.Verify(tok); err == nil || err.Error() != "token is expired" {
+		t.Fatalf("a kept token at exp + leeway: %v", err)
+	}
+	// Another token with the same claims but a bad signature is not the
+	// kept one.
+	bad := tok[:len(tok)-2] + "AA"
+	if bad == tok {
+		bad = tok[:len(tok)-2] + "BB"
+	}
+	clock = start.Add(2 * time.Minute)
+	if _, err := a.Verify(bad); err == nil {
+		t.Fatal("a token with a changed signature verified")
+	}
+}

@@ -46,6 +46,9 @@ type fsm struct {
 	// objectsGen moves after every entry that changes an object or a
 	// cache, and on restore (Catalog.ObjectsGeneration).
 	objectsGen atomic.Uint64
+	// revocationsGen moves after every entry that revokes tokens, and on
+	// restore (Catalog.RevocationsGeneration).
+	revocationsGen atomic.Uint64
 
 	// oldSnapshots, if set, says whether a Raft server may be too old to
 	// read snapshot format 2 (then format 1 is written).
@@ -79,6 +82,17 @@ func changesObjects(cmds []decoded) bool {
 		}
 	}
 	return changesCaches(cmds)
+}
+
+// changesRevocations reports whether an entry's commands revoke tokens.
+func changesRevocations(cmds []decoded) bool {
+	for _, d := range cmds {
+		switch d.cmd.Type {
+		case cmdRevokeToken, cmdRevokeTokens:
+			return true
+		}
+	}
+	return false
 }
 
 // retryWait bounds the wait between two tries of an unwritable entry.
@@ -214,7 +228,7 @@ func (f *fsm) writeEntries(entries []logEntry) (res []*batchResult, err error) {
 			res, err = nil, se
 		}
 	}()
-	var caches, objects bool
+	var caches, objects, revocations bool
 	for _, e := range entries {
 		b.index, b.next = e.index, 0
 		b.startChanges()
@@ -239,6 +253,7 @@ func (f *fsm) writeEntries(entries []logEntry) (res []*batchResult, err error) {
 		b.prev = e.index
 		caches = caches || changesCaches(e.cmds)
 		objects = objects || changesObjects(e.cmds)
+		revocations = revocations || changesRevocations(e.cmds)
 	}
 	var idx [8]byte
 	binary.LittleEndian.PutUint64(idx[:], b.index)
@@ -253,6 +268,9 @@ func (f *fsm) writeEntries(entries []logEntry) (res []*batchResult, err error) {
 	}
 	if objects {
 		f.objectsGen.Add(1)
+	}
+	if revocations {
+		f.revocationsGen.Add(1)
 	}
 	return res, nil
 }
@@ -284,6 +302,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.cacheGen.Add(1)
 	f.objectsGen.Add(1)
+	f.revocationsGen.Add(1)
 	f.applied.Store(idx)
 	f.advanced.broadcast()
 	f.log.Info("catalog restored from snapshot", "applied_index", idx)

@@ -233,6 +233,12 @@ func (c *Catalog) RevocationRules() ([]RevocationRule, error) {
 	return out, err
 }
 
+// RevocationsGeneration moves after every applied entry that revokes tokens,
+// and on a restore from a snapshot: a token found not revoked after it
+// returned g is still not revoked while it returns g (as with
+// ObjectsGeneration, an entry is visible a moment before it moves).
+func (c *Catalog) RevocationsGeneration() uint64 { return c.fsm.revocationsGen.Load() }
+
 // ObjectByNarURL finds the object whose uploader named its NAR url
 // ("nar/<filehash>.nar.xz"); ErrNoSuchNarURL if none did.
 func (c *Catalog) ObjectByNarURL(cache nixid.CacheName, url string) (Object, error) {

@@ -63,3 +63,35 @@ func TestFSM_RevocationRulesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalog_RevocationsGeneration: the generation moves with every entry
+// that revokes tokens (both kinds), not with other writes
+// (the API keeps "not revoked" verdicts while it stands).
+func TestCatalog_RevocationsGeneration(t *testing.T) {
+	n := startNode(t, t.TempDir(), true)
+	waitLeader(t, n.cat)
+	ctx := context.Background()
+	if err := n.cat.CreateCache(ctx, Cache{Name: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	g0 := n.cat.RevocationsGeneration()
+	if err := n.cat.PutObject(ctx, object("g", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if g := n.cat.RevocationsGeneration(); g != g0 {
+		t.Fatalf("a put-object moved the revocations generation %d → %d", g0, g)
+	}
+	if err := n.cat.RevokeToken(ctx, "jti-g", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	g1 := n.cat.RevocationsGeneration()
+	if g1 == g0 {
+		t.Fatal("revoke-token did not move the revocations generation")
+	}
+	if err := n.cat.RevokeTokens(ctx, RevocationRule{Subject: "alice", IssuedBefore: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if g := n.cat.RevocationsGeneration(); g == g1 {
+		t.Fatal("revoke-tokens did not move the revocations generation")
+	}
+}

@@ -31,7 +31,7 @@ type Config struct {
 	// leader take a fresh one before adding a new server (0: never).
 	JoinSnapshotGap uint64
 
-	BatchDelay time.Duration // how long a proposal waits for company
+	BatchDelay time.Duration // how long a proposal waits for company, at least (batchDelay: up to 10× with slow commits)
 	MaxBatch   int           // commands per log entry
 
 	// HoldTimeout is how long a write waits for a leader to be elected
@@ -97,10 +97,13 @@ type Catalog struct {
 	probe     voterProbe
 	proposals chan proposal
 	inFlight  atomic.Int64 // entries the batcher submitted and Raft has not yet answered
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// commitTime is a moving average of the entries' commit times, in ns
+	// (batchDelay).
+	commitTime atomic.Int64
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Deps are what the catalog works through, given at construction.

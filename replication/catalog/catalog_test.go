@@ -464,3 +464,28 @@ func TestCatalog_SparseWriterDoesNotWait(t *testing.T) {
 		t.Fatalf("50 concurrent writes after the sparse ones took %d log entries", entries.Load())
 	}
 }
+
+// TestCatalog_BatchDelayFollowsCommitTime: the batcher's wait is a tenth of
+// the recent commit time, never below BatchDelay nor above 10× it.
+func TestCatalog_BatchDelayFollowsCommitTime(t *testing.T) {
+	c := &Catalog{cfg: Config{BatchDelay: 2 * time.Millisecond}}
+	if d := c.batchDelay(); d != 2*time.Millisecond {
+		t.Fatalf("no commit yet: %v", d)
+	}
+	c.commitTook(3 * time.Millisecond) // a local commit
+	if d := c.batchDelay(); d != 2*time.Millisecond {
+		t.Fatalf("after a 3 ms commit: %v, want BatchDelay", d)
+	}
+	for range 100 {
+		c.commitTook(150 * time.Millisecond) // a quorum across regions
+	}
+	if d := c.batchDelay(); d < 14*time.Millisecond || d > 15*time.Millisecond {
+		t.Fatalf("after 150 ms commits: %v, want ~15 ms", d)
+	}
+	for range 100 {
+		c.commitTook(2 * time.Second)
+	}
+	if d := c.batchDelay(); d != 20*time.Millisecond {
+		t.Fatalf("after 2 s commits: %v, want the 20 ms cap", d)
+	}
+}

@@ -57,7 +57,7 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 //
 // The wait is skipped when it cannot find company: nothing is in flight, no
 // entry in the last second had company (companyMemory), and the last two
-// proposals each came more than BatchDelay after the one before: a
+// proposals each came more than the wait after the one before: a
 // sequential client (Nix PUTs a path's narinfo after its NAR, so each
 // narinfo PUT waited 2 ms of its ~4 ms for nobody). Then only what is
 // already queued joins the entry. Any entry with company brings the wait
@@ -149,11 +149,11 @@ func (c *Catalog) commitTook(d time.Duration) {
 	c.commitTime.Store(int64(old + (d-old)/8))
 }
 
-// companyMemory is how long after an entry with company the batcher keeps
-// waiting BatchDelay for every entry.
+// companyMemory is how long after an entry with company the batcher waits
+// for company before every entry.
 const companyMemory = time.Second
 
-// arrivalGaps counts how many proposals in a row came more than BatchDelay
+// arrivalGaps counts how many proposals in a row came more than the wait
 // after the one before them.
 type arrivalGaps struct {
 	last   time.Time
@@ -188,9 +188,6 @@ func (c *Catalog) submit(batch []proposal) {
 	go func() {
 		err := f.Error()
 		c.inFlight.Add(-1)
-		if err == nil {
-			c.commitTook(time.Since(start))
-		}
 		if err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				err = fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -198,6 +195,7 @@ func (c *Catalog) submit(batch []proposal) {
 			fail(err)
 			return
 		}
+		c.commitTook(time.Since(start))
 		res, ok := f.Response().(*batchResult)
 		if !ok || len(res.results) != len(batch) {
 			fail(errors.New("catalog: entry was not applied"))

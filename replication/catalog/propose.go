@@ -48,7 +48,11 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 // the next one (a command is at most MaxCommandBytes, so it always fits).
 //
 // The wait grows with the commit time (batchDelay): a tenth of the recent
-// commit time, at least BatchDelay and at most maxDelayFactor times it. On
+// commit time, at least BatchDelay and at most maxDelayFactor times it. Only
+// entries submitted with nothing else in flight are timed: under a queue of
+// entries the time is the queue's, and a longer wait would only slow a
+// saturated node (200k upload-paths on one node: 3.4–4.0k paths/s timing
+// every entry, 4.0–4.2k with the fixed 2 ms). On
 // one node or a local quorum a commit takes a few ms and the wait stays at
 // BatchDelay; with the quorum 150 ms away, clients released together by an
 // entry's answers reach the leader spread over several ms (more under
@@ -137,7 +141,7 @@ func (c *Catalog) batchDelay() time.Duration {
 	return min(max(d, c.cfg.BatchDelay), maxDelayFactor*c.cfg.BatchDelay)
 }
 
-// commitTook folds one entry's commit time into the moving average
+// commitTook folds one lone entry's commit time into the moving average
 // batchDelay reads (a weight of 1/8; concurrent updates may lose one, which
 // only delays the average a little).
 func (c *Catalog) commitTook(d time.Duration) {
@@ -182,7 +186,7 @@ func (c *Catalog) submit(batch []proposal) {
 		}
 	}
 	data := encodeBatch(raws)
-	c.inFlight.Add(1)
+	alone := c.inFlight.Add(1) == 1 // its commit time is the quorum's, not a queue's
 	start := time.Now()
 	f := c.raft.Apply(data, 30*time.Second)
 	go func() {
@@ -195,7 +199,9 @@ func (c *Catalog) submit(batch []proposal) {
 			fail(err)
 			return
 		}
-		c.commitTook(time.Since(start))
+		if alone {
+			c.commitTook(time.Since(start))
+		}
 		res, ok := f.Response().(*batchResult)
 		if !ok || len(res.results) != len(batch) {
 			fail(errors.New("catalog: entry was not applied"))

@@ -21,6 +21,17 @@ func TestCatalog_WritesHeldDuringElection(t *testing.T) {
 	if err := leader.CreateCache(ctx, Cache{Name: "held"}); err != nil {
 		t.Fatal(err)
 	}
+	// Both followers must hold the configuration before the leader dies:
+	// the cache's entry commits with one of them, and a follower that has
+	// not yet received the bootstrap configuration knows no voters at all.
+	eventually(t, "every node to have the cache", func() bool {
+		for _, n := range nodes {
+			if _, err := n.cat.Cache("held"); err != nil {
+				return false
+			}
+		}
+		return true
+	})
 	var followers []*testNode
 	dead := leader.cfg.NodeID
 	for _, n := range nodes {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/garret-cache/garret/api/token"
@@ -165,7 +166,7 @@ type Server struct {
 	catalog   Catalog
 	store     ChunkStore
 	tokens    Verifier
-	unrevoked unrevoked
+	unrevoked *lru.Cache[*token.Claims, uint64] // verdicts of verifyToken
 	log       *slog.Logger
 	staging   *staging
 	preauth   *byteBudget
@@ -309,6 +310,7 @@ func New(cfg Config, deps Deps) *Server {
 		downloads: deps.Downloads, collector: deps.Collector,
 		signer: deps.Signer, gcRuns: deps.GCRuns,
 	}
+	s.unrevoked, _ = lru.New[*token.Claims, uint64](unrevokedMax) // errors only for a size ≤ 0
 	s.routes()
 	return s
 }

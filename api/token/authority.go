@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // ErrVerifyOnly is returned by Sign when only a public key is configured.
@@ -37,8 +38,8 @@ type Authority struct {
 	sign   any
 	verify any
 
-	verified verifiedTokens
-	now      func() time.Time // time.Now; tests move it
+	verified *lru.Cache[[sha256.Size]byte, *Claims] // verified.go
+	now      func() time.Time                       // time.Now; tests move it
 }
 
 // NewAuthority checks the config and prepares the keys.
@@ -53,6 +54,7 @@ func NewAuthority(cfg Config) (*Authority, error) {
 		return nil, errors.New("token: configure exactly one of an HS256 secret, an RS256 private key or an RS256 public key")
 	}
 	a := &Authority{cfg: cfg, now: time.Now}
+	a.verified, _ = lru.New[[sha256.Size]byte, *Claims](maxVerified) // errors only for a size ≤ 0
 	switch {
 	case len(cfg.HS256Secret) > 0:
 		a.method, a.sign, a.verify = jwt.SigningMethodHS256, cfg.HS256Secret, cfg.HS256Secret
@@ -90,13 +92,13 @@ func (a *Authority) Verify(raw string) (*Claims, error) {
 	var key [sha256.Size]byte
 	if keep {
 		key = sha256.Sum256([]byte(raw))
-		if c, ok := a.verified.get(key); ok && a.inForce(c, now) {
+		if c, ok := a.verified.Get(key); ok && a.inForce(c, now) {
 			return c, nil
 		}
 	}
 	c, err := a.verifyAt(raw, now)
 	if err == nil && keep {
-		a.verified.add(key, c)
+		a.verified.Add(key, c)
 	}
 	return c, err
 }

@@ -1,12 +1,6 @@
 package token
 
-import (
-	"crypto/sha256"
-	"sync"
-	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
-)
+import "time"
 
 // A token is verified on every request that carries one: for a client that
 // pushes (Nix's PUTs, garret push, Attic's upload-path) the signature check
@@ -17,35 +11,13 @@ import (
 //
 // Only tokens up to maxVerifiedToken bytes are kept (Attic's tokens are a
 // few hundred bytes), at most maxVerified of them, least recently used out
-// first: about 2 MiB at worst. The key is fixed for an Authority's life, so
-// nothing else can make a kept verification wrong.
+// first (Authority.verified, golang-lru's thread-safe Cache): about 2 MiB
+// at worst. The key is fixed for an Authority's life, so nothing else can
+// make a kept verification wrong.
 const (
 	maxVerified      = 1024
 	maxVerifiedToken = 2 << 10
 )
-
-type verifiedTokens struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[[sha256.Size]byte, *Claims]
-}
-
-func (v *verifiedTokens) get(k [sha256.Size]byte) (*Claims, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.lru == nil {
-		return nil, false
-	}
-	return v.lru.Get(k)
-}
-
-func (v *verifiedTokens) add(k [sha256.Size]byte, c *Claims) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.lru == nil {
-		v.lru, _ = simplelru.NewLRU[[sha256.Size]byte, *Claims](maxVerified, nil)
-	}
-	v.lru.Add(k, c)
-}
 
 // inForce repeats jwt's time checks of a verified token at now: exp
 // (required) with leeway, nbf with leeway (jwt/v5's Validator: iat is not

@@ -52,12 +52,12 @@ func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error)
 // entries submitted with nothing else in flight are timed: under a queue of
 // entries the time is the queue's, and a longer wait would only slow a
 // saturated node (200k upload-paths on one node: 3.4–4.0k paths/s timing
-// every entry, 4.0–4.2k with the fixed 2 ms). On
-// one node or a local quorum a commit takes a few ms and the wait stays at
-// BatchDelay; with the quorum 150 ms away, clients released together by an
-// entry's answers reach the leader spread over several ms (more under
-// load), and a 2 ms window split each round of 8 writers into two or three
-// entries. Waiting 15 ms adds a tenth to a 150 ms commit.
+// every entry, 4.0–4.2k with the fixed 2 ms). On one node or a local quorum
+// a commit takes a few ms and the wait stays at BatchDelay; with the quorum
+// 150 ms away, clients released together by an entry's answers reach the
+// leader spread over several ms (more under load), and a 2 ms window split
+// each round of 8 writers into two or three entries. Waiting 15 ms adds a
+// tenth to a 150 ms commit.
 //
 // The wait is skipped when it cannot find company: nothing is in flight, no
 // entry in the last second had company (companyMemory), and the last two
@@ -78,19 +78,22 @@ func (c *Catalog) batcher() {
 	var company time.Time // when the last entry with more than one command was submitted
 	for {
 		var batch []proposal
-		if next != nil {
+		carried := next != nil // it arrived, and was counted, in the last gather
+		if carried {
 			batch, next = append(batch, *next), nil
 		} else {
 			select {
 			case p := <-c.proposals:
-				gaps.arrived(c.batchDelay())
 				batch = append(batch, p)
 			case <-c.stop:
 				return
 			}
 		}
-		size := len(batch[0].raw)
 		delay := c.batchDelay()
+		if !carried {
+			gaps.arrived(delay)
+		}
+		size := len(batch[0].raw)
 		var deadline <-chan time.Time // nil: take only what is queued
 		var timer *time.Timer
 		if gaps.sparse < 2 || c.inFlight.Load() > 0 || time.Since(company) < companyMemory {

@@ -26,7 +26,7 @@ buildGoModule {
   # The hash of `go mod vendor`'s output for go.mod/go.sum. After changing
   # them, recompute it with `make vendor-hash` (deploy/nixos/vendor-hash.sh);
   # deploy's Go test fails until it matches.
-  vendorHash = "sha256-fMnR10H09XqkERpzWJ9TE0+Zkfut8fd4icDcfPoELD8=";
+  vendorHash = "sha256-RRQVU+2MT21SREjHlZ+UW6mCG7m00VRAt9ebhGU327k=";
 
   subPackages = [
     "cmd/garretd"

@@ -72,11 +72,14 @@ func (s *suite) scalePhase() error {
 	}
 	pid := g.cmd.Process.Pid
 	log.Printf("scale: committing %d store paths through upload-path, %d in flight", n, scaleConns)
-	start := time.Now()
+	start, cpuBefore := time.Now(), processCPU(pid)
 	if err := loadPaths(g, n, s.opts.seed); err != nil {
 		return err
 	}
 	ingest := time.Since(start)
+	// The node's CPU per path moves less than the rate with other load on
+	// the machine (the rate moved 3.7–5.4k paths/s between runs minutes apart).
+	cpuPerPath := (processCPU(pid) - cpuBefore) / time.Duration(n)
 	ingestRSS := peakRSS([]int{pid})
 	// The catalog's histograms: commands per entry (the batches the
 	// batcher formed), and the applies (entries Raft committed together,
@@ -90,8 +93,9 @@ func (s *suite) scalePhase() error {
 		}
 	}
 	rate := float64(n) / ingest.Seconds()
-	log.Printf("scale: %d paths in %s (%.0f paths/s), %.0f Raft entries of %.1f commands on average, %.0f applies (%.1f entries each, %.2f ms); garretd VmHWM %.0f MiB",
-		n, ingest.Round(100*time.Millisecond), rate, entries, commands/entries, applies, entries/applies, 1000*applySum/applies, mib(ingestRSS))
+	log.Printf("scale: %d paths in %s (%.0f paths/s), %.0f Raft entries of %.1f commands on average, %.0f applies (%.1f entries each, %.2f ms); garretd CPU %d µs per path; VmHWM %.0f MiB",
+		n, ingest.Round(100*time.Millisecond), rate, entries, commands/entries, applies, entries/applies, 1000*applySum/applies,
+		cpuPerPath.Microseconds(), mib(ingestRSS))
 
 	// narinfo latency over a random sample of the catalog.
 	urls := sampleNarinfos(n, s.opts.seed)
@@ -192,8 +196,9 @@ func (s *suite) scalePhase() error {
 	s.rows = append(s.rows,
 		row{figure: fmt.Sprintf("scale: commit %s through upload-path (%d in flight), paths/s", paths, scaleConns),
 			garret: human(rate), peer: none, ratio: none, target: none, met: none},
-		row{figure: "scale: ingest wall time, s; Raft entries; commands per entry; entries per synced apply; ms per apply",
-			garret: fmt.Sprintf("%.1f; %.0f; %.1f; %.1f; %.2f", ingest.Seconds(), entries, commands/entries, entries/applies, 1000*applySum/applies),
+		row{figure: "scale: ingest wall time, s; Raft entries; commands per entry; entries per synced apply; ms per apply; garretd CPU per path, µs",
+			garret: fmt.Sprintf("%.1f; %.0f; %.1f; %.1f; %.2f; %d", ingest.Seconds(), entries, commands/entries, entries/applies,
+				1000*applySum/applies, cpuPerPath.Microseconds()),
 			peer:   none, ratio: none, target: none, met: none},
 		scaleLatencyRow(fmt.Sprintf("scale: narinfo p50 / p99 at %s, 1 connection", paths), reads[0]),
 		scaleLatencyRow(fmt.Sprintf("scale: narinfo p50 / p99 at %s, 64 connections", paths), reads[1]),

@@ -3,7 +3,6 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,9 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/garret-cache/garret/internal/logbridge"
 )
@@ -42,6 +43,10 @@ type Config struct {
 	// cluster controller's view from gossip); nil: every node is this
 	// build. See CommandVersion.
 	MinVersion func() int
+
+	// stateFS is the file system of the FSM's pebble state (nil: the
+	// OS's); tests give a crashable one.
+	stateFS vfs.FS
 }
 
 // DefaultConfig has WAN timings: followers wait 2 s without a heartbeat
@@ -137,7 +142,7 @@ func Open(cfg Config, deps Deps) (_ *Catalog, err error) {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	c := &Catalog{cfg: cfg, log: log, proposals: make(chan proposal, 1024), stop: make(chan struct{})}
-	st, err := openState(filepath.Join(cfg.Dir, "fsm"), log)
+	st, err := openStateOn(filepath.Join(cfg.Dir, "fsm"), log, cfg.stateFS)
 	if err != nil {
 		return nil, err
 	}

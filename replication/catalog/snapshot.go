@@ -181,7 +181,7 @@ func (s *state) restore(r io.Reader) (uint64, error) {
 	}
 	name := "state-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	path := filepath.Join(s.dir, name)
-	db, err := openPebble(path, s.log)
+	db, err := openPebble(path, s.log, s.fs)
 	if err != nil {
 		return 0, err
 	}
@@ -322,7 +322,7 @@ func loadRecords(db *pebble.DB, dir string, rr *recordReader) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o := pebbleOptions(nil, nil)
+	o := pebbleOptions(nil, nil, nil)
 	o.EnsureDefaults()
 	wo := o.MakeWriterOptions(len(o.Levels)-1, db.TableFormat())
 	var paths []string

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/garret-cache/garret/internal/logbridge"
 	"github.com/garret-cache/garret/internal/nixid"
@@ -62,9 +64,17 @@ type state struct {
 	dir string // parent of the state directories
 	db  *pebble.DB
 	log pebble.Logger
+	// fs is the file system pebble writes on (nil: the OS's). Tests give a
+	// crashable one to lose what was not synced (fsm.go: NoSync).
+	fs vfs.FS
 }
 
 func openState(dir string, log *slog.Logger) (*state, error) {
+	return openStateOn(dir, log, nil)
+}
+
+// openStateOn is openState with pebble on fs (nil: the OS's file system).
+func openStateOn(dir string, log *slog.Logger, fs vfs.FS) (*state, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -72,11 +82,11 @@ func openState(dir string, log *slog.Logger) (*state, error) {
 		log = slog.Default()
 	}
 	pl := logbridge.Pebble(log.With("store", "catalog"))
-	db, err := openPebble(livePath(dir), pl)
+	db, err := openPebble(livePath(dir), pl, fs)
 	if err != nil {
 		return nil, err
 	}
-	return &state{dir: dir, db: db, log: pl}, nil
+	return &state{dir: dir, db: db, log: pl, fs: fs}, nil
 }
 
 // livePath is the state directory the CURRENT pointer in dir names.
@@ -102,18 +112,18 @@ const stateCacheSize = 32 << 20
 // positives), so a point read of an absent key (the object a push adds, a
 // token id never revoked) skips a table's data blocks. Tables written
 // before (older nodes) get filters as compactions rewrite them.
-func pebbleOptions(log pebble.Logger, cache *pebble.Cache) *pebble.Options {
-	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: log, Cache: cache}
+func pebbleOptions(log pebble.Logger, cache *pebble.Cache, fs vfs.FS) *pebble.Options {
+	o := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: log, Cache: cache, FS: fs}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	return o
 }
 
-func openPebble(path string, log pebble.Logger) (*pebble.DB, error) {
+func openPebble(path string, log pebble.Logger, fs vfs.FS) (*pebble.DB, error) {
 	cache := pebble.NewCache(stateCacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	db, err := pebble.Open(path, pebbleOptions(log, cache))
+	db, err := pebble.Open(path, pebbleOptions(log, cache, fs))
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open state %s: %w", path, err)
 	}
@@ -171,15 +181,36 @@ func decodeInto(b []byte, v any) error {
 
 // readValue calls fn with the value stored under key; false if there is
 // none.
-func readValue(r pebble.Reader, key []byte, fn func([]byte) error) (bool, error) {
-	b, closer, err := r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	} else if err != nil {
+//
+// It seeks an iterator that reads the bloom filters of every level, L6
+// included, rather than calling Get: pebble's Get skips L6's filters (for
+// stores whose reads mostly hit), and most tables of a large catalog are in
+// L6, so every read of an absent key (the object a push adds, a token id
+// never revoked, a path Nix asks for that the cache lacks) read and
+// decompressed an L6 data block. At 10⁶ keys of ~900 bytes, off the page
+// cache: 11.5 µs per absent key with Get, 1.9 µs with the filters; a
+// present key costs 13.5 µs against 11.1 (the filter probe), and in a small
+// catalog either costs 2–4 µs.
+func readValue(r pebble.Reader, key []byte, fn func([]byte) error) (found bool, err error) {
+	it, err := r.NewIter(&pebble.IterOptions{UseL6Filters: true})
+	if err != nil {
 		return false, err
 	}
-	defer closer.Close()
-	return true, fn(b)
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	// The default comparer's prefix is the whole key: SeekPrefixGE finds
+	// key itself or nothing.
+	if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
+		return false, it.Error()
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return false, err
+	}
+	return true, fn(v)
 }
 
 func appliedIndex(r pebble.Reader) (uint64, error) {

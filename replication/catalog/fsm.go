@@ -123,11 +123,10 @@ type logEntry struct {
 // The batch is synced. Committing without fsync (as etcd's backend does,
 // counting on the Raft log to replay what a crash loses) was measured and
 // not kept: 5.2 → 3.4 ms per apply at 10⁶ paths (before readValue's
-// filters), but pebble holds NoSync
-// WAL records in memory until a 32 KiB block fills, so even a process crash
-// leaves the state on disk behind the log, and garbage-collector-once reads
-// that state without Raft (OpenManifests): it would sweep the chunks of
-// paths only the log knows.
+// filters), but pebble holds NoSync WAL records in memory until a 32 KiB
+// block fills, so even a process crash leaves the state on disk behind the
+// log, and garbage-collector-once reads that state without Raft
+// (OpenManifests): it would sweep the chunks of paths only the log knows.
 //
 // An entry or a command this node cannot apply — written by a newer node
 // during a rolling upgrade, or malformed — is logged and skipped, and the

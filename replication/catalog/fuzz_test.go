@@ -46,6 +46,9 @@ func FuzzForwardedCommand(f *testing.F) {
 		if err == nil {
 			var raw []byte
 			if raw, err = cmd.validate(); err == nil {
+				if want, _ := json.Marshal(cmd); !bytes.Equal(raw, want) {
+					t.Fatalf("validate encoded %s; json.Marshal gives %s", raw, want)
+				}
 				before := fsm.applied.Load()
 				r := applyEntry(fsm, encodeBatch([][]byte{raw}))
 				if len(r) != 1 || fsm.applied.Load() != before+1 {
@@ -59,6 +62,7 @@ func FuzzForwardedCommand(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrInvalidCommand) {
 			t.Fatalf("refused without ErrInvalidCommand: %v", err)
 		}
+		checkDecodeBatch(t, append([]byte{logVersion}, data...))
 		before := fsm.applied.Load()
 		applyEntry(fsm, append([]byte{logVersion}, data...))
 		applyEntry(fsm, data)
@@ -66,4 +70,32 @@ func FuzzForwardedCommand(f *testing.F) {
 			t.Fatalf("raw entries did not advance the applied index")
 		}
 	})
+}
+
+// checkDecodeBatch: decodeBatch decodes each command as json.Unmarshal into
+// a command would (it calls UnmarshalJSON directly).
+func checkDecodeBatch(t *testing.T, entry []byte) {
+	t.Helper()
+	got, err := decodeBatch(entry)
+	var raws []json.RawMessage
+	if werr := json.Unmarshal(entry[1:], &raws); (err == nil) != (werr == nil) {
+		t.Fatalf("decodeBatch error %v; the array's %v", err, werr)
+	}
+	if err != nil {
+		return
+	}
+	for i, r := range raws {
+		var want command
+		werr := json.Unmarshal(r, &want)
+		if (got[i].err == nil) != (werr == nil) {
+			t.Fatalf("command %d (%s): decodeBatch error %v; json.Unmarshal's %v", i, r, got[i].err, werr)
+		}
+		if werr == nil {
+			g, _ := json.Marshal(got[i].cmd)
+			w, _ := json.Marshal(want)
+			if got[i].cmd.Type != want.Type || !bytes.Equal(g, w) {
+				t.Fatalf("command %d (%s): decodeBatch gives %s; json.Unmarshal %s", i, r, g, w)
+			}
+		}
+	}
 }

@@ -199,7 +199,7 @@ func (s *suite) scalePhase() error {
 		row{figure: "scale: ingest wall time, s; Raft entries; commands per entry; entries per synced apply; ms per apply; garretd CPU per path, µs",
 			garret: fmt.Sprintf("%.1f; %.0f; %.1f; %.1f; %.2f; %d", ingest.Seconds(), entries, commands/entries, entries/applies,
 				1000*applySum/applies, cpuPerPath.Microseconds()),
-			peer:   none, ratio: none, target: none, met: none},
+			peer: none, ratio: none, target: none, met: none},
 		scaleLatencyRow(fmt.Sprintf("scale: narinfo p50 / p99 at %s, 1 connection", paths), reads[0]),
 		scaleLatencyRow(fmt.Sprintf("scale: narinfo p50 / p99 at %s, 64 connections", paths), reads[1]),
 		row{figure: "scale: narinfo req/s at 1 / 64 connections; errors",

@@ -65,7 +65,8 @@ type state struct {
 	db  *pebble.DB
 	log pebble.Logger
 	// fs is the file system pebble writes on (nil: the OS's). Tests give a
-	// crashable one to lose what was not synced (fsm.go: NoSync).
+	// crashable one to lose what was not synced (crash_test.go); restore
+	// still builds its tables on the OS's.
 	fs vfs.FS
 }
 
@@ -187,8 +188,8 @@ func decodeInto(b []byte, v any) error {
 // stores whose reads mostly hit), and most tables of a large catalog are in
 // L6, so every read of an absent key (the object a push adds, a token id
 // never revoked, a path Nix asks for that the cache lacks) read and
-// decompressed an L6 data block. At 10⁶ keys of ~900 bytes, off the page
-// cache: 11.5 µs per absent key with Get, 1.9 µs with the filters; a
+// decompressed an L6 data block. At 10⁶ keys of ~900 bytes, tables in the
+// page cache: 11.5 µs per absent key with Get, 1.9 µs with the filters; a
 // present key costs 13.5 µs against 11.1 (the filter probe), and in a small
 // catalog either costs 2–4 µs.
 func readValue(r pebble.Reader, key []byte, fn func([]byte) error) (found bool, err error) {

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/garret-cache/garret/api/token"
 	"github.com/garret-cache/garret/internal/nixid"
@@ -140,7 +141,13 @@ func (s *Server) authorize(r *http.Request, name nixid.CacheName, needs ...need)
 
 // parseCacheName validates the {cache} path segment.
 func parseCacheName(r *http.Request) (nixid.CacheName, error) {
-	name, err := nixid.ParseCacheName(r.PathValue("cache"))
+	raw := r.PathValue("cache")
+	if strings.HasPrefix(raw, "_") {
+		// The server's own namespace (/_api, /_garret): a cache name starts
+		// alphanumeric, so this is a route that does not exist.
+		return "", errNotFound
+	}
+	name, err := nixid.ParseCacheName(raw)
 	if err != nil {
 		return "", requestError("%v", err)
 	}

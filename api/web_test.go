@@ -403,6 +403,15 @@ func TestWeb_StaticAndUnknownRoutes(t *testing.T) {
 	}
 	st, b := e.do("GET", "/_api/v1/nothing-here", "", nil, nil)
 	errorBody(t, "unknown API route", st, b, 404, "NotFound", "not found")
+	// Names starting with "_" are the server's own, never a cache's: not a
+	// 400 for a bad cache name.
+	for _, r := range []struct{ method, path string }{{"GET", WebPrefix + "/nothing-here"}, {"GET", "/_api/nothing-here"},
+		{"PUT", WebPrefix + "/x.narinfo"}, {"GET", WebPrefix + "/nar/x.nar"}, {"GET", "/_x/nix-cache-info"}} {
+		st, b := e.do(r.method, r.path, e.root, nil, nil)
+		errorBody(t, r.method+" "+r.path, st, b, 404, "NotFound", "not found")
+	}
+	st, b = e.do("GET", "/-bad/nix-cache-info", "", nil, nil)
+	errorBody(t, "invalid cache name", st, b, 400, "RequestError", "invalid cache name")
 }
 
 func TestLayoutCluster_RegionsAndRTTs(t *testing.T) {

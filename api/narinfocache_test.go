@@ -148,14 +148,15 @@ func TestNarInfoCache_ByteBudget(t *testing.T) {
 			t.Fatalf("the most recently used entry went after %d adds", i)
 		}
 	}
-	if c.bytes > narinfoCacheBytes || c.bytes != c.lru.Len()*len(body) {
+	each := len(body) + narinfoEntryOverhead // the heap an entry takes, not its body alone
+	if c.bytes > narinfoCacheBytes || c.bytes != c.lru.Len()*each || c.size() != int64(c.bytes) {
 		t.Fatalf("%d bytes in %d entries, budget %d", c.bytes, c.lru.Len(), narinfoCacheBytes)
 	}
 	if _, ok := c.get(id(1)); ok {
 		t.Fatal("the least recently used entry stayed")
 	}
 	c.add(id(0), narinfoEntry{body: "short"}) // replaced: its bytes are counted once
-	if c.bytes != (c.lru.Len()-1)*len(body)+len("short") {
+	if c.bytes != (c.lru.Len()-1)*each+len("short")+narinfoEntryOverhead {
 		t.Fatalf("%d bytes after replacing an entry", c.bytes)
 	}
 	c.add(id(-1), narinfoEntry{body: strings.Repeat("y", narinfoCacheMaxBody+1)})

@@ -19,15 +19,20 @@ import (
 // The caches are memory the node means to hold, bounded by their own
 // capacity, so the limit should govern everything else. governMemory keeps
 // the runtime's limit at the configured one plus what the caches hold now,
-// read every memoryEvery. A node with a small catalog runs at the plain
-// limit; a full one at most 96 MiB above it.
+// read every memoryEvery: the two block caches and the API's cache of
+// rendered narinfos (16 MiB; left out, it pinned a node with 10⁶ paths
+// at the limit once narinfo reads filled it: a collection every 25 ms, and
+// a narinfo's p99 at one connection of 8–12 ms). A node with a small
+// catalog runs at the plain limit; a full one at most 112 MiB above it.
 
 // memoryEvery is how often the limit follows the caches.
 const memoryEvery = 2 * time.Second
 
-// cacheBytes is what the chunk index's and the catalog's block caches hold
-// (both open: governMemory starts once New has built them).
-func (n *Node) cacheBytes() int64 { return n.store.CacheBytes() + n.catalog.CacheBytes() }
+// cacheBytes is what the chunk index's and the catalog's block caches and the
+// narinfo cache hold (all built: governMemory starts once New has built them).
+func (n *Node) cacheBytes() int64 {
+	return n.store.CacheBytes() + n.catalog.CacheBytes() + n.api.CacheBytes()
+}
 
 // governMemory sets the runtime's soft limit to base plus caches(), now
 // and every interval until ctx ends. The limit is process-wide: one

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/garret-cache/garret/chunkstore"
+	"github.com/garret-cache/garret/internal/narinfo"
 	"github.com/garret-cache/garret/internal/nixid"
+	"github.com/garret-cache/garret/replication/catalog"
 )
 
 // TestGovernMemory: the runtime's soft limit follows base + what the caches
@@ -53,6 +56,12 @@ func TestNode_CacheBytes(t *testing.T) {
 	dataDir := t.TempDir()
 	n := startWithCache(t, testConfig(t, dataDir, "127.0.0.1:0"), "c")
 	ctx := context.Background()
+	key, _ := narinfo.GenerateKeypair("pub")
+	if err := n.Catalog().CreateCache(ctx, catalog.Cache{Name: "pub", Keypair: key, IsPublic: true, StoreDir: "/nix/store"}); err != nil {
+		t.Fatal(err)
+	}
+	pub := nixid.StorePathHash("0123456789abcdfghijklmnpqrsvwxyz")
+	putPath(t, n, "pub", pub, 1024)
 	var paths []nixid.StorePathHash
 	var nars []chunkstore.ManifestID
 	for i := range 20 {
@@ -80,10 +89,20 @@ func TestNode_CacheBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n.Store().CacheBytes() <= 0 || n.Catalog().CacheBytes() <= 0 {
-		t.Fatalf("after reads the caches hold %d (index) and %d (catalog) bytes", n.Store().CacheBytes(), n.Catalog().CacheBytes())
+	resp, err := http.Get(n.URL() + "pub/" + string(pub) + ".narinfo")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, want := n.cacheBytes(), n.Store().CacheBytes()+n.Catalog().CacheBytes(); got != want {
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("narinfo: %d %s", resp.StatusCode, body)
+	}
+	if n.Store().CacheBytes() <= 0 || n.Catalog().CacheBytes() <= 0 || n.api.CacheBytes() <= int64(len(body)) {
+		t.Fatalf("after reads the caches hold %d (index), %d (catalog) and %d (narinfos, one of %d bytes) bytes",
+			n.Store().CacheBytes(), n.Catalog().CacheBytes(), n.api.CacheBytes(), len(body))
+	}
+	if got, want := n.cacheBytes(), n.Store().CacheBytes()+n.Catalog().CacheBytes()+n.api.CacheBytes(); got != want {
 		t.Fatalf("cacheBytes %d, want %d", got, want)
 	}
 }

@@ -29,28 +29,50 @@ type NarInfo struct {
 // present, "References: " when empty), Deriver, System, one Sig line per
 // signature, CA. Empty optional fields and a zero FileSize are omitted.
 func (n *NarInfo) String() string {
-	var b strings.Builder
-	line := func(key, value string) {
-		if value != "" {
-			b.WriteString(key + ": " + value + "\n")
+	var fileSize string
+	if n.FileSize > 0 {
+		fileSize = strconv.FormatUint(n.FileSize, 10)
+	}
+	lines := make([][2]string, 0, 10+len(n.Sigs))
+	lines = append(lines, [2]string{"StorePath", n.StorePath}, [2]string{"URL", n.URL},
+		[2]string{"Compression", n.Compression}, [2]string{"FileHash", n.FileHash}, [2]string{"FileSize", fileSize},
+		[2]string{"NarHash", n.NarHash.String()}, [2]string{"NarSize", strconv.FormatUint(n.NarSize, 10)},
+		[2]string{"References", ""}, // written below, even when empty
+		[2]string{"Deriver", n.Deriver}, [2]string{"System", n.System})
+	for _, s := range n.Sigs {
+		lines = append(lines, [2]string{"Sig", s})
+	}
+	lines = append(lines, [2]string{"CA", n.CA})
+	// Sized exactly: the string is what the narinfo cache keeps.
+	size := len("References: \n") + max(len(n.References)-1, 0)
+	for _, r := range n.References {
+		size += len(r)
+	}
+	for _, l := range lines {
+		if l[1] != "" {
+			size += len(l[0]) + len(": ") + len(l[1]) + 1
 		}
 	}
-	line("StorePath", n.StorePath)
-	line("URL", n.URL)
-	line("Compression", n.Compression)
-	line("FileHash", n.FileHash)
-	if n.FileSize > 0 {
-		line("FileSize", strconv.FormatUint(n.FileSize, 10))
+	var b strings.Builder
+	b.Grow(size)
+	for _, l := range lines {
+		switch {
+		case l[0] == "References":
+			b.WriteString("References: ")
+			for i, r := range n.References {
+				if i > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString(r)
+			}
+			b.WriteByte('\n')
+		case l[1] != "":
+			b.WriteString(l[0])
+			b.WriteString(": ")
+			b.WriteString(l[1])
+			b.WriteByte('\n')
+		}
 	}
-	line("NarHash", n.NarHash.String())
-	line("NarSize", strconv.FormatUint(n.NarSize, 10))
-	b.WriteString("References: " + strings.Join(n.References, " ") + "\n")
-	line("Deriver", n.Deriver)
-	line("System", n.System)
-	for _, s := range n.Sigs {
-		line("Sig", s)
-	}
-	line("CA", n.CA)
 	return b.String()
 }
 

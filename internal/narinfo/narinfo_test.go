@@ -101,6 +101,23 @@ func TestString_FieldOrder(t *testing.T) {
 	}
 }
 
+// TestString_OneBuffer: the narinfo cache keeps what String returns, so it
+// is built in one buffer of exactly its size, not line by line.
+func TestString_OneBuffer(t *testing.T) {
+	ni := mustParse(t, readFile(t, "top.narinfo"))
+	ni.Deriver, ni.System, ni.Sigs = "i38x05467piw08f496qf24286lfh348v-top.drv", "x86_64-linux", []string{"k:1", "k:2"}
+	want := ni.String()
+	// The buffer, the lines, and the strings of NarHash, NarSize and
+	// FileSize: 7 (line by line it was 16).
+	if n := testing.AllocsPerRun(100, func() {
+		if ni.String() != want {
+			t.Fatal("String changed")
+		}
+	}); n > 8 {
+		t.Fatalf("String made %.0f allocations, want at most 8", n)
+	}
+}
+
 const base = "StorePath: /nix/store/7fz1x56lz225dgf7k1h612icsx3nngwn-dep\nURL: nar/x.nar\n" +
 	"NarHash: sha256:1hcry1l4ks4cjaxf19jliraw6lv3ka3apb8601l4pq91gn1byr5w\nNarSize: 288\n"
 

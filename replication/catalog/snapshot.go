@@ -50,9 +50,15 @@ const maxSnapshotRecord = 64 << 20
 // Snapshots are compressed with zstd's fastest level: the records are
 // mostly random hashes, and at 10⁵ objects of the catalog's usual shape it
 // compressed them to 34 % of their size in 0.65 s, where the default
-// level reached 35 % in 0.9 s and "better" 35 % in 3.4 s. Two encoders let
-// compression overlap reading the pebble snapshot (nodes have few cores).
-var snapshotEncoderOptions = []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2)}
+// level reached 35 % in 0.9 s and "better" 35 % in 3.4 s. One encoder, in
+// the goroutine that reads the pebble snapshot: with two (compression
+// overlapping the reads) a snapshot of 3·10⁵ objects took 2.1–2.6 s and
+// 3.0–3.9 s of CPU, with one 2.2–2.8 s and 2.2–3.4 s. A snapshot is
+// background work; on a node of two cores the second encoder takes the core
+// the node serves from (in a bench run at 10⁶ paths whose last snapshot
+// fell on the first narinfo measurement, p99 at one connection was 3.6 ms
+// there and 1.5 ms in the next).
+var snapshotEncoderOptions = []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)}
 
 // snapshotMaxWindow bounds the zstd window restore accepts (the encoder's
 // at the fastest level is 4 MiB), hence the decoder's memory.

@@ -69,6 +69,12 @@ func (c *Catalog) serveForward(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(60 * time.Second))
 	var reply forwardReply
 	cmd, err := readForwarded(s)
+	var raw []byte
+	if err == nil {
+		// Invalid is invalid on any server: said so whoever leads, so the
+		// sender does not look for a leader to send it to again.
+		raw, err = cmd.validate()
+	}
 	switch {
 	case err != nil:
 		reply.Code, reply.Error = "invalid", err.Error()
@@ -77,7 +83,7 @@ func (c *Catalog) serveForward(s network.Stream) {
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		r, err := c.proposeLocal(ctx, cmd) // validates
+		r, err := c.proposeValid(ctx, cmd.Type, raw)
 		reply = forwardReply{Index: r.index, Code: codeOf(err), Count: r.count}
 		if err != nil {
 			reply.Error = err.Error()
@@ -87,7 +93,7 @@ func (c *Catalog) serveForward(s network.Stream) {
 }
 
 // readForwarded decodes one forwarded command (at most maxForward bytes).
-// Whether it may enter the log is proposeLocal's check.
+// Whether it may enter the log is validate's check.
 func readForwarded(r io.Reader) (command, error) {
 	lr := &io.LimitedReader{R: r, N: maxForward}
 	var cmd command

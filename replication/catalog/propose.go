@@ -16,14 +16,20 @@ type proposal struct {
 }
 
 // proposeLocal validates cmd and batches it into the leader's next log
-// entry. Every command, local or forwarded, passes here: an invalid one is
-// refused (ErrInvalidCommand) and never reaches the log.
+// entry. Every command, local or forwarded, is validated (here, or by
+// serveForward before proposeValid): an invalid one is refused
+// (ErrInvalidCommand) and never reaches the log.
 func (c *Catalog) proposeLocal(ctx context.Context, cmd command) (result, error) {
 	raw, err := cmd.validate()
 	if err != nil {
 		return result{err: err}, err
 	}
-	if err := c.understood(cmd.Type); err != nil {
+	return c.proposeValid(ctx, cmd.Type, raw)
+}
+
+// proposeValid is proposeLocal for a command validate accepted, as raw.
+func (c *Catalog) proposeValid(ctx context.Context, typ cmdType, raw []byte) (result, error) {
+	if err := c.understood(typ); err != nil {
 		return result{err: err}, err
 	}
 	p := proposal{raw: raw, done: make(chan result, 1)}

@@ -140,7 +140,9 @@ func TestCatalog_InvalidCommandsNeverReachTheLog(t *testing.T) {
 }
 
 // TestCatalog_ForwardedGarbage sends what a buggy or newer follower might
-// over the forward protocol: the leader answers "invalid" and keeps working.
+// over the forward protocol: the leader answers "invalid" and keeps working,
+// and so does a follower (invalid is invalid whoever leads: the sender need
+// not look for the leader to send it to again).
 func TestCatalog_ForwardedGarbage(t *testing.T) {
 	nodes, leader := startCluster(t, 2)
 	for _, n := range nodes {
@@ -157,17 +159,19 @@ func TestCatalog_ForwardedGarbage(t *testing.T) {
 	var applied atomic.Int64
 	to.cat.fsm.applyHook = func(uint64) { applied.Add(1) }
 	ctx := context.Background()
-	for _, body := range []string{`{"t":4}`, `{"t":99}`, `{"t":1,"cache":{"name":"../x"}}`, `not json`, `{"t":1,"cache":{"name":"big","keypair":"` + strings.Repeat("k", maxForward) + `"}}`} {
-		s, err := from.host.NewStream(ctx, to.id, ForwardProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _, _ = s.Write([]byte(body)); _ = s.CloseWrite() }()
-		var reply forwardReply
-		err = json.NewDecoder(s).Decode(&reply)
-		_ = s.Close()
-		if err != nil || reply.Code != "invalid" {
-			t.Errorf("%.40s: reply %+v, %v", body, reply, err)
+	for _, pair := range [][2]*testNode{{from, to}, {to, from}} {
+		for _, body := range []string{`{"t":4}`, `{"t":99}`, `{"t":1,"cache":{"name":"../x"}}`, `not json`, `{"t":1,"cache":{"name":"big","keypair":"` + strings.Repeat("k", maxForward) + `"}}`} {
+			s, err := pair[0].host.NewStream(ctx, pair[1].id, ForwardProtocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = s.Write([]byte(body)); _ = s.CloseWrite() }()
+			var reply forwardReply
+			err = json.NewDecoder(s).Decode(&reply)
+			_ = s.Close()
+			if err != nil || reply.Code != "invalid" {
+				t.Errorf("%.40s to %s: reply %+v, %v", body, pair[1].id, reply, err)
+			}
 		}
 	}
 	if n := applied.Load(); n != 0 {
